@@ -1,0 +1,3 @@
+from kerastrain.cli import main
+
+main()

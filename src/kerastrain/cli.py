@@ -1,0 +1,206 @@
+"""The command line: parse, call one function, render, map errors to exit codes.
+
+0 success; 2 the user's mistake (config, data, arguments), with a message and no
+traceback; 1 an internal error; 130 interrupted. TensorFlow is imported only inside the
+commands that build or run a model.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kerastrain.errors import UserError
+
+app = typer.Typer(
+    name="kerastrain",
+    help="Turn a YAML experiment file into a trained, validated Keras model and a run directory.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override a config field by its dotted path (repeatable), e.g. training.epochs=50.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the essential "
+                                           "result on stdout; no progress.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _guard(action: Callable[[], Any]) -> Any:
+    """Run a command body, turning errors into messages and exit codes."""
+    try:
+        return action()
+    except UserError as exc:
+        err.print(f"error: {exc.render()}", markup=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted.", markup=False)
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception:
+        err.print("internal error (a bug in kerastrain; please report it with this trace):",
+                  markup=False)
+        err.print(traceback.format_exc(), markup=False)
+        raise typer.Exit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+def _metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
+    names = sorted({k for scores in metrics.values() for k in scores})
+    table = Table(title=title)
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, scores in metrics.items():
+        table.add_row(split, *[f"{scores[n]:.4f}" if n in scores else "" for n in names])
+    return table
+
+
+@app.command()
+def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+        set_: SetOption = None, quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Validate everything, then train and write a new run directory."""
+
+    def action() -> None:
+        from kerastrain.config import load_config
+
+        loaded = load_config(config, set_ or [])
+        from kerastrain.training.fit import fit as fit_run
+
+        show_progress = not quiet and not json_
+        run, metrics = fit_run(loaded, err if show_progress else None, sys.argv)
+        if json_:
+            _print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics})
+        elif quiet:
+            sys.stdout.write(f"{run.path}\n")
+        else:
+            out.print(_metrics_table(f"{loaded.config.name}: final metrics", metrics))
+            out.print(f"run directory: {run.path}", markup=False)
+
+    _guard(action)
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+             set_: SetOption = None, quiet: QuietOption = False,
+             json_: JsonOption = False) -> None:
+    """Every check fit makes (schema, names, data, splits, building the model), no training."""
+
+    def action() -> None:
+        from kerastrain.config import load_config
+
+        loaded = load_config(config, set_ or [])
+        from kerastrain.training.fit import check
+
+        summary = check(loaded).summary
+        if json_:
+            _print_json({"config": str(config), "valid": True, **summary})
+        elif not quiet:
+            table = Table(title=f"{config}: valid", show_header=False)
+            for key, value in summary.items():
+                table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
+                              else str(value))
+            out.print(table)
+
+    _guard(action)
+
+
+@app.command()
+def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+             data: Annotated[Path | None, typer.Option(
+                 help="Score the rows of this file (CSV, Parquet, NPZ) instead of the test "
+                      "split.")] = None,
+             quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Score the run's model on its held-out test split, or on --data FILE."""
+
+    def action() -> None:
+        from kerastrain.inference import evaluate as evaluate_run
+
+        result = evaluate_run(run_dir, data)
+        if json_:
+            _print_json(result)
+        elif quiet:
+            sys.stdout.write(" ".join(f"{k}={v:.6g}" for k, v in result["metrics"].items())
+                             + "\n")
+        else:
+            title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
+            out.print(_metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
+
+    _guard(action)
+
+
+@app.command()
+def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+            input_file: Annotated[Path, typer.Argument(
+                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ).")],
+            output: Annotated[Path, typer.Option("--output", "-o",
+                                                 help="Where to write predictions.")],
+            overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
+            = False,
+            quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Apply the run's saved preprocessing and model to new raw rows."""
+
+    def action() -> None:
+        from kerastrain.inference import predict as predict_run
+
+        result = predict_run(run_dir, input_file, output, overwrite)
+        if json_:
+            _print_json(result)
+        elif quiet:
+            sys.stdout.write(f"{result['output']}\n")
+        else:
+            out.print(f"{result['rows']} predictions written to {result['output']} "
+                      f"({', '.join(result['columns'])})", markup=False)
+
+    _guard(action)
+
+
+class Kind(str, Enum):
+    layers = "layers"
+    optimizers = "optimizers"
+    losses = "losses"
+    metrics = "metrics"
+    callbacks = "callbacks"
+    activations = "activations"
+    initializers = "initializers"
+    regularizers = "regularizers"
+    constraints = "constraints"
+
+
+@app.command("list")
+def list_names(kind: Annotated[Kind, typer.Argument(help="Which Keras names to list.")],
+               json_: JsonOption = False) -> None:
+    """List the Keras names a config can use."""
+
+    def action() -> None:
+        from kerastrain import registry
+
+        names = registry.names(kind.value)
+        if json_:
+            _print_json({kind.value: names})
+        else:
+            sys.stdout.write("\n".join(names) + "\n")
+
+    _guard(action)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,199 @@
+"""The config schema: frozen pydantic models, one per top-level section.
+
+Section and field names follow the Keras workflow (`compile`, `fit`'s arguments,
+`validation_split`); Keras objects (layers, optimizers, losses, metrics, callbacks)
+are written as a Keras name or `{type: ClassName, <constructor arguments>}` and are
+checked against Keras itself in a later stage (`kerastrain.registry`), so this
+module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kerastrain.errors import did_you_mean
+
+Name = str | int  # a column, by name or by index
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; parsed configs never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KerasObject(BaseModel):
+    """`{type: ClassName, <constructor arguments>}`; the arguments are checked by the registry."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _class_name_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "class_name" in data and "type" not in data:
+            data = dict(data)
+            data["type"] = data.pop("class_name")
+            if isinstance(data.get("config"), dict):
+                data.update(data.pop("config"))
+        return data
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+SKLEARN_SETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
+GENERATORS = ("gaussian_clouds", "classification", "regression")
+SOURCE_FIELDS: dict[str, set[str]] = {
+    "sklearn": {"name"},
+    "csv": {"path", "delimiter"},
+    "parquet": {"path"},
+    "npz": {"path"},
+    "npy": {"path", "target_path"},
+    "synthetic": {"name", "n_samples", "n_features", "n_classes", "noise"},
+    "fashion_mnist": set(),
+}
+SOURCE_REQUIRED: dict[str, set[str]] = {
+    "sklearn": {"name"},
+    "csv": {"path"},
+    "parquet": {"path"},
+    "npz": {"path"},
+    "npy": {"path", "target_path"},
+    "synthetic": {"name"},
+    "fashion_mnist": set(),
+}
+
+
+class SourceSpec(Strict):
+    """Where the rows come from. Which fields apply depends on `type`."""
+
+    type: Literal["sklearn", "csv", "parquet", "npz", "npy", "synthetic", "fashion_mnist"]
+    name: str | None = None
+    path: str | None = None
+    target_path: str | None = None
+    delimiter: str | None = None
+    n_samples: int | None = Field(default=None, gt=0)
+    n_features: int | None = Field(default=None, gt=0)
+    n_classes: int | None = Field(default=None, ge=2)
+    noise: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> SourceSpec:
+        given = {k for k in type(self).model_fields if k != "type" and getattr(self, k) is not None}
+        extra = given - SOURCE_FIELDS[self.type]
+        if extra:
+            allowed = ", ".join(sorted(SOURCE_FIELDS[self.type])) or "no other keys"
+            raise ValueError(f"a '{self.type}' source takes no {', '.join(sorted(extra))} "
+                             f"(it takes {allowed}).")
+        missing = SOURCE_REQUIRED[self.type] - given
+        if missing:
+            raise ValueError(f"a '{self.type}' source needs {', '.join(sorted(missing))}.")
+        known = {"sklearn": SKLEARN_SETS, "synthetic": GENERATORS}.get(self.type)
+        if known and self.name not in known:
+            raise ValueError(f"unknown {self.type} set {self.name!r}."
+                             f"{did_you_mean(self.name, known)}  Known: {', '.join(known)}.")
+        return self
+
+
+class PreprocessingSpec(Strict):
+    """Feature preprocessing, fitted on training rows only."""
+
+    numeric: Literal["standardize", "minmax", "none"] = "standardize"
+    categorical: Literal["one_hot", "integer"] = "one_hot"
+    categorical_columns: list[Name] = Field(default_factory=list)
+    rescale: float | None = None
+
+
+class DataSpec(Strict):
+    source: SourceSpec
+    features: list[Name] | None = None
+    target: Name | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    target_encoding: Literal["auto", "integer", "one_hot"] = "auto"
+    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
+
+
+class ModelSpec(Strict):
+    """A layer stack (Keras `Sequential`); the input shape comes from the data."""
+
+    name: str | None = None
+    layers: list[KerasObject] = Field(min_length=1)
+
+
+class CompileSpec(Strict):
+    """The arguments of `keras.Model.compile`."""
+
+    optimizer: str | KerasObject = "rmsprop"
+    loss: str | KerasObject
+    metrics: list[str | KerasObject] = Field(default_factory=list)
+    weighted_metrics: list[str | KerasObject] = Field(default_factory=list)
+    steps_per_execution: int = Field(default=32, ge=1)
+    jit_compile: bool | Literal["auto"] = False
+    run_eagerly: bool = False
+
+
+class TrainingSpec(Strict):
+    """The arguments of `keras.Model.fit` that are not data or validation."""
+
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    shuffle: bool = True
+    class_weight: Literal["balanced"] | dict[Name, float] | None = None
+    validation_freq: int = Field(default=1, ge=1)
+    validation_batch_size: int | None = Field(default=None, ge=1)
+
+
+class ValidationSpec(Strict):
+    """How rows are split. K-fold schemes slot in beside `holdout`."""
+
+    scheme: Literal["holdout"] = "holdout"
+    validation_split: float = Field(default=0.2, gt=0, lt=1)
+    test_split: float = Field(default=0.0, ge=0, lt=1)
+    shuffle: bool = True
+    stratify: bool | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> ValidationSpec:
+        if self.validation_split + self.test_split >= 1:
+            raise ValueError(
+                f"validation_split + test_split is {self.validation_split + self.test_split:g}: "
+                "no rows would be left to train on. Keep their sum below 1.")
+        return self
+
+
+class RuntimeSpec(Strict):
+    strategy: Literal["auto", "default", "one_device", "mirrored",
+                      "multi_worker_mirrored", "tpu"] = "auto"
+    devices: list[str] | None = None
+    dtype_policy: str | None = None
+    deterministic: bool = False
+
+
+class OutputSpec(Strict):
+    runs_dir: str = "runs"
+    checkpoints: bool = True
+    tensorboard: bool | Literal["auto"] = "auto"  # auto: when the tensorboard package is there
+    plots: bool = True
+
+
+class Config(Strict):
+    """A whole experiment, as written in YAML and resolved (defaults, overrides)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+    data: DataSpec
+    model: ModelSpec
+    compile: CompileSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    callbacks: list[KerasObject] = Field(default_factory=list)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain data that, written as YAML and loaded again, gives this same config."""
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,262 @@
+"""Preprocessing fitted on training rows only, saved as JSON, applied identically later.
+
+Features: numeric columns are rescaled and standardized or min-max scaled; string (or
+declared categorical) columns are one-hot or integer encoded; N-D array columns (images)
+are scaled with one mean/std (or min/max) over all their values. Targets: class labels
+are encoded to integers (or one-hot), regression targets are cast to float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kerastrain.config.schema import DataSpec, PreprocessingSpec
+from kerastrain.data.table import Table
+from kerastrain.errors import DataError
+
+FORMAT_VERSION = 1
+_ONE_HOT_LOSSES = {"categorical_crossentropy", "categoricalcrossentropy",
+                   "categorical_focal_crossentropy", "categoricalfocalcrossentropy",
+                   "categorical_hinge", "categoricalhinge"}
+_CLASSIFICATION_WORDS = ("crossentropy", "hinge", "focal", "accuracy", "auc", "precision",
+                         "recall", "f1", "fbeta", "bce")
+
+
+def _is_missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:
+        return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or
+                         (isinstance(v, str) and v.strip().lower() in ("", "na", "nan", "null"))
+                         for v in values], dtype=bool)
+    if values.dtype.kind == "f":
+        return np.isnan(values).reshape(len(values), -1).any(axis=1)
+    return np.zeros(len(values), dtype=bool)
+
+
+def check_column(table: Table, name: str, numeric: bool) -> None:
+    """DataError for the first missing or (in a numeric column) non-numeric value."""
+    values = table.columns[name]
+    missing = np.flatnonzero(_is_missing(values))
+    if missing.size:
+        raise DataError(f"{table.origin}: column {name!r} has a missing value at "
+                        f"{table.row_ref(int(missing[0]))} ({missing.size} rows in all). "
+                        "Fill or drop those rows first.")
+    if numeric and values.dtype == object:
+        for i, value in enumerate(values):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise DataError(f"{table.origin}: column {name!r} is numeric but "
+                                f"{table.row_ref(i)} holds {value!r}. Fix the value, or list "
+                                f"the column in data.preprocessing.categorical_columns.") from None
+
+
+def _name(spec: Any) -> str:
+    return (spec if isinstance(spec, str) else spec.type).lower()
+
+
+def infer_task(data: DataSpec, target: np.ndarray, loss: Any, metrics: list[Any]) -> str:
+    """'classification' or 'regression': as configured, else from the labels and the loss."""
+    if data.task != "auto":
+        return data.task
+    if target.dtype == object or target.dtype.kind in "bU":
+        return "classification"
+    words = [_name(loss)] + [_name(m) for m in metrics]
+    if any(w in name for name in words for w in _CLASSIFICATION_WORDS):
+        return "classification"
+    return "regression"
+
+
+def infer_target_encoding(data: DataSpec, loss: Any) -> str:
+    if data.target_encoding != "auto":
+        return data.target_encoding
+    return "one_hot" if _name(loss) in _ONE_HOT_LOSSES else "integer"
+
+
+def label_value(value: Any) -> Any:
+    """A label as JSON keeps it: str, or int for integral numbers, or float."""
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _label_order(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value)
+
+
+@dataclass
+class Preprocessor:
+    """Fitted statistics for every feature column and the target encoding."""
+
+    features: list[dict[str, Any]]
+    target: dict[str, Any] | None
+    rescale: float | None = None
+    input_shape: list[int] = field(default_factory=list)
+
+    # -- fitting ---------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, table: Table, feature_names: list[str], target_name: str | None,
+            train_rows: np.ndarray, spec: PreprocessingSpec, task: str,
+            target_encoding: str) -> Preprocessor:
+        categorical = {table.resolve(c) for c in spec.categorical_columns}
+        features = []
+        for name in feature_names:
+            values = table.columns[name]
+            if values.ndim > 1:
+                if values.dtype.kind not in "iufb":
+                    raise DataError(f"{table.origin}: array {name!r} must be numeric, "
+                                    f"not {values.dtype}.")
+                check_column(table, name, numeric=True)
+                features.append(cls._fit_numeric(name, values[train_rows], spec, "array"))
+            elif values.dtype == object or name in categorical:
+                if values.dtype == object and name not in categorical and \
+                        table.numeric_hint.get(name) is False and _mostly_numeric(values):
+                    check_column(table, name, numeric=True)
+                check_column(table, name, numeric=False)
+                train = values[train_rows]
+                categories = sorted({label_value(v) for v in train}, key=_label_order)
+                features.append({"name": name, "kind": "categorical", "dtype": "string"
+                                 if values.dtype == object else "number",
+                                 "encoding": spec.categorical, "categories": categories})
+            else:
+                check_column(table, name, numeric=True)
+                features.append(cls._fit_numeric(name, values[train_rows], spec, "numeric"))
+        target = None
+        if target_name is not None:
+            target = cls._fit_target(table, target_name, train_rows, task, target_encoding)
+        pre = cls(features, target, spec.rescale)
+        pre.input_shape = list(pre.transform_x(table, train_rows[:1]).shape[1:])
+        return pre
+
+    @staticmethod
+    def _fit_numeric(name: str, train: np.ndarray, spec: PreprocessingSpec,
+                     kind: str) -> dict[str, Any]:
+        train = train.astype(np.float64) * (spec.rescale or 1.0)
+        axis = None if kind == "array" else 0
+        entry: dict[str, Any] = {"name": name, "kind": kind, "scale": spec.numeric}
+        if kind == "array":
+            entry["shape"] = list(train.shape[1:])
+        if spec.numeric == "standardize":
+            std = float(np.std(train, axis=axis))
+            entry.update(mean=float(np.mean(train, axis=axis)), std=std if std > 0 else 1.0)
+        elif spec.numeric == "minmax":
+            low, high = float(np.min(train, axis=axis)), float(np.max(train, axis=axis))
+            entry.update(min=low, max=high if high > low else low + 1.0)
+        return entry
+
+    @staticmethod
+    def _fit_target(table: Table, name: str, train_rows: np.ndarray, task: str,
+                    encoding: str) -> dict[str, Any]:
+        values = table.columns[name]
+        check_column(table, name, numeric=task == "regression")
+        if task == "regression":
+            return {"name": name, "task": "regression"}
+        classes = sorted({label_value(v) for v in values[train_rows]}, key=_label_order)
+        if len(classes) < 2:
+            raise DataError(f"{table.origin}: the target {name!r} has a single class "
+                            f"({classes[0]!r}) in the training rows; a classifier needs two.")
+        return {"name": name, "task": "classification", "classes": classes,
+                "encoding": encoding}
+
+    # -- applying ----------------------------------------------------------------------------
+    @property
+    def task(self) -> str | None:
+        return self.target["task"] if self.target else None
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.target.get("classes", [])) if self.target else []
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    def check_columns(self, table: Table, with_target: bool) -> None:
+        """DataError naming the first column the table lacks."""
+        needed = self.feature_names + ([self.target["name"]] if with_target and self.target
+                                       else [])
+        for name in needed:
+            table.column(name, "column (the model was trained with it)")
+
+    def transform_x(self, table: Table, rows: np.ndarray | None = None) -> np.ndarray:
+        parts = []
+        for entry in self.features:
+            values = table.columns[entry["name"]]
+            values = values if rows is None else values[rows]
+            if entry["kind"] == "categorical":
+                parts.append(self._encode_categorical(entry, values))
+                continue
+            x = values.astype(np.float64) * (self.rescale or 1.0)
+            if entry["scale"] == "standardize":
+                x = (x - entry["mean"]) / entry["std"]
+            elif entry["scale"] == "minmax":
+                x = (x - entry["min"]) / (entry["max"] - entry["min"])
+            parts.append(x.astype(np.float32))
+        if len(parts) == 1 and parts[0].ndim > 2:
+            return parts[0]
+        n = len(parts[0])
+        return np.concatenate([p.reshape(n, -1) for p in parts], axis=1).astype(np.float32)
+
+    @staticmethod
+    def _encode_categorical(entry: dict[str, Any], values: np.ndarray) -> np.ndarray:
+        index = {c: i for i, c in enumerate(entry["categories"])}
+        codes = np.array([index.get(label_value(v), -1) for v in values], dtype=np.int64)
+        if entry["encoding"] == "integer":
+            codes[codes < 0] = len(index)  # one out-of-vocabulary code for unseen categories
+            return codes.astype(np.float32).reshape(-1, 1)
+        one_hot = np.zeros((len(values), len(index)), dtype=np.float32)
+        seen = codes >= 0
+        one_hot[np.flatnonzero(seen), codes[seen]] = 1.0
+        return one_hot
+
+    def transform_y(self, table: Table, rows: np.ndarray | None = None,
+                    where: str = "these rows") -> np.ndarray:
+        values = table.columns[self.target["name"]]
+        values = values if rows is None else values[rows]
+        if self.task == "regression":
+            return values.astype(np.float32)
+        index = {c: i for i, c in enumerate(self.classes)}
+        codes = np.array([index.get(label_value(v), -1) for v in values], dtype=np.int64)
+        if (codes < 0).any():
+            bad = values[int(np.flatnonzero(codes < 0)[0])]
+            raise DataError(f"{table.origin}: the label {label_value(bad)!r} in {where} is not "
+                            f"among the classes the model was trained on: {self.classes}.")
+        if self.target["encoding"] == "one_hot":
+            return np.eye(len(index), dtype=np.float32)[codes]
+        return codes
+
+    def decode(self, outputs: np.ndarray) -> tuple[list[Any], np.ndarray]:
+        """Class labels and per-class scores from a classifier's outputs."""
+        outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+        if outputs.shape[1] == 1:
+            positive = outputs[:, 0]
+            scores = np.stack([1.0 - positive, positive], axis=1)
+        else:
+            scores = outputs
+        labels = [self.classes[i] for i in np.argmax(scores, axis=1)]
+        return labels, scores
+
+    # -- saving ---------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "features": self.features,
+                "target": self.target, "rescale": self.rescale, "input_shape": self.input_shape}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preprocessor:
+        return cls(data["features"], data.get("target"), data.get("rescale"),
+                   list(data.get("input_shape", [])))
+
+
+def _mostly_numeric(values: np.ndarray) -> bool:
+    """True when most values parse as numbers: a numeric column with a bad value in it."""
+    parsed = 0
+    for value in values[:1000]:
+        try:
+            float(value)
+            parsed += 1
+        except (TypeError, ValueError):
+            pass
+    return parsed > 0.5 * min(len(values), 1000)

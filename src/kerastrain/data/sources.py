@@ -1,0 +1,137 @@
+"""Data sources: files, scikit-learn's bundled sets, generators, and Keras's Fashion-MNIST.
+
+Every source gives a `Table`; its `default_target` is the column used when the config
+names no target.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kerastrain.config.schema import SourceSpec
+from kerastrain.data.table import Table, read_csv, read_npy, read_npz, read_parquet
+from kerastrain.errors import DataError
+
+FASHION_MNIST_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+                       "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def default_target(spec: SourceSpec) -> str | None:
+    if spec.type in ("sklearn", "synthetic", "npy"):
+        return "target"
+    if spec.type == "fashion_mnist":
+        return "label"
+    return None
+
+
+def load_source(spec: SourceSpec, seed: int) -> Table:
+    """The rows of `spec`; generators draw them from `seed`."""
+    if spec.type == "csv":
+        return read_csv(Path(spec.path), spec.delimiter or ",")
+    if spec.type == "parquet":
+        return read_parquet(Path(spec.path))
+    if spec.type == "npz":
+        return read_npz(Path(spec.path))
+    if spec.type == "npy":
+        features = read_npy(Path(spec.path), "features")
+        target = read_npy(Path(spec.target_path), "target")
+        return Table({"features": features, "target": target}, f"{spec.path}")
+    if spec.type == "sklearn":
+        return _sklearn(spec.name)
+    if spec.type == "synthetic":
+        return _synthetic(spec, seed)
+    return load_fashion_mnist()
+
+
+def _sklearn(name: str) -> Table:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    columns = {str(f): bunch.data[:, j].astype(np.float64)
+               for j, f in enumerate(bunch.feature_names)}
+    target = bunch.target
+    if "target_names" in bunch and name != "diabetes":
+        target = np.asarray(bunch.target_names)[target].astype(object)
+        if name == "digits":
+            target = bunch.target.astype(np.int64)
+    columns["target"] = target
+    return Table(columns, f"scikit-learn {name}")
+
+
+def _synthetic(spec: SourceSpec, seed: int) -> Table:
+    from sklearn import datasets
+
+    rng = np.random.default_rng(seed)
+    if spec.name == "gaussian_clouds":
+        # The seed's two point clouds: 1000 points per class, means (0, 3) and (3, 0).
+        per_class = spec.n_samples or 1000
+        cov = [[1.0, 0.5], [0.5, 1.0]]
+        negative = rng.multivariate_normal([0.0, 3.0], cov, size=per_class)
+        positive = rng.multivariate_normal([3.0, 0.0], cov, size=per_class)
+        x = np.vstack([negative, positive])
+        y = np.concatenate([np.zeros(per_class), np.ones(per_class)]).astype(np.int64)
+        return Table({"x0": x[:, 0], "x1": x[:, 1], "target": y}, "synthetic gaussian_clouds")
+    n_samples = spec.n_samples or 1000
+    n_features = spec.n_features or 20
+    state = int(rng.integers(2**31))
+    if spec.name == "classification":
+        x, y = datasets.make_classification(
+            n_samples=n_samples, n_features=n_features, n_informative=min(n_features, 5),
+            n_redundant=0, n_classes=spec.n_classes or 2, flip_y=spec.noise or 0.01,
+            random_state=state)
+    else:
+        x, y = datasets.make_regression(n_samples=n_samples, n_features=n_features,
+                                        noise=spec.noise or 0.0, random_state=state)
+    columns = {f"x{j}": x[:, j] for j in range(n_features)}
+    columns["target"] = y
+    return Table(columns, f"synthetic {spec.name}")
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps Fashion-MNIST: $KERAS_HOME/datasets/fashion-mnist (or ~/.keras)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets" / "fashion-mnist"
+
+
+def _read_idx(path: Path, offset: int) -> np.ndarray:
+    try:
+        with gzip.open(path, "rb") as handle:
+            return np.frombuffer(handle.read(), np.uint8, offset=offset)
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable Fashion-MNIST file: {exc}") from None
+
+
+def _download_fashion_mnist() -> None:
+    from kerastrain import _keras
+
+    try:
+        _keras.keras().datasets.fashion_mnist.load_data()
+    except Exception as exc:  # Keras raises whatever the network layer raised
+        raise DataError(
+            f"Fashion-MNIST is not in the Keras cache ({keras_cache_dir()}) and could not be "
+            f"downloaded: {type(exc).__name__}: {exc}.  Run once with network access, or copy "
+            f"{', '.join(FASHION_MNIST_FILES)} there.") from None
+
+
+def load_fashion_mnist() -> Table:
+    """Keras's Fashion-MNIST (train then test rows), read from Keras's download cache."""
+    folder = keras_cache_dir()
+    if not all((folder / f).exists() for f in FASHION_MNIST_FILES):
+        _download_fashion_mnist()
+    labels, images = [], []
+    for part in ("train", "t10k"):
+        y = _read_idx(folder / f"{part}-labels-idx1-ubyte.gz", 8)
+        x = _read_idx(folder / f"{part}-images-idx3-ubyte.gz", 16)
+        if x.size != len(y) * 28 * 28:
+            raise DataError(f"{folder}: {part} images and labels do not match in count.")
+        labels.append(y)
+        images.append(x.reshape(len(y), 28, 28))
+    names = np.asarray(FASHION_MNIST_CLASSES, dtype=object)
+    return Table({"image": np.concatenate(images), "label": names[np.concatenate(labels)]},
+                 f"Fashion-MNIST ({folder})")

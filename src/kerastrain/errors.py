@@ -1,0 +1,83 @@
+"""User-facing errors: each says where (file, line, key path), what, and how to fix it.
+
+Any `UserError` reaching the CLI becomes exit code 2 with its message and no traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+def did_you_mean(given: object, choices: Iterable[str], n: int = 3) -> str:
+    """A ' Did you mean ...?' suffix naming the closest choices, or ''."""
+    if not isinstance(given, str):
+        return ""
+    choices = list(choices)
+    by_lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(given.lower(), list(by_lower), n=n, cutoff=0.6)
+    if not close:
+        return ""
+    names = " or ".join(repr(by_lower[c]) for c in close)
+    return f" Did you mean {names}?"
+
+
+class UserError(Exception):
+    """A mistake of the user's (config, data, arguments): exit code 2, no traceback."""
+
+    exit_code = 2
+
+    def render(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem at one place of a config file (or of a --set override)."""
+
+    path: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        where = ""
+        if self.file:
+            where = f"{self.file}:{self.line}  " if self.line else f"{self.file}  "
+        text = f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+        if self.hint:
+            text += f"\n  {self.hint}"
+        return text
+
+
+class ConfigError(UserError):
+    """One or more problems found in a config; all are reported together."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = "" if len(self.issues) == 1 else f"{len(self.issues)} problems in the config:\n"
+        return head + "\n".join(issue.render() for issue in self.issues)
+
+
+class DataError(UserError):
+    """A problem in a data file or data source: names the file, column and row."""
+
+
+class RunDirError(UserError):
+    """A run directory that is missing, incomplete or not a kerastrain run."""
+
+
+class KeyProblem(Exception):
+    """A problem with one config key found after the schema stage (a Keras name, a split
+    that cannot be made); turned into a `ConfigError` with the key's file and line."""
+
+    def __init__(self, path: tuple, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.path = tuple(path)
+        self.message = message
+        self.hint = hint

@@ -1,0 +1,138 @@
+"""The checks `fit` and `validate` share, in order: Keras names, data, splits, and a model
+built and compiled on the real input shape. Each stage reports problems against the
+config key (file and line) they came from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kerastrain import registry
+from kerastrain.config import LoadedConfig
+from kerastrain.config.schema import KerasObject
+from kerastrain.data.preprocess import Preprocessor, infer_target_encoding, infer_task
+from kerastrain.data.sources import default_target, load_source
+from kerastrain.data.splits import Fold, SplitPlan, make_splits
+from kerastrain.data.table import Table
+from kerastrain.errors import ConfigError, DataError, KeyProblem, did_you_mean
+
+
+@contextmanager
+def at_keys(loaded: LoadedConfig) -> Iterator[None]:
+    """Turn a `KeyProblem` raised inside into a `ConfigError` with its file and line."""
+    try:
+        yield
+    except KeyProblem as exc:
+        raise ConfigError([loaded.issue(exc.path, exc.message, exc.hint)]) from None
+
+
+def _check_object(kind: str, spec: str | KerasObject, path: tuple) -> None:
+    name, args = (spec, {}) if isinstance(spec, str) else (spec.type, spec.args)
+    try:
+        entry = registry.lookup(kind, name)
+    except registry.UnknownName as exc:
+        raise KeyProblem(path if isinstance(spec, str) else path + ("type",), str(exc)) from None
+    try:
+        registry.check_arguments(entry, args)
+    except registry.BadArguments as exc:
+        raise KeyProblem(path + ((exc.argument,) if exc.argument else ()), str(exc)) from None
+
+
+def check_names(loaded: LoadedConfig) -> None:
+    """Every Keras name and constructor argument in the config, all problems at once."""
+    cfg = loaded.config
+    wanted: list[tuple[str, Any, tuple]] = [
+        ("layers", layer, ("model", "layers", i)) for i, layer in enumerate(cfg.model.layers)]
+    wanted += [("optimizers", cfg.compile.optimizer, ("compile", "optimizer")),
+               ("losses", cfg.compile.loss, ("compile", "loss"))]
+    wanted += [("metrics", m, ("compile", "metrics", i)) for i, m in enumerate(cfg.compile.metrics)]
+    wanted += [("metrics", m, ("compile", "weighted_metrics", i))
+               for i, m in enumerate(cfg.compile.weighted_metrics)]
+    wanted += [("callbacks", c, ("callbacks", i)) for i, c in enumerate(cfg.callbacks)]
+    issues = []
+    for kind, spec, path in wanted:
+        try:
+            _check_object(kind, spec, path)
+        except KeyProblem as exc:
+            issues.append(loaded.issue(exc.path, exc.message, exc.hint))
+    if issues:
+        raise ConfigError(issues)
+
+
+@dataclass
+class Experiment:
+    """The loaded data, its columns and task, and the split plan: what every fold uses."""
+
+    loaded: LoadedConfig
+    table: Table
+    features: list[str]
+    target: str
+    task: str
+    target_encoding: str
+    plan: SplitPlan
+
+    @property
+    def seed(self) -> int:
+        return int(self.loaded.config.seed)
+
+    def preprocessor(self, rows: np.ndarray) -> Preprocessor:
+        """Preprocessing fitted on `rows` (a fold's training rows) only."""
+        data = self.loaded.config.data
+        return Preprocessor.fit(self.table, self.features, self.target, rows,
+                                data.preprocessing, self.task, self.target_encoding)
+
+    def arrays(self, pre: Preprocessor, rows: np.ndarray, where: str) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+        return pre.transform_x(self.table, rows), pre.transform_y(self.table, rows, where)
+
+
+def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
+    data = loaded.config.data
+    target_ref = data.target if data.target is not None else default_target(data.source)
+    if target_ref is None:
+        raise KeyProblem(("data", "target"), f"name the target column; {table.origin} has "
+                                             f"columns {', '.join(table.names)}.")
+    try:
+        target = table.resolve(target_ref)
+    except DataError:
+        raise KeyProblem(("data", "target"), f"no column {target_ref!r} in {table.origin}."
+                         f"{did_you_mean(str(target_ref), table.names)}  Columns: "
+                         f"{', '.join(table.names)}.") from None
+    if data.features is None:
+        return [n for n in table.names if n != target], target
+    features = []
+    for i, ref in enumerate(data.features):
+        try:
+            name = table.resolve(ref)
+        except DataError:
+            raise KeyProblem(("data", "features", i), f"no column {ref!r} in {table.origin}."
+                             f"{did_you_mean(str(ref), table.names)}") from None
+        if name == target:
+            raise KeyProblem(("data", "features", i), f"{name!r} is the target; a feature "
+                                                      "cannot also be the target.")
+        features.append(name)
+    return features, target
+
+
+def load_experiment(loaded: LoadedConfig) -> Experiment:
+    """Load the data, choose columns and task, and make the splits."""
+    cfg = loaded.config
+    with at_keys(loaded):
+        table = load_source(cfg.data.source, int(cfg.seed))
+        features, target = _columns(loaded, table)
+        if not features:
+            raise KeyProblem(("data", "features"), "no feature columns are left.")
+        target_values = table.columns[target]
+        task = infer_task(cfg.data, target_values, cfg.compile.loss, cfg.compile.metrics)
+        encoding = infer_target_encoding(cfg.data, cfg.compile.loss)
+        labels = target_values if task == "classification" else None
+        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed))
+    return Experiment(loaded, table, features, target, task, encoding, plan)
+
+
+def first_fold(experiment: Experiment) -> Fold:
+    return experiment.plan.folds[0]

@@ -1,0 +1,140 @@
+"""`evaluate` and `predict`: a run directory read back, its preprocessing applied unchanged."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerastrain import _keras
+from kerastrain.config import LoadedConfig, load_config
+from kerastrain.data.preprocess import Preprocessor, check_column
+from kerastrain.data.sources import load_source
+from kerastrain.data.splits import SplitPlan
+from kerastrain.data.table import Table, fingerprint_columns, read_file
+from kerastrain.errors import DataError, UserError
+from kerastrain.rundir import RunDir, atomic_path
+
+
+@dataclass
+class LoadedRun:
+    run: RunDir
+    loaded: LoadedConfig
+    pre: Preprocessor
+    model: Any
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    run = RunDir.open(path)
+    loaded = load_config(run.path / "config.yaml")
+    pre = Preprocessor.from_json(run.read_json("preprocessing.json"))
+    keras = _keras.keras()
+    model = keras.saving.load_model(run.path / "model.keras")
+    return LoadedRun(run, loaded, pre, model)
+
+
+def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
+    """The run's own data and the rows to score: the test split, else the validation rows."""
+    cfg = loaded_run.loaded.config
+    table = load_source(cfg.data.source, int(cfg.seed))
+    saved = loaded_run.run.read_json("preprocessing.json").get("data", {})
+    plan = SplitPlan.from_json(loaded_run.run.read_json("splits.json"))
+    if saved.get("rows") != table.n_rows:
+        raise DataError(f"{table.origin} now has {table.n_rows} rows; the run was trained on "
+                        f"{saved.get('rows')}. Score other data with --data FILE.")
+    if saved.get("sha256") and saved["sha256"] != fingerprint_columns(
+            table, [*loaded_run.pre.feature_names, loaded_run.pre.target["name"]]):
+        raise DataError(f"{table.origin} changed since the run was trained; its test rows "
+                        "are no longer the ones held out. Score a file with --data FILE.")
+    if len(plan.test):
+        return table, plan.test, "test"
+    return table, plan.folds[0].validation, "validation (no test split was configured)"
+
+
+def evaluate(path: str | Path, data: str | Path | None = None,
+             batch_size: int | None = None) -> dict[str, Any]:
+    """Keras metrics of the run's model on its test split (or on the rows of `data`)."""
+    loaded_run = load_run(path)
+    pre = loaded_run.pre
+    if pre.target is None:
+        raise UserError("the run has no target to evaluate against.")
+    if data is not None:
+        table = read_file(data)
+        pre.check_columns(table, with_target=True)
+        rows, split = np.arange(table.n_rows), str(data)
+    else:
+        table, rows, split = _run_rows(loaded_run)
+    x = pre.transform_x(table, rows)
+    y = pre.transform_y(table, rows, "the evaluated rows")
+    size = batch_size or loaded_run.loaded.config.training.batch_size
+    scores = loaded_run.model.evaluate(x, y, batch_size=size, verbose=0, return_dict=True)
+    return {"run_dir": str(loaded_run.run.path), "split": split, "rows": int(len(rows)),
+            "metrics": {k: float(v) for k, v in scores.items()}}
+
+
+def prediction_columns(pre: Preprocessor, outputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Named output columns: label and `prob_<class>` for classifiers, the value otherwise."""
+    target = pre.target["name"] if pre.target else "prediction"
+    if pre.task == "classification":
+        labels, scores = pre.decode(outputs)
+        columns: dict[str, np.ndarray] = {target: np.asarray(labels, dtype=object)}
+        for j, label in enumerate(pre.classes):
+            columns[f"prob_{label}"] = scores[:, j]
+        return columns
+    values = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if values.shape[1] == 1:
+        return {target: values[:, 0]}
+    return {f"{target}_{j}": values[:, j] for j in range(values.shape[1])}
+
+
+def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
+    """CSV, NPZ or Parquet by extension, written atomically: a failure leaves no file."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".npz", ".parquet"):
+        raise UserError(f"--output {path}: use a .csv, .npz or .parquet file.")
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(list(columns))
+                for row in zip(*columns.values(), strict=True):
+                    writer.writerow([repr(float(v)) if isinstance(v, (float, np.floating))
+                                     else v for v in row])
+        elif suffix == ".npz":
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **{k: (v.astype(str) if v.dtype == object else v)
+                                    for k, v in columns.items()})
+        else:
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise UserError("writing Parquet needs pyarrow: "
+                                "pip install 'kerastrain[parquet]'.") from None
+            pq.write_table(pa.table({k: (v.astype(str) if v.dtype == object else v)
+                                     for k, v in columns.items()}), tmp)
+
+
+def predict(path: str | Path, input_file: str | Path, output: str | Path,
+            overwrite: bool = False, batch_size: int | None = None) -> dict[str, Any]:
+    """Apply the run's preprocessing and model to raw rows; write one row of output each."""
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise UserError(f"--output {output} exists; choose another name or pass --overwrite.")
+    loaded_run = load_run(path)
+    pre = loaded_run.pre
+    table = read_file(input_file)
+    pre.check_columns(table, with_target=False)
+    for entry in pre.features:
+        if entry["kind"] != "categorical":
+            check_column(table, entry["name"], numeric=True)
+    x = pre.transform_x(table)
+    size = batch_size or loaded_run.loaded.config.training.batch_size
+    outputs = loaded_run.model.predict(x, batch_size=size, verbose=0)
+    columns = prediction_columns(pre, outputs)
+    write_table(output, columns)
+    return {"run_dir": str(loaded_run.run.path), "input": str(input_file),
+            "output": str(output), "rows": int(table.n_rows), "columns": list(columns)}

@@ -1,0 +1,88 @@
+"""Config -> compiled `keras.Model`: layers, optimizer, loss and metrics through the registry.
+
+Every failure names the config key it came from (a `KeyProblem`), so the user sees the
+file and line of the layer or argument Keras rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kerastrain import _keras, registry
+from kerastrain.config.schema import CompileSpec, KerasObject, ModelSpec
+from kerastrain.errors import KeyProblem
+
+_SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape")
+
+
+def create_object(kind: str, spec: str | KerasObject, path: tuple) -> Any:
+    """A Keras object from a name or `{type: ..., args}`; problems point at `path`."""
+    name, args = (spec, {}) if isinstance(spec, str) else (spec.type, spec.args)
+    type_path = path if isinstance(spec, str) else path + ("type",)
+    try:
+        return registry.create(kind, name, args)
+    except registry.UnknownName as exc:
+        raise KeyProblem(type_path, str(exc)) from None
+    except registry.BadArguments as exc:
+        raise KeyProblem(path + ((exc.argument,) if exc.argument else ()), str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise KeyProblem(path, f"Keras rejected {name}({_args_text(args)}): {exc}") from None
+
+
+def _args_text(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in args.items())
+
+
+def build_sequential(spec: ModelSpec, input_shape: list[int]) -> Any:
+    """A `keras.Sequential` whose input shape comes from the data."""
+    keras = _keras.keras()
+    model = keras.Sequential(name=spec.name or "sequential")
+    model.add(keras.Input(shape=tuple(input_shape), name="features"))
+    for i, layer_spec in enumerate(spec.layers):
+        path = ("model", "layers", i)
+        args = layer_spec.args
+        for key in _SHAPE_ARGS:
+            if key in args:
+                raise KeyProblem(path + (key,), f"{key} is not needed: the input shape comes "
+                                 f"from the data ({input_shape}). Remove it.")
+        layer = create_object("layers", layer_spec, path)
+        try:
+            model.add(layer)
+        except Exception as exc:  # Keras raises many types for shape mismatches
+            raise KeyProblem(path, f"{layer_spec.type} cannot take the output of the layer "
+                                   f"before it: {exc}") from None
+    return model
+
+
+def compile_model(model: Any, spec: CompileSpec) -> None:
+    """`model.compile(...)` with the optimizer, loss and metrics resolved by the registry."""
+    optimizer = create_object("optimizers", spec.optimizer, ("compile", "optimizer"))
+    loss = create_object("losses", spec.loss, ("compile", "loss"))
+    metrics = [create_object("metrics", m, ("compile", "metrics", i))
+               for i, m in enumerate(spec.metrics)]
+    weighted = [create_object("metrics", m, ("compile", "weighted_metrics", i))
+                for i, m in enumerate(spec.weighted_metrics)]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                  weighted_metrics=weighted or None,
+                  steps_per_execution=spec.steps_per_execution,
+                  jit_compile=spec.jit_compile, run_eagerly=spec.run_eagerly)
+
+
+def check_output_width(model: Any, spec: ModelSpec, task: str, classes: list[Any],
+                       encoding: str) -> None:
+    """The last layer's width must fit the target: one unit per class, or one for two
+    classes, or one per regression target."""
+    width = model.output_shape[-1]
+    path = ("model", "layers", len(spec.layers) - 1)
+    if task == "classification":
+        n = len(classes)
+        allowed = {n} if encoding == "one_hot" or n > 2 else {1, 2}
+        if width not in allowed:
+            shown = ", ".join(map(str, classes[:10])) + (", ..." if n > 10 else "")
+            want = " or ".join(map(str, sorted(allowed)))
+            raise KeyProblem(path, f"the model outputs {width} values per row, but the target "
+                                   f"has {n} classes ({shown}): the last layer needs {want} "
+                                   "units.")
+    elif width != 1:
+        raise KeyProblem(path, f"the model outputs {width} values per row, but the regression "
+                               "target is one value: the last layer needs 1 unit.")

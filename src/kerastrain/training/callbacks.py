@@ -1,0 +1,115 @@
+"""Callbacks: the user's (by Keras name, paths placed inside the run directory), the run's
+own checkpoint and TensorBoard logs, and a Rich progress display on stderr."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from kerastrain import _keras
+from kerastrain.config.schema import Config, KerasObject
+from kerastrain.errors import KeyProblem, did_you_mean
+from kerastrain.models.build import create_object
+
+# Callback arguments that name a file or folder, with the default placed in the run dir.
+_PATH_ARGS = {"ModelCheckpoint": ("filepath", "checkpoints/checkpoint.keras"),
+              "BackupAndRestore": ("backup_dir", "checkpoints/backup"),
+              "TensorBoard": ("log_dir", "logs"),
+              "CSVLogger": ("filename", "callbacks_log.csv")}
+
+
+def check_monitors(cfg: Config, log_names: list[str]) -> None:
+    """A callback that monitors a quantity Keras never logs would silently do nothing."""
+    available = sorted(set(log_names) | {f"val_{n}" for n in log_names})
+    for i, spec in enumerate(cfg.callbacks):
+        monitor = spec.args.get("monitor")
+        if monitor is not None and monitor not in available:
+            raise KeyProblem(("callbacks", i, "monitor"),
+                             f"{spec.type} monitors {monitor!r}, which is never logged."
+                             f"{did_you_mean(monitor, available)}  Logged: "
+                             f"{', '.join(available)}.")
+
+
+def user_callbacks(cfg: Config, out_dir: Path) -> list[Any]:
+    """Fresh instances of the configured callbacks; relative paths land in `out_dir`."""
+    made = []
+    for i, spec in enumerate(cfg.callbacks):
+        args = spec.args
+        name = spec.type
+        for class_name, (arg, default) in _PATH_ARGS.items():
+            if name.lower() == class_name.lower():
+                target = Path(args.get(arg, default))
+                if not target.is_absolute():
+                    target = out_dir / target
+                target.parent.mkdir(parents=True, exist_ok=True)
+                args[arg] = str(target)
+        made.append(create_object("callbacks", KerasObject(type=name, **args), ("callbacks", i)))
+    return made
+
+
+def tensorboard_enabled(cfg: Config) -> bool:
+    """TensorBoard logs need the tensorboard package, which TensorFlow no longer brings."""
+    installed = importlib.util.find_spec("tensorboard") is not None
+    if cfg.output.tensorboard is True and not installed:
+        raise KeyProblem(("output", "tensorboard"), "TensorBoard logs need the tensorboard "
+                         "package: pip install tensorboard, or set output.tensorboard: auto.")
+    return bool(cfg.output.tensorboard) and installed
+
+
+def run_callbacks(cfg: Config, out_dir: Path) -> list[Any]:
+    """The run's own: the best model by val_loss in checkpoints/, TensorBoard in logs/."""
+    keras = _keras.keras()
+    made = []
+    if cfg.output.checkpoints:
+        (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        made.append(keras.callbacks.ModelCheckpoint(
+            str(out_dir / "checkpoints" / "best.keras"), monitor="val_loss",
+            save_best_only=True, verbose=0))
+    if tensorboard_enabled(cfg):
+        made.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs")))
+    return made
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+def progress_callback(console: Console, epochs: int, label: str) -> Any:
+    """A Keras callback showing epochs and the latest logs: a live bar on a terminal,
+    one line per epoch otherwise."""
+    keras = _keras.keras()
+
+    class RichProgress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.live = console.is_terminal
+            self.progress = Progress(TextColumn("[bold]{task.fields[label]}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TextColumn("{task.description}"), console=console,
+                                     transient=False)
+            self.task = None
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            if self.live:
+                self.progress.start()
+                self.task = self.progress.add_task("", total=epochs, label=label)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            text = "  ".join(f"{k} {_fmt(float(v))}" for k, v in (logs or {}).items()
+                             if k != "learning_rate")
+            if self.live:
+                self.progress.update(self.task, completed=epoch + 1, description=text)
+            else:
+                console.print(f"{label} epoch {epoch + 1}/{epochs}  {text}", highlight=False)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            if self.live:
+                self.progress.update(self.task, total=self.progress.tasks[0].completed)
+                self.progress.stop()
+
+    return RichProgress()

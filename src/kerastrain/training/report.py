@@ -1,0 +1,51 @@
+"""What a person reads after a run: the model summary with final metrics, learning curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+
+def summary_text(model: Any, metrics: dict[str, dict[str, float]]) -> str:
+    """Keras's model summary followed by the final metrics of each split."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text), line_length=100)
+    lines.append("")
+    lines.append("Final metrics")
+    for split, scores in metrics.items():
+        shown = "  ".join(f"{k}={v:.6g}" for k, v in scores.items())
+        lines.append(f"  {split:<12}{shown}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_history(history: dict[str, list[float]], path: Path,
+                 title: str = "learning curves") -> str | None:
+    """One panel per metric, training and validation curves; a note if it cannot plot."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "plots skipped: matplotlib is not installed (pip install 'kerastrain[plots]')."
+    bases = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    if not bases:
+        return None
+    fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], bases, strict=True):
+        for name, style in ((key, "-"), (f"val_{key}", "--")):
+            values = history.get(name)
+            if values:
+                epochs = [i + 1 for i, v in enumerate(values) if not math.isnan(v)]
+                ax.plot(epochs, [v for v in values if not math.isnan(v)], style, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
