@@ -14,8 +14,8 @@ def did_you_mean(given: object, choices: Iterable[str], n: int = 3) -> str:
     """A ' Did you mean ...?' suffix naming the closest choices, or ''."""
     if not isinstance(given, str):
         return ""
-    choices = list(choices)
-    by_lower = {c.lower(): c for c in choices}
+    # Where names differ only in case ('Accuracy', 'accuracy'), suggest the lower-case one.
+    by_lower = {c.lower(): c for c in sorted(choices, key=lambda c: c.islower())}
     close = difflib.get_close_matches(given.lower(), list(by_lower), n=n, cutoff=0.6)
     if not close:
         return ""

@@ -11,14 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from kerastrain import registry
 from kerastrain.config import LoadedConfig
-from kerastrain.config.schema import KerasObject
 from kerastrain.data.preprocess import Preprocessor, infer_target_encoding, infer_task
 from kerastrain.data.sources import default_target, load_source
 from kerastrain.data.splits import Fold, SplitPlan, make_splits
 from kerastrain.data.table import Table
 from kerastrain.errors import ConfigError, DataError, KeyProblem, did_you_mean
+from kerastrain.models.build import create_object
 
 
 @contextmanager
@@ -28,18 +27,6 @@ def at_keys(loaded: LoadedConfig) -> Iterator[None]:
         yield
     except KeyProblem as exc:
         raise ConfigError([loaded.issue(exc.path, exc.message, exc.hint)]) from None
-
-
-def _check_object(kind: str, spec: str | KerasObject, path: tuple) -> None:
-    name, args = (spec, {}) if isinstance(spec, str) else (spec.type, spec.args)
-    try:
-        entry = registry.lookup(kind, name)
-    except registry.UnknownName as exc:
-        raise KeyProblem(path if isinstance(spec, str) else path + ("type",), str(exc)) from None
-    try:
-        registry.check_arguments(entry, args)
-    except registry.BadArguments as exc:
-        raise KeyProblem(path + ((exc.argument,) if exc.argument else ()), str(exc)) from None
 
 
 def check_names(loaded: LoadedConfig) -> None:
@@ -56,7 +43,7 @@ def check_names(loaded: LoadedConfig) -> None:
     issues = []
     for kind, spec, path in wanted:
         try:
-            _check_object(kind, spec, path)
+            create_object(kind, spec, path, build=False)
         except KeyProblem as exc:
             issues.append(loaded.issue(exc.path, exc.message, exc.hint))
     if issues:

@@ -130,7 +130,7 @@ def lookup(kind: str, name: str) -> Entry:
         by_lower = {k.lower(): e for k, e in sorted(known.items(), reverse=True)}
         found = by_lower.get(str(name).lower())
     if found is None:
-        singular = kind[:-1] if kind.endswith("s") else kind
+        singular = {"losses": "loss", "activations": "activation"}.get(kind, kind.rstrip("s"))
         raise UnknownName(f"unknown {singular} {name!r}."
                           f"{did_you_mean(str(name), names(kind))}"
                           f"  (kerastrain list {kind} shows all of them)")
@@ -201,12 +201,12 @@ def create(kind: str, name: str, args: dict[str, Any] | None = None) -> Any:
             try:
                 args[arg] = create(sub, inner_name, inner.pop("config", None) or inner)
             except (UnknownName, BadArguments) as exc:
-                raise BadArguments(f"{arg}: {exc}", arg) from None
+                raise BadArguments(str(exc), arg) from None
         elif isinstance(value, str):
             try:
                 args[arg] = create(sub, value)
             except UnknownName as exc:
-                raise BadArguments(f"{arg}: {exc}", arg) from None
+                raise BadArguments(str(exc), arg) from None
     if kind in ("losses", "metrics") and not args:
         return entry.name  # compile resolves it, 'accuracy' from the loss
     if not entry.is_class:

@@ -171,6 +171,22 @@ def validate_data(data: Any, positions: Positions) -> Config:
         raise ConfigError(issues) from None
 
 
+DATA_PATH_KEYS = (("data", "source", "path"), ("data", "source", "target_path"))
+
+
+def _anchor_paths(data: Any, positions: Positions, base: Path) -> None:
+    """Data paths written in the file are relative to the file's folder; those given with
+    --set are relative to the working directory. Both become absolute."""
+    for key_path in DATA_PATH_KEYS:
+        parent = _value_at(data, key_path[:-1])
+        value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
+        if not isinstance(value, str) or not value:
+            continue
+        from_override = any(key_path[:i] in positions.overrides for i in range(len(key_path) + 1))
+        anchor = Path.cwd() if from_override else base
+        parent[key_path[-1]] = str((anchor / Path(value).expanduser()).resolve())
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedConfig:
     """Read, override and validate a config file. A missing seed is drawn and recorded."""
     path = Path(path)
@@ -182,5 +198,6 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         apply_override(data, text, positions)
     if isinstance(data, dict) and data.get("seed") is None:
         data["seed"] = secrets.randbelow(2**31)
+    _anchor_paths(data, positions, path.parent)
     config = validate_data(data, positions)
     return LoadedConfig(config, positions, path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerastrain import _keras
 from kerastrain.config.schema import SourceSpec
 from kerastrain.data.table import Table, read_csv, read_npy, read_npz, read_parquet
 from kerastrain.errors import DataError
@@ -108,8 +109,6 @@ def _read_idx(path: Path, offset: int) -> np.ndarray:
 
 
 def _download_fashion_mnist() -> None:
-    from kerastrain import _keras
-
     try:
         _keras.keras().datasets.fashion_mnist.load_data()
     except Exception as exc:  # Keras raises whatever the network layer raised

@@ -15,11 +15,15 @@ from kerastrain.errors import KeyProblem
 _SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape")
 
 
-def create_object(kind: str, spec: str | KerasObject, path: tuple) -> Any:
-    """A Keras object from a name or `{type: ..., args}`; problems point at `path`."""
+def create_object(kind: str, spec: str | KerasObject, path: tuple, build: bool = True) -> Any:
+    """A Keras object from a name or `{type: ..., args}`; problems point at `path`.
+    With `build=False` only the name and argument names are checked (nothing is made)."""
     name, args = (spec, {}) if isinstance(spec, str) else (spec.type, spec.args)
     type_path = path if isinstance(spec, str) else path + ("type",)
     try:
+        if not build:
+            registry.check_arguments(registry.lookup(kind, name), args)
+            return None
         return registry.create(kind, name, args)
     except registry.UnknownName as exc:
         raise KeyProblem(type_path, str(exc)) from None

@@ -169,15 +169,6 @@ def versions() -> dict[str, str]:
             "platform": platform.platform()}
 
 
-def _resolved_config(loaded: LoadedConfig) -> dict[str, Any]:
-    resolved = loaded.config.resolved()
-    source = resolved["data"]["source"]
-    for key in ("path", "target_path"):
-        if key in source:
-            source[key] = str(Path(source[key]).resolve())
-    return resolved
-
-
 def fit(loaded: LoadedConfig, console: Console | None = None,
         argv: list[str] | None = None) -> tuple[RunDir, dict[str, Any]]:
     """Check everything, then train into a new run directory. Returns it and the metrics."""
@@ -186,7 +177,7 @@ def fit(loaded: LoadedConfig, console: Console | None = None,
     cfg = loaded.config
     run = RunDir.create(cfg.output.runs_dir, cfg.name)
     started = time.time()
-    run.write_config(_resolved_config(loaded))
+    run.write_config(cfg.resolved())
     run.update_info(status="running", started_at=now(), command=argv or sys.argv,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
                     strategy=checked.strategy.name, devices=checked.strategy.devices,

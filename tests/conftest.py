@@ -1,0 +1,69 @@
+"""Shared fixtures: the CLI through Typer's CliRunner, and small configs written to tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from kerastrain.cli import app
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+
+
+class Cli:
+    """Runs `kerastrain ARGS` in-process; returns the click Result."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str):
+        return self.runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def iris_config(runs_dir: Path, **changes) -> dict:
+    """A small, fast iris classifier config writing runs under `runs_dir`."""
+    config = {
+        "name": "iris-test",
+        "seed": 0,
+        "data": {"source": {"type": "sklearn", "name": "iris"}, "target": "target"},
+        "model": {"layers": [{"type": "Dense", "units": 16, "activation": "relu"},
+                             {"type": "Dense", "units": 3, "activation": "softmax"}]},
+        "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.02},
+                    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+        "training": {"epochs": 15, "batch_size": 16},
+        "validation": {"validation_split": 0.2, "test_split": 0.2},
+        "output": {"runs_dir": str(runs_dir)},
+    }
+    for key, value in changes.items():
+        config[key] = value
+    return config
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def iris_yaml(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "iris.yaml", iris_config(tmp_path / "runs"))
+
+
+@pytest.fixture(scope="session")
+def iris_run(tmp_path_factory) -> Path:
+    """One trained iris run shared by the read-only tests of evaluate and predict."""
+    tmp = tmp_path_factory.mktemp("iris_run")
+    config = write_config(tmp / "iris.yaml", iris_config(tmp / "runs"))
+    result = Cli()("fit", config, "--json")
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.stdout)["run_dir"])

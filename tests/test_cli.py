@@ -1,0 +1,248 @@
+"""Each command end to end through the CLI, its outputs, and its exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.datasets import load_iris
+
+from conftest import iris_config, write_config
+from kerastrain.training import fit as fit_module
+
+SPEC_FILES = ("config.yaml", "run.json", "history.csv", "metrics.json", "model.keras",
+              "preprocessing.json", "summary.txt", "splits.json")
+
+
+def iris_csv(path: Path, rows: np.ndarray, with_target: bool = True) -> Path:
+    """Rows of scikit-learn's iris, with the column names the sklearn source uses."""
+    iris = load_iris()
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(iris.feature_names) + (["target"] if with_target else []))
+        for i in rows:
+            label = [iris.target_names[iris.target[i]]] if with_target else []
+            writer.writerow([*iris.data[i].tolist(), *label])
+    return path
+
+
+def test_help_is_fast_and_does_not_import_tensorflow() -> None:
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom kerastrain.cli import app\n"
+            "r = CliRunner().invoke(app, ['--help'])\n"
+            "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False", "False"]
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "kerastrain", "--help"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0
+    assert "fit" in out.stdout and "predict" in out.stdout
+
+
+def test_fit_writes_the_run_directory(iris_run: Path) -> None:
+    for name in SPEC_FILES:
+        assert (iris_run / name).exists(), name
+    info = json.loads((iris_run / "run.json").read_text())
+    assert info["status"] == "completed"
+    assert info["seed"] == 0 and info["versions"]["keras"].startswith("3")
+    assert (iris_run / "checkpoints" / "best.keras").exists()
+    assert (iris_run / "plots" / "learning_curves.png").exists()
+    history = (iris_run / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+    assert len(history) == 16  # 15 epochs
+    metrics = json.loads((iris_run / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test"}
+    assert metrics["validation"]["accuracy"] >= 0.8
+    assert "Final metrics" in (iris_run / "summary.txt").read_text()
+
+
+def test_resolved_config_reproduces_the_run(cli, iris_run: Path, tmp_path: Path) -> None:
+    result = cli("fit", iris_run / "config.yaml", "--json",
+                 "--set", f"output.runs_dir={tmp_path}")
+    assert result.exit_code == 0, result.output
+    again = Path(json.loads(result.stdout)["run_dir"])
+    assert again != iris_run
+    first = json.loads((iris_run / "metrics.json").read_text())
+    second = json.loads((again / "metrics.json").read_text())
+    assert second["test"]["accuracy"] == pytest.approx(first["test"]["accuracy"])
+    assert second["validation"]["loss"] == pytest.approx(first["validation"]["loss"], rel=1e-4)
+
+
+def test_quiet_prints_only_the_run_directory(cli, iris_yaml: Path) -> None:
+    result = cli("fit", iris_yaml, "--quiet", "--set", "training.epochs=1")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and Path(lines[0]).is_dir()
+    assert result.stderr == ""
+
+
+def test_evaluate_scores_the_test_split(cli, iris_run: Path) -> None:
+    result = cli("evaluate", iris_run, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["split"] == "test" and data["rows"] == 30
+    saved = json.loads((iris_run / "metrics.json").read_text())["test"]
+    assert data["metrics"]["accuracy"] == pytest.approx(saved["accuracy"])
+
+
+def test_predict_agrees_with_evaluate(cli, iris_run: Path, tmp_path: Path) -> None:
+    test_rows = np.array(json.loads((iris_run / "splits.json").read_text())["test"])
+    rows_csv = iris_csv(tmp_path / "test_rows.csv", test_rows)
+    scored = cli("evaluate", iris_run, "--data", rows_csv, "--json")
+    assert scored.exit_code == 0, scored.output
+    accuracy = json.loads(scored.stdout)["metrics"]["accuracy"]
+    raw = iris_csv(tmp_path / "raw.csv", test_rows, with_target=False)
+    out = tmp_path / "preds.csv"
+    result = cli("predict", iris_run, raw, "--output", out)
+    assert result.exit_code == 0, result.output
+    with open(out, newline="") as handle:
+        predicted = list(csv.DictReader(handle))
+    assert list(predicted[0]) == ["target", "prob_setosa", "prob_versicolor", "prob_virginica"]
+    iris = load_iris()
+    truth = iris.target_names[iris.target[test_rows]]
+    hits = np.mean([p["target"] == t for p, t in zip(predicted, truth, strict=True)])
+    assert hits == pytest.approx(accuracy)
+    assert float(predicted[0]["prob_setosa"]) + float(predicted[0]["prob_versicolor"]) + \
+        float(predicted[0]["prob_virginica"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_missing_column_writes_nothing(cli, iris_run: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sepal length (cm),sepal width (cm)\n5.1,3.5\n")
+    out = tmp_path / "preds.csv"
+    result = cli("predict", iris_run, bad, "--output", out)
+    assert result.exit_code == 2
+    assert "'petal length (cm)'" in result.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]  # no temporary file left behind either
+
+
+def test_predict_never_overwrites_without_asking(cli, iris_run: Path, tmp_path: Path) -> None:
+    raw = iris_csv(tmp_path / "raw.csv", np.arange(5), with_target=False)
+    out = tmp_path / "preds.csv"
+    out.write_text("precious\n")
+    result = cli("predict", iris_run, raw, "--output", out)
+    assert result.exit_code == 2 and "exists" in result.stderr
+    assert out.read_text() == "precious\n"
+    assert cli("predict", iris_run, raw, "--output", out, "--overwrite").exit_code == 0
+    assert out.read_text().startswith("target,")
+
+
+def test_predict_to_npz(cli, iris_run: Path, tmp_path: Path) -> None:
+    raw = iris_csv(tmp_path / "raw.csv", np.arange(5), with_target=False)
+    result = cli("predict", iris_run, raw, "--output", tmp_path / "p.npz", "--json")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "p.npz") as data:
+        assert data["prob_setosa"].shape == (5,)
+
+
+def test_evaluate_rejects_a_missing_run(cli, tmp_path: Path) -> None:
+    result = cli("evaluate", tmp_path / "nope")
+    assert result.exit_code == 2 and "no such run directory" in result.stderr
+
+
+def test_regression_predicts_values(cli, tmp_path: Path) -> None:
+    config = iris_config(tmp_path / "runs", name="diabetes")
+    config["data"] = {"source": {"type": "sklearn", "name": "diabetes"}, "task": "regression"}
+    config["model"] = {"layers": [{"type": "Dense", "units": 8, "activation": "relu"},
+                                  {"type": "Dense", "units": 1}]}
+    config["compile"] = {"optimizer": "adam", "loss": "mse", "metrics": ["mae"]}
+    config["training"] = {"epochs": 2}
+    result = cli("fit", write_config(tmp_path / "d.yaml", config), "--json")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    pre = json.loads((run / "preprocessing.json").read_text())
+    assert pre["target"] == {"name": "target", "task": "regression"}
+    names = [f["name"] for f in pre["features"]]
+    raw = tmp_path / "raw.csv"
+    raw.write_text(",".join(names) + "\n" + ",".join(["0.01"] * len(names)) + "\n")
+    result = cli("predict", run, raw, "--output", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    header, value = (tmp_path / "p.csv").read_text().splitlines()
+    assert header == "target" and float(value) == float(value)
+
+
+def test_csv_source_with_categorical_column(cli, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = ["size,color,label"]
+    for _ in range(80):
+        color = rng.choice(["red", "blue"])
+        rows.append(f"{rng.normal():.3f},{color},{'warm' if color == 'red' else 'cold'}")
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    config = iris_config(tmp_path / "runs", name="colors")
+    config["data"] = {"source": {"type": "csv", "path": "rows.csv"}, "target": "label"}
+    config["model"] = {"layers": [{"type": "Dense", "units": 2, "activation": "softmax"}]}
+    config["training"] = {"epochs": 2}
+    result = cli("fit", write_config(tmp_path / "c.yaml", config), "--json")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    pre = json.loads((run / "preprocessing.json").read_text())
+    assert pre["features"][1]["categories"] == ["blue", "red"]
+    assert pre["input_shape"] == [3]
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["data"]["source"]["path"] == str(tmp_path / "rows.csv")
+
+
+def test_data_error_in_csv_exits_2_and_creates_no_run(cli, tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text("x,y\n1,a\n,b\n3,a\n4,b\n")
+    config = iris_config(tmp_path / "runs")
+    config["data"] = {"source": {"type": "csv", "path": "rows.csv"}, "target": "y"}
+    config["model"] = {"layers": [{"type": "Dense", "units": 2, "activation": "softmax"}]}
+    result = cli("fit", write_config(tmp_path / "c.yaml", config))
+    assert result.exit_code == 2
+    assert "column 'x' has a missing value at row 2 (line 3)" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_interrupted_fit_is_recorded(cli, iris_yaml: Path, monkeypatch) -> None:
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_module, "train_fold", interrupt)
+    result = cli("fit", iris_yaml)
+    assert result.exit_code == 130
+    run = next((iris_yaml.parent / "runs").iterdir())
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_internal_error_exits_1_with_a_trace(cli, iris_yaml: Path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fit_module, "train_fold", broken)
+    result = cli("fit", iris_yaml)
+    assert result.exit_code == 1
+    assert "internal error" in result.stderr and "RuntimeError: boom" in result.stderr
+    run = next((iris_yaml.parent / "runs").iterdir())
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "failed" and info["error"] == "RuntimeError: boom"
+
+
+def test_list_shows_every_keras_layer(cli) -> None:
+    import inspect
+
+    import keras
+
+    result = cli("list", "layers")
+    assert result.exit_code == 0
+    listed = set(result.stdout.split())
+    public = {n for n, o in vars(keras.layers).items()
+              if inspect.isclass(o) and issubclass(o, keras.layers.Layer) and n != "Layer"}
+    assert public <= listed
+
+
+def test_validate_json(cli, iris_yaml: Path) -> None:
+    result = cli("validate", iris_yaml, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["valid"] and data["classes"] == ["setosa", "versicolor", "virginica"]
+    assert data["train_rows"] + data["validation_rows"] + data["test_rows"] == 150
+    assert not (iris_yaml.parent / "runs").exists()
