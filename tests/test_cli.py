@@ -246,3 +246,18 @@ def test_validate_json(cli, iris_yaml: Path) -> None:
     assert data["valid"] and data["classes"] == ["setosa", "versicolor", "virginica"]
     assert data["train_rows"] + data["validation_rows"] + data["test_rows"] == 150
     assert not (iris_yaml.parent / "runs").exists()
+
+
+def test_json_errors_are_one_json_object(cli, tmp_path: Path) -> None:
+    result = cli("fit", tmp_path / "missing.yaml", "--json")
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["status"] == "error" and data["exit_code"] == 2
+    assert "no such config file" in data["error"]
+
+
+def test_class_weight_by_label_must_name_a_class(cli, iris_yaml: Path) -> None:
+    result = cli("validate", iris_yaml, "--set", "training.class_weight={setosa: 2, rose: 1}")
+    assert result.exit_code == 2
+    assert "training.class_weight.rose: 'rose' is not a class" in result.stderr
+    assert cli("validate", iris_yaml, "--set", "training.class_weight=balanced").exit_code == 0

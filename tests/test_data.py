@@ -205,3 +205,19 @@ def test_fashion_mnist_offline_fails_clearly(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(DataError, match=r"not in the Keras cache .* could not be downloaded: "
                                         r"OSError: Name or service not known"):
         sources.load_fashion_mnist()
+
+
+def test_parquet_and_npz_sources(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1.0, 2.0], "c": ["a", "b"]}), tmp_path / "t.parquet")
+    table = load_source(SourceSpec(type="parquet", path=str(tmp_path / "t.parquet")), 0)
+    assert table.columns["x"].tolist() == [1.0, 2.0]
+    assert table.columns["c"].tolist() == ["a", "b"]
+    np.savez(tmp_path / "a.npz", images=np.zeros((3, 4, 4)), label=np.array([0, 1, 0]))
+    table = load_source(SourceSpec(type="npz", path=str(tmp_path / "a.npz")), 0)
+    assert table.columns["images"].shape == (3, 4, 4)
+    pre = Preprocessor.fit(table, ["images"], "label", np.arange(3), PreprocessingSpec(),
+                           "classification", "integer")
+    assert pre.input_shape == [4, 4]  # an N-D array column keeps its shape for the model

@@ -40,23 +40,27 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
-def _guard(action: Callable[[], Any]) -> Any:
-    """Run a command body, turning errors into messages and exit codes."""
+def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
+    """Run a command body, turning errors into messages and exit codes (with --json, the
+    error is also the one JSON object on stdout)."""
+
+    def fail(code: int, message: str, detail: str = "") -> typer.Exit:
+        err.print(message + detail, markup=False)
+        if as_json:
+            _print_json({"status": "error", "exit_code": code, "error": message})
+        return typer.Exit(code)
+
     try:
         return action()
     except UserError as exc:
-        err.print(f"error: {exc.render()}", markup=False)
-        raise typer.Exit(2) from None
+        raise fail(2, f"error: {exc.render()}") from None
     except KeyboardInterrupt:
-        err.print("interrupted.", markup=False)
-        raise typer.Exit(130) from None
+        raise fail(130, "interrupted.") from None
     except typer.Exit:
         raise
     except Exception:
-        err.print("internal error (a bug in kerastrain; please report it with this trace):",
-                  markup=False)
-        err.print(traceback.format_exc(), markup=False)
-        raise typer.Exit(1) from None
+        raise fail(1, "internal error (a bug in kerastrain; please report it with this trace):",
+                   "\n" + traceback.format_exc()) from None
 
 
 def _print_json(data: Any) -> None:
@@ -95,7 +99,7 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
             out.print(_metrics_table(f"{loaded.config.name}: final metrics", metrics))
             out.print(f"run directory: {run.path}", markup=False)
 
-    _guard(action)
+    _guard(action, json_)
 
 
 @app.command()
@@ -120,7 +124,7 @@ def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML 
                               else str(value))
             out.print(table)
 
-    _guard(action)
+    _guard(action, json_)
 
 
 @app.command()
@@ -144,7 +148,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
             title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
             out.print(_metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
 
-    _guard(action)
+    _guard(action, json_)
 
 
 @app.command()
@@ -170,7 +174,7 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
             out.print(f"{result['rows']} predictions written to {result['output']} "
                       f"({', '.join(result['columns'])})", markup=False)
 
-    _guard(action)
+    _guard(action, json_)
 
 
 class Kind(str, Enum):
@@ -199,7 +203,7 @@ def list_names(kind: Annotated[Kind, typer.Argument(help="Which Keras names to l
         else:
             sys.stdout.write("\n".join(names) + "\n")
 
-    _guard(action)
+    _guard(action, json_)
 
 
 def main() -> None:
