@@ -261,3 +261,15 @@ def test_class_weight_by_label_must_name_a_class(cli, iris_yaml: Path) -> None:
     assert result.exit_code == 2
     assert "training.class_weight.rose: 'rose' is not a class" in result.stderr
     assert cli("validate", iris_yaml, "--set", "training.class_weight=balanced").exit_code == 0
+
+
+def test_runs_lists_runs_without_tensorflow(iris_run: Path) -> None:
+    code = ("import sys, json\nfrom typer.testing import CliRunner\n"
+            "from kerastrain.cli import app\n"
+            f"r = CliRunner().invoke(app, ['runs', {str(iris_run.parent)!r}, '--json'])\n"
+            "print(json.dumps([r.exit_code, 'tensorflow' in sys.modules, json.loads(r.stdout)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    exit_code, imported, data = json.loads(out.stdout)
+    assert exit_code == 0 and imported is False
+    assert data["runs"][0]["run_dir"] == str(iris_run)
+    assert data["runs"][0]["status"] == "completed"

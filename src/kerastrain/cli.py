@@ -177,6 +177,31 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
     _guard(action, json_)
 
 
+@app.command()
+def runs(runs_dir: Annotated[Path, typer.Argument(help="Where the runs are.")] = Path("runs"),
+         json_: JsonOption = False) -> None:
+    """List the runs in a runs directory with their status and final metrics."""
+
+    def action() -> None:
+        from kerastrain.rundir import list_runs
+
+        found = list_runs(runs_dir)
+        if json_:
+            _print_json({"runs": found})
+            return
+        table = Table(title=f"{runs_dir}: {len(found)} runs")
+        for column in ("run", "status", "started", "validation", "test"):
+            table.add_column(column)
+        for run in found:
+            shown = [", ".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items())
+                     for split in ("validation", "test")]
+            table.add_row(Path(run["run_dir"]).name, str(run["status"]),
+                          str(run["started_at"] or ""), *shown)
+        out.print(table)
+
+    _guard(action, json_)
+
+
 class Kind(str, Enum):
     layers = "layers"
     optimizers = "optimizers"
