@@ -273,3 +273,17 @@ def test_runs_lists_runs_without_tensorflow(iris_run: Path) -> None:
     assert exit_code == 0 and imported is False
     assert data["runs"][0]["run_dir"] == str(iris_run)
     assert data["runs"][0]["status"] == "completed"
+
+
+def test_mirrored_strategy_on_one_host(cli, iris_yaml: Path) -> None:
+    result = cli("fit", iris_yaml, "--json", "--set", "runtime.strategy=mirrored",
+                 "--set", "training.epochs=1")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    assert json.loads((run / "run.json").read_text())["strategy"] == "MirroredStrategy"
+
+
+def test_multi_worker_without_cluster_is_a_config_error(cli, iris_yaml: Path) -> None:
+    result = cli("validate", iris_yaml, "--set", "runtime.strategy=multi_worker_mirrored")
+    assert result.exit_code == 2
+    assert "multi_worker_mirrored needs TF_CONFIG" in result.stderr

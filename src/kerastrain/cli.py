@@ -44,8 +44,8 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
     """Run a command body, turning errors into messages and exit codes (with --json, the
     error is also the one JSON object on stdout)."""
 
-    def fail(code: int, message: str, detail: str = "") -> typer.Exit:
-        err.print(message + detail, markup=False)
+    def fail(code: int, message: str, prefix: str = "", detail: str = "") -> typer.Exit:
+        err.print(prefix + message + detail, markup=False)
         if as_json:
             _print_json({"status": "error", "exit_code": code, "error": message})
         return typer.Exit(code)
@@ -53,14 +53,14 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
     try:
         return action()
     except UserError as exc:
-        raise fail(2, f"error: {exc.render()}") from None
+        raise fail(2, exc.render(), "error: ") from None
     except KeyboardInterrupt:
         raise fail(130, "interrupted.") from None
     except typer.Exit:
         raise
     except Exception:
         raise fail(1, "internal error (a bug in kerastrain; please report it with this trace):",
-                   "\n" + traceback.format_exc()) from None
+                   detail="\n" + traceback.format_exc()) from None
 
 
 def _print_json(data: Any) -> None:
