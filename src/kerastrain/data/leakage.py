@@ -63,6 +63,13 @@ class LeakageReport:
         return {"duplicate_rows": self.duplicates, "split_groups": self.split_groups,
                 "total": self.total}
 
+    def headline(self) -> str:
+        """One line: the totals."""
+        if not self.total:
+            return "none found"
+        return (f"{sum(self.duplicates.values())} duplicated rows and "
+                f"{sum(self.split_groups.values())} split groups across splits")
+
     def message(self) -> str:
         parts = [f"{where}: {n} rows equal to a training row in every feature"
                  for where, n in self.duplicates.items() if n]

@@ -71,15 +71,22 @@ def user_callbacks(cfg: Config, out_dir: Path, skip: tuple[int, ...] = ()) -> li
     return made
 
 
+_ONE_BATCH_ROWS = 4096
+
+
 def held_out_curves(x: Any, y: Any, batch_size: int, into: dict[str, list[float]]) -> Any:
     """A callback scoring the fold's scored rows after every epoch, into `into` as
     `heldout_<metric>`. It never writes to the logs, so no other callback can steer on it."""
     keras = _keras.keras()
 
+    one_batch = len(x) <= _ONE_BATCH_ROWS
+
     class HeldOutCurves(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            scores = self.model.evaluate(x, y, batch_size=batch_size, verbose=0,
-                                         return_dict=True)
+            # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
+            scores = (self.model.test_on_batch(x, y, return_dict=True) if one_batch else
+                      self.model.evaluate(x, y, batch_size=batch_size, verbose=0,
+                                          return_dict=True))
             for key, value in scores.items():
                 into.setdefault(f"heldout_{key}", []).append(float(value))
 

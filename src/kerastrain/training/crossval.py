@@ -31,7 +31,7 @@ def _display(console: Console | None, total: int) -> Iterator[tuple[Any, Any]]:
         yield None, None
         return
     display = progress_display(console)
-    overall = display.add_task("", total=total, label="folds")
+    overall = display.add_task("", total=total, label="all")
     display.start()
     try:
         yield display, overall

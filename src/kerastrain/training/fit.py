@@ -44,6 +44,7 @@ class Checked:
     log_names: list[str]
     n_params: int
     summary: dict[str, Any] = field(default_factory=dict)
+    leakage: LeakageReport | None = None
 
 
 def _configure_runtime(loaded: LoadedConfig) -> None:
@@ -138,11 +139,12 @@ def check(loaded: LoadedConfig) -> Checked:
         warnings.append("the test split is kept apart but never scored: without "
                         "validation.refit there is no final model to score it once.")
     if leakage is not None:
-        summary["leakage"] = leakage.to_json()
+        summary["leakage"] = leakage.headline()
         if leakage.total:
             warnings.append(leakage.message())
     summary["warnings"] = warnings
-    return Checked(experiment, strategy, log_names, int(model.count_params()), summary)
+    return Checked(experiment, strategy, log_names, int(model.count_params()), summary,
+                   leakage)
 
 
 def _class_weight(experiment: Experiment, pre: Preprocessor, y_train: np.ndarray) -> dict | None:
@@ -301,7 +303,8 @@ def fit(loaded: LoadedConfig, console: Console | None = None,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
                     strategy=checked.strategy.name, devices=checked.strategy.devices,
                     task=experiment.task, data=checked.summary,
-                    warnings=checked.summary["warnings"])
+                    warnings=checked.summary["warnings"],
+                    leakage=checked.leakage.to_json() if checked.leakage else "not checked")
     if console is not None:
         for warning in checked.summary["warnings"]:
             console.print(f"warning: {warning}", markup=False)
