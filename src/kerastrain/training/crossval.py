@@ -95,7 +95,8 @@ def cross_validate(checked: Checked, run: RunDir, console: Console | None) -> di
             result.model.save(out / "model.keras")
             fold_scores[fold.name] = result.metrics["validation"]
             histories.append(result.history)
-            best[fold.name] = best_epoch(result.history)
+            best[fold.name] = best_epoch(result.history,
+                                         validation_freq=cfg.training.validation_freq)
             del result  # one fold's model and arrays alive at a time
         summary = _summary(checked, fold_scores, best)
         write_json(run.path / "cv_summary.json", summary)

@@ -39,12 +39,16 @@ def summarize(fold_scores: dict[str, dict[str, float]]) -> dict[str, dict[str, A
     return metrics
 
 
-def best_epoch(history: dict[str, list[float]], monitor: str = "val_loss") -> int:
-    """The 1-based epoch of the lowest `monitor` (the steering quantity), else the last."""
+def best_epoch(history: dict[str, list[float]], monitor: str = "val_loss",
+               validation_freq: int = 1) -> int:
+    """The 1-based epoch of the lowest `monitor` (the steering quantity), else the last.
+    Keras logs validation every `validation_freq` epochs only."""
+    epochs = len(history.get("loss", [])) or 1
     values = np.asarray(history.get(monitor, []), dtype=np.float64)
     if not values.size or np.isnan(values).all():
-        return len(history.get("loss", [])) or 1
-    return int(np.nanargmin(values)) + 1
+        return epochs
+    best = int(np.nanargmin(values)) + 1
+    return min(best * validation_freq, epochs) if values.size < epochs else best
 
 
 def mean_history(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:
