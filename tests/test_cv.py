@@ -24,7 +24,6 @@ from kerastrain.rundir import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-pytestmark = pytest.mark.slow  # each module fixture trains several Keras models
 
 
 def _fit(config: Path, runs: Path, *overrides: str) -> tuple[Path, dict]:
@@ -44,6 +43,7 @@ def cv_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return _fit(ROOT / "configs" / "diabetes_kfold.yaml", runs, "training.epochs=3")
 
 
+@pytest.mark.slow  # trains Keras models
 def test_repeated_4x3_completes_with_a_folder_per_fold(cv_run: tuple[Path, dict]) -> None:
     run_dir, data = cv_run
     names = [f"{r}-{f}" for r in range(3) for f in range(4)]
@@ -62,6 +62,7 @@ def test_repeated_4x3_completes_with_a_folder_per_fold(cv_run: tuple[Path, dict]
     assert (run_dir / "plots" / "learning_curves.png").is_file()
 
 
+@pytest.mark.slow  # trains Keras models
 def test_splits_json_equals_repeated_kfold(cv_run: tuple[Path, dict]) -> None:
     run_dir, _ = cv_run
     plan = SplitPlan.from_json(json.loads((run_dir / "splits.json").read_text()))
@@ -76,6 +77,7 @@ def test_splits_json_equals_repeated_kfold(cv_run: tuple[Path, dict]) -> None:
         assert len(fold.inner) == int(np.ceil(0.2 * len(train)))
 
 
+@pytest.mark.slow  # trains Keras models
 def test_cv_summary_agrees_with_the_fold_metrics(cv_run: tuple[Path, dict]) -> None:
     run_dir, _ = cv_run
     summary = json.loads((run_dir / "cv_summary.json").read_text())
@@ -91,6 +93,7 @@ def test_cv_summary_agrees_with_the_fold_metrics(cv_run: tuple[Path, dict]) -> N
     assert metrics["validation"]["mae"] == summary["metrics"]["mae"]["mean"]
 
 
+@pytest.mark.slow  # trains Keras models
 def test_fold_preprocessing_comes_from_its_training_rows_only(cv_run: tuple[Path, dict]
                                                               ) -> None:
     run_dir, _ = cv_run
@@ -111,6 +114,7 @@ def test_fold_preprocessing_comes_from_its_training_rows_only(cv_run: tuple[Path
     assert bmi["mean"] == pytest.approx(np.mean(values[rest]), abs=1e-12)
 
 
+@pytest.mark.slow  # trains Keras models
 def test_learning_curves_are_averaged_across_folds(cv_run: tuple[Path, dict]) -> None:
     run_dir, data = cv_run
     folds = data["cv_summary"]["folds"]
@@ -121,6 +125,7 @@ def test_learning_curves_are_averaged_across_folds(cv_run: tuple[Path, dict]) ->
     assert averaged["folds"][0] == 12
 
 
+@pytest.mark.slow  # trains Keras models
 def test_refit_model_evaluates_and_predicts(cv_run: tuple[Path, dict], tmp_path: Path) -> None:
     run_dir, data = cv_run
     result = runner.invoke(app, ["evaluate", str(run_dir), "--json"])
@@ -143,6 +148,7 @@ def test_refit_model_evaluates_and_predicts(cv_run: tuple[Path, dict], tmp_path:
     assert all(np.isfinite(float(v)) for v in lines[1:])
 
 
+@pytest.mark.slow  # trains Keras models
 def test_without_refit_there_is_no_root_model_and_evaluate_says_why(tmp_path: Path) -> None:
     run_dir, data = _fit(ROOT / "configs" / "iris_mlp.yaml", tmp_path, "training.epochs=1",
                          "validation.scheme=kfold", "validation.n_splits=2",
@@ -159,6 +165,7 @@ def test_without_refit_there_is_no_root_model_and_evaluate_says_why(tmp_path: Pa
     assert "kept no final model" in result.output
 
 
+@pytest.mark.slow  # trains Keras models
 def test_holdout_still_writes_its_root_files_and_no_folds(tmp_path: Path) -> None:
     run_dir, data = _fit(ROOT / "configs" / "diabetes_regression.yaml", tmp_path,
                          "training.epochs=1")
@@ -176,3 +183,13 @@ def test_split_modules_do_not_import_tensorflow(module: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.slow  # imports TensorFlow when run alone
+def test_validate_reports_an_invalid_scheme_with_file_line_and_exit_code_2() -> None:
+    config = ROOT / "tests" / "configs" / "invalid" / "cv_shuffle_time_order.yaml"
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}:15  validation.shuffle: rows in time order cannot be shuffled" \
+        in result.output
+    assert "Traceback" not in result.output

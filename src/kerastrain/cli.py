@@ -119,9 +119,12 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
         elif quiet:
             sys.stdout.write(f"{run.path}\n")
         else:
+            title = f"{loaded.config.name}: final metrics"
             if cv:
                 out.print(_cv_table(cv))
-            out.print(_metrics_table(f"{loaded.config.name}: final metrics", metrics))
+                title += f" (validation: mean of {len(cv['folds'])} folds"
+                title += "; test: the refit model)" if "test" in metrics else ")"
+            out.print(_metrics_table(title, metrics))
             if info.get("no_model_reason"):
                 out.print(f"note: {info['no_model_reason']}", markup=False)
             out.print(f"run directory: {run.path}", markup=False)
