@@ -81,7 +81,8 @@ def test_quiet_prints_only_the_run_directory(cli, iris_yaml: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and Path(lines[0]).is_dir()
-    assert result.stderr == ""
+    # no progress; warnings (iris has a duplicated row that leaks into the test split) stay
+    assert all(line.startswith("warning: ") for line in result.stderr.splitlines())
 
 
 def test_evaluate_scores_the_test_split(cli, iris_run: Path) -> None:

@@ -78,6 +78,26 @@ def _metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
     return table
 
 
+def _cv_table(summary: dict[str, Any]) -> Table:
+    """Every metric per fold, then its mean, sample std and 95% confidence interval."""
+    metrics = summary["metrics"]
+    names = list(metrics)
+    table = Table(title=f"cross-validation: {summary['splitter']}")
+    table.add_column("fold")
+    for name in names:
+        table.add_column(name, justify="right")
+    for fold in summary["folds"]:
+        table.add_row(fold, *[f"{metrics[n]['per_fold'][fold]:.4f}" for n in names])
+    table.add_section()
+    for row in ("mean", "std"):
+        table.add_row(row, *["" if metrics[n][row] is None else f"{metrics[n][row]:.4f}"
+                             for n in names])
+    table.add_row("95% CI", *["" if metrics[n]["ci95"] is None else
+                              f"{metrics[n]['ci95'][0]:.4f} .. {metrics[n]['ci95'][1]:.4f}"
+                              for n in names])
+    return table
+
+
 @app.command()
 def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
         set_: SetOption = None, quiet: QuietOption = False, json_: JsonOption = False) -> None:
@@ -91,12 +111,26 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
 
         show_progress = not quiet and not json_
         run, metrics = fit_run(loaded, err if show_progress else None, sys.argv)
+        info = run.info()
+        cv = run.read_json("cv_summary.json") if (run.path / "cv_summary.json").exists() \
+            else None
+        if not show_progress:
+            for warning in info.get("warnings", []):
+                err.print(f"warning: {warning}", markup=False)
         if json_:
-            _print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics})
+            _print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
+                         **({"cv_summary": cv} if cv else {})})
         elif quiet:
             sys.stdout.write(f"{run.path}\n")
         else:
-            out.print(_metrics_table(f"{loaded.config.name}: final metrics", metrics))
+            title = f"{loaded.config.name}: final metrics"
+            if cv:
+                out.print(_cv_table(cv))
+                title += f" (validation: mean of {len(cv['folds'])} folds"
+                title += "; test: the refit model)" if "test" in metrics else ")"
+            out.print(_metrics_table(title, metrics))
+            if info.get("no_model_reason"):
+                out.print(f"note: {info['no_model_reason']}", markup=False)
             out.print(f"run directory: {run.path}", markup=False)
 
     _guard(action, json_)

@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 
 from kerastrain.config import LoadedConfig
-from kerastrain.data.preprocess import Preprocessor, infer_target_encoding, infer_task
+from kerastrain.data.preprocess import (
+    Preprocessor,
+    check_column,
+    infer_target_encoding,
+    infer_task,
+)
 from kerastrain.data.sources import default_target, load_source
 from kerastrain.data.splits import Fold, SplitPlan, make_splits
 from kerastrain.data.table import Table
@@ -61,6 +66,7 @@ class Experiment:
     task: str
     target_encoding: str
     plan: SplitPlan
+    groups: np.ndarray | None = None
 
     @property
     def seed(self) -> int:
@@ -77,6 +83,22 @@ class Experiment:
         return pre.transform_x(self.table, rows), pre.transform_y(self.table, rows, where)
 
 
+def _split_columns(loaded: LoadedConfig, table: Table) -> dict[str, str]:
+    """The columns that steer splitting (`groups`, `time_order`), by key; never features."""
+    spec = loaded.config.validation
+    found = {}
+    for key, ref in (("groups", spec.groups), ("time_order", spec.time_order)):
+        if ref is None or isinstance(ref, bool):
+            continue
+        try:
+            found[key] = table.resolve(ref)
+        except DataError:
+            raise KeyProblem(("validation", key), f"no column {ref!r} in {table.origin}."
+                             f"{did_you_mean(str(ref), table.names)}  Columns: "
+                             f"{', '.join(table.names)}.") from None
+    return found
+
+
 def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
     data = loaded.config.data
     target_ref = data.target if data.target is not None else default_target(data.source)
@@ -89,8 +111,13 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
         raise KeyProblem(("data", "target"), f"no column {target_ref!r} in {table.origin}."
                          f"{did_you_mean(str(target_ref), table.names)}  Columns: "
                          f"{', '.join(table.names)}.") from None
+    steering = _split_columns(loaded, table)
+    for key, name in steering.items():
+        if name == target:
+            raise KeyProblem(("validation", key), f"{name!r} is the target; it cannot also "
+                             f"steer the splits as validation.{key}.")
     if data.features is None:
-        return [n for n in table.names if n != target], target
+        return [n for n in table.names if n != target and n not in steering.values()], target
     features = []
     for i, ref in enumerate(data.features):
         try:
@@ -101,8 +128,35 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
         if name == target:
             raise KeyProblem(("data", "features", i), f"{name!r} is the target; a feature "
                                                       "cannot also be the target.")
+        for key, column in steering.items():
+            if name == column:
+                raise KeyProblem(("data", "features", i), f"{name!r} is validation.{key}: a "
+                                 "column that steers the splits must not also be a feature "
+                                 "(the model would learn the split). Remove one of them.")
         features.append(name)
     return features, target
+
+
+def _split_inputs(loaded: LoadedConfig, table: Table) -> tuple[np.ndarray | None,
+                                                               np.ndarray | None]:
+    """The group id of every row, and the row indices in time order (None where unused)."""
+    spec = loaded.config.validation
+    columns = _split_columns(loaded, table)
+    groups = time_rows = None
+    if "groups" in columns:
+        check_column(table, columns["groups"], numeric=False)
+        groups = table.columns[columns["groups"]]
+    if "time_order" in columns:
+        name = columns["time_order"]
+        check_column(table, name, numeric=False)
+        values = table.columns[name]
+        if values.ndim > 1:
+            raise KeyProblem(("validation", "time_order"), f"{name!r} is an array column; "
+                             "time_order needs one value per row.")
+        time_rows = np.argsort(values, kind="stable").astype(np.int64)
+    elif spec.time_order is True:
+        time_rows = np.arange(table.n_rows, dtype=np.int64)
+    return groups, time_rows
 
 
 def load_experiment(loaded: LoadedConfig) -> Experiment:
@@ -117,8 +171,10 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         task = infer_task(cfg.data, target_values, cfg.compile.loss, cfg.compile.metrics)
         encoding = infer_target_encoding(cfg.data, cfg.compile.loss)
         labels = target_values if task == "classification" else None
-        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed))
-    return Experiment(loaded, table, features, target, task, encoding, plan)
+        groups, time_rows = _split_inputs(loaded, table)
+        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
+                           time_rows)
+    return Experiment(loaded, table, features, target, task, encoding, plan, groups)
 
 
 def first_fold(experiment: Experiment) -> Fold:

@@ -51,6 +51,11 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
                         "are no longer the ones held out. Score a file with --data FILE.")
     if len(plan.test):
         return table, plan.test, "test"
+    if plan.scheme != "holdout":
+        raise UserError("this cross-validation run has no test split, and its model was "
+                        "refit on every row: there are no unseen rows of its own to score. "
+                        "Score a file with --data FILE (the folds' scores are in "
+                        "cv_summary.json).")
     return table, plan.folds[0].validation, "validation (no test split was configured)"
 
 

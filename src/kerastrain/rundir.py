@@ -112,6 +112,8 @@ class RunDir:
         run = cls(path)
         status = run.info().get("status")
         missing = [f for f in RUN_FILES if not (path / f).exists()]
+        if missing and status == "completed" and run.info().get("no_model_reason"):
+            raise RunDirError(f"{path}: {run.info()['no_model_reason']}")
         if missing:
             raise RunDirError(f"{path}: the run is {status!r} and has no "
                               f"{', '.join(missing)}; only completed runs can be used.")

@@ -148,21 +148,42 @@ class TrainingSpec(Strict):
 
 
 class ValidationSpec(Strict):
-    """How rows are split. K-fold schemes slot in beside `holdout`."""
+    """How rows are split: a test split set aside first, then hold-out or K-fold folds.
 
-    scheme: Literal["holdout"] = "holdout"
-    validation_split: float = Field(default=0.2, gt=0, lt=1)
+    Combinations that need the data (or that cannot work) are checked against the rows in
+    `kerastrain.data.splits.check_scheme`, so their errors name the exact key. See
+    docs/validation.md.
+    """
+
+    scheme: Literal["holdout", "kfold", "repeated_kfold"] = "holdout"
+    # holdout: the share of non-test rows Keras validates on (and callbacks steer on).
+    # kfold/repeated_kfold: the share of each fold's training rows set apart as an inner
+    # validation split that Keras validates on, so that what steers training (early
+    # stopping, best checkpoints) is never the fold's scored rows; 0 validates on them.
+    validation_split: float = Field(default=0.2, ge=0, lt=1)
     test_split: float = Field(default=0.0, ge=0, lt=1)
-    shuffle: bool = True
+    n_splits: int | None = Field(default=None, ge=2)      # kfold schemes; default 5
+    n_repeats: int | None = Field(default=None, ge=2)     # repeated_kfold; default 3
+    shuffle: bool | None = None          # default: true, false under time_order
+    seed: int | None = Field(default=None, ge=0, lt=2**32)  # default: the config's seed
     stratify: bool | Literal["auto"] = "auto"
+    groups: Name | None = None           # a column: rows of one group stay in one split
+    time_order: Name | bool = False      # a column to sort by, or true for the row order
+    steer_on_scored_rows: bool = False   # allow validation_split 0 with val_* callbacks
+    refit: bool = True                   # CV: train the run's model on all non-test rows
+    leakage: Literal["warn", "error", "ignore"] = "warn"
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> ValidationSpec:
-        if self.validation_split + self.test_split >= 1:
+        if self.scheme == "holdout" and self.validation_split + self.test_split >= 1:
             raise ValueError(
                 f"validation_split + test_split is {self.validation_split + self.test_split:g}: "
                 "no rows would be left to train on. Keep their sum below 1.")
         return self
+
+    @property
+    def cross_validated(self) -> bool:
+        return self.scheme != "holdout"
 
 
 class RuntimeSpec(Strict):

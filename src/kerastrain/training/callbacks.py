@@ -35,10 +35,29 @@ def check_monitors(cfg: Config, log_names: list[str]) -> None:
                              f"{', '.join(available)}.")
 
 
-def user_callbacks(cfg: Config, out_dir: Path) -> list[Any]:
-    """Fresh instances of the configured callbacks; relative paths land in `out_dir`."""
+_STEERING_TYPES = {"earlystopping", "reducelronplateau", "modelcheckpoint"}
+
+
+def steering_callbacks(cfg: Config) -> list[int]:
+    """Indices of the callbacks that act on a validation quantity (`val_*`): early
+    stopping, learning-rate plateaus, best checkpoints (they monitor val_loss unless told)."""
+    found = []
+    for i, spec in enumerate(cfg.callbacks):
+        monitor = spec.args.get("monitor")
+        if monitor is None and spec.type.lower() in _STEERING_TYPES:
+            monitor = "val_loss"
+        if isinstance(monitor, str) and monitor.startswith("val_"):
+            found.append(i)
+    return found
+
+
+def user_callbacks(cfg: Config, out_dir: Path, skip: tuple[int, ...] = ()) -> list[Any]:
+    """Fresh instances of the configured callbacks (but those in `skip`); relative paths
+    land in `out_dir`."""
     made = []
     for i, spec in enumerate(cfg.callbacks):
+        if i in skip:
+            continue
         args = spec.args
         name = spec.type
         for class_name, (arg, default) in _PATH_ARGS.items():
@@ -50,6 +69,28 @@ def user_callbacks(cfg: Config, out_dir: Path) -> list[Any]:
                 args[arg] = str(target)
         made.append(create_object("callbacks", KerasObject(type=name, **args), ("callbacks", i)))
     return made
+
+
+_ONE_BATCH_ROWS = 4096
+
+
+def held_out_curves(x: Any, y: Any, batch_size: int, into: dict[str, list[float]]) -> Any:
+    """A callback scoring the fold's scored rows after every epoch, into `into` as
+    `heldout_<metric>`. It never writes to the logs, so no other callback can steer on it."""
+    keras = _keras.keras()
+
+    one_batch = len(x) <= _ONE_BATCH_ROWS
+
+    class HeldOutCurves(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
+            scores = (self.model.test_on_batch(x, y, return_dict=True) if one_batch else
+                      self.model.evaluate(x, y, batch_size=batch_size, verbose=0,
+                                          return_dict=True))
+            for key, value in scores.items():
+                into.setdefault(f"heldout_{key}", []).append(float(value))
+
+    return HeldOutCurves()
 
 
 def tensorboard_enabled(cfg: Config) -> bool:
@@ -79,24 +120,32 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
-def progress_callback(console: Console, epochs: int, label: str) -> Any:
+def progress_display(console: Console) -> Progress:
+    """The one Rich display of a run: a bar over folds and one per fold over its epochs."""
+    return Progress(TextColumn("[bold]{task.fields[label]}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.description}"), console=console, transient=False)
+
+
+def progress_callback(console: Console, epochs: int, label: str,
+                      display: Progress | None = None, overall: Any = None) -> Any:
     """A Keras callback showing epochs and the latest logs: a live bar on a terminal,
-    one line per epoch otherwise."""
+    one line per epoch otherwise. With a shared `display` (started by the caller) the
+    fold's bar joins it and the `overall` task advances when the fold ends."""
     keras = _keras.keras()
 
     class RichProgress(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.live = console.is_terminal
-            self.progress = Progress(TextColumn("[bold]{task.fields[label]}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(),
-                                     TextColumn("{task.description}"), console=console,
-                                     transient=False)
+            self.own = display is None
+            self.progress = progress_display(console) if self.own else display
             self.task = None
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             if self.live:
-                self.progress.start()
+                if self.own:
+                    self.progress.start()
                 self.task = self.progress.add_task("", total=epochs, label=label)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -109,7 +158,11 @@ def progress_callback(console: Console, epochs: int, label: str) -> Any:
 
         def on_train_end(self, logs: dict | None = None) -> None:
             if self.live:
-                self.progress.update(self.task, total=self.progress.tasks[0].completed)
-                self.progress.stop()
+                done = next(t.completed for t in self.progress.tasks if t.id == self.task)
+                self.progress.update(self.task, total=done)
+                if overall is not None:
+                    self.progress.advance(overall)
+                if self.own:
+                    self.progress.stop()
 
     return RichProgress()

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from kerastrain import __version__, _keras
 from kerastrain.config import LoadedConfig
+from kerastrain.data.leakage import LeakageReport, check_leakage
 from kerastrain.data.preprocess import Preprocessor, label_value
 from kerastrain.data.splits import Fold
 from kerastrain.data.table import fingerprint_columns
@@ -24,8 +25,10 @@ from kerastrain.rundir import RunDir, now, write_history, write_json, write_text
 from kerastrain.training import report
 from kerastrain.training.callbacks import (
     check_monitors,
+    held_out_curves,
     progress_callback,
     run_callbacks,
+    steering_callbacks,
     tensorboard_enabled,
     user_callbacks,
 )
@@ -41,6 +44,7 @@ class Checked:
     log_names: list[str]
     n_params: int
     summary: dict[str, Any] = field(default_factory=dict)
+    leakage: LeakageReport | None = None
 
 
 def _configure_runtime(loaded: LoadedConfig) -> None:
@@ -67,19 +71,51 @@ def build_model(experiment: Experiment, pre: Preprocessor) -> Any:
     return model
 
 
+def check_steering(loaded: LoadedConfig) -> None:
+    """Under cross-validation, what steers training must not be what a fold is scored on,
+    unless the user says so."""
+    spec = loaded.config.validation
+    if not spec.cross_validated or spec.validation_split > 0 or spec.steer_on_scored_rows:
+        return
+    steering = steering_callbacks(loaded.config)
+    if steering:
+        i = steering[0]
+        raise KeyProblem(("callbacks", i), f"{loaded.config.callbacks[i].type} acts on a val_ "
+                         "quantity, and with validation.validation_split: 0 each fold validates "
+                         "on the rows it is scored on: its scores would be optimistic. Set "
+                         "validation.validation_split above 0 (an inner split of each fold's "
+                         "training rows steers instead), or validation.steer_on_scored_rows: "
+                         "true to accept it knowingly.")
+
+
+def leakage_report(experiment: Experiment) -> LeakageReport | None:
+    """Counted before training; `validation.leakage: error` stops the run."""
+    spec = experiment.loaded.config.validation
+    if spec.leakage == "ignore":
+        return None
+    report = check_leakage(experiment.table, experiment.features, experiment.plan,
+                           experiment.groups)
+    if report.total and spec.leakage == "error":
+        raise KeyProblem(("validation", "leakage"), report.message())
+    return report
+
+
 def check(loaded: LoadedConfig) -> Checked:
-    """Every check `fit` makes before training: names, data, splits, the model on the real
-    input shape, one evaluation batch (for the names Keras will log), callback monitors."""
+    """Every check `fit` makes before training: names, data, splits, leakage, the model on
+    the real input shape, one evaluation batch (for the names Keras will log), callback
+    monitors."""
     check_names(loaded)
     _configure_runtime(loaded)
     experiment = load_experiment(loaded)
     with at_keys(loaded):
+        check_steering(loaded)
+        leakage = leakage_report(experiment)
         strategy = choose_strategy(loaded.config.runtime)
     fold = experiment.plan.folds[0]
-    pre = experiment.preprocessor(fold.train)
+    pre = experiment.preprocessor(fold.fit_rows)
     with strategy.strategy.scope():
         model = build_model(experiment, pre)
-    probe = fold.train[: loaded.config.training.batch_size]
+    probe = fold.fit_rows[: loaded.config.training.batch_size]
     x, y = experiment.arrays(pre, probe, "training rows")
     logs = model.evaluate(x, y, batch_size=len(probe), verbose=0, return_dict=True)
     log_names = list(logs)
@@ -92,10 +128,23 @@ def check(loaded: LoadedConfig) -> Checked:
                "target": experiment.target, "task": experiment.task,
                "input_shape": pre.input_shape, "classes": pre.classes,
                "scheme": plan.scheme, "folds": len(plan.folds),
-               "train_rows": len(fold.train), "validation_rows": len(fold.validation),
+               "train_rows": len(fold.fit_rows), "validation_rows": len(fold.validation),
                "test_rows": len(plan.test), "parameters": int(model.count_params()),
                "strategy": strategy.name, "logged": log_names}
-    return Checked(experiment, strategy, log_names, int(model.count_params()), summary)
+    if loaded.config.validation.cross_validated:
+        summary.update(splitter=plan.splitter, inner_validation_rows=len(fold.inner))
+    warnings = list(plan.notes)
+    spec = loaded.config.validation
+    if spec.cross_validated and not spec.refit and len(plan.test):
+        warnings.append("the test split is kept apart but never scored: without "
+                        "validation.refit there is no final model to score it once.")
+    if leakage is not None:
+        summary["leakage"] = leakage.headline()
+        if leakage.total:
+            warnings.append(leakage.message())
+    summary["warnings"] = warnings
+    return Checked(experiment, strategy, log_names, int(model.count_params()), summary,
+                   leakage)
 
 
 def _class_weight(experiment: Experiment, pre: Preprocessor, y_train: np.ndarray) -> dict | None:
@@ -130,33 +179,53 @@ class FoldResult:
 
 
 def train_fold(checked: Checked, fold: Fold, out_dir: Path, console: Console | None,
-               label: str) -> FoldResult:
-    """A fresh model trained on the fold's training rows, preprocessing fitted on them only."""
+               label: str, epochs: int | None = None, display: Any = None,
+               overall: Any = None) -> FoldResult:
+    """A fresh model (state cleared) trained on the fold's `fit_rows`, preprocessing fitted
+    on them only; Keras validates on `steer_rows` and the fold is scored on `validation`.
+    A fold without validation rows is a refit: fixed epochs, no callback acting on val_*."""
     keras = _keras.keras()
     experiment = checked.experiment
     cfg = experiment.loaded.config
+    training = cfg.training
+    refit = not len(fold.validation)
     keras.backend.clear_session()
     keras.utils.set_random_seed(experiment.seed)
-    pre = experiment.preprocessor(fold.train)
-    x_train, y_train = experiment.arrays(pre, fold.train, "training rows")
-    x_val, y_val = experiment.arrays(pre, fold.validation, "validation rows")
+    pre = experiment.preprocessor(fold.fit_rows)
+    x_train, y_train = experiment.arrays(pre, fold.fit_rows, "training rows")
     with checked.strategy.strategy.scope():
         model = build_model(experiment, pre)
     with at_keys(experiment.loaded):
-        callbacks = user_callbacks(cfg, out_dir) + run_callbacks(cfg, out_dir)
+        skip = tuple(steering_callbacks(cfg)) if refit else ()
+        callbacks = user_callbacks(cfg, out_dir, skip)
+        if not refit:
+            callbacks += run_callbacks(cfg, out_dir)
         class_weight = _class_weight(experiment, pre, y_train)
+    eval_batch = training.validation_batch_size or training.batch_size
+    validation_data = None
+    heldout: dict[str, list[float]] = {}
+    if not refit:
+        validation_data = experiment.arrays(pre, fold.steer_rows, "validation rows")
+        x_val, y_val = (validation_data if not len(fold.inner) else
+                        experiment.arrays(pre, fold.validation, "validation rows"))
+        if len(fold.inner):
+            callbacks.append(held_out_curves(x_val, y_val, eval_batch, heldout))
+    epochs = epochs or training.epochs
     if console is not None:
-        callbacks.append(progress_callback(console, cfg.training.epochs, label))
-    training = cfg.training
+        callbacks.append(progress_callback(console, epochs, label, display, overall))
     history = model.fit(
-        x_train, y_train, batch_size=training.batch_size, epochs=training.epochs,
-        validation_data=(x_val, y_val), shuffle=training.shuffle, class_weight=class_weight,
+        x_train, y_train, batch_size=training.batch_size, epochs=epochs,
+        validation_data=validation_data, shuffle=training.shuffle, class_weight=class_weight,
         validation_freq=training.validation_freq,
         validation_batch_size=training.validation_batch_size, callbacks=callbacks, verbose=0)
-    scores = model.evaluate(x_val, y_val, batch_size=training.validation_batch_size
-                            or training.batch_size, verbose=0, return_dict=True)
-    return FoldResult(model, pre, {k: list(map(float, v)) for k, v in history.history.items()},
-                      {"validation": {k: float(v) for k, v in scores.items()}})
+    logged = {k: list(map(float, v)) for k, v in history.history.items()}
+    logged.update(heldout)
+    metrics = {}
+    if not refit:
+        scores = model.evaluate(x_val, y_val, batch_size=eval_batch, verbose=0,
+                                return_dict=True)
+        metrics["validation"] = {k: float(v) for k, v in scores.items()}
+    return FoldResult(model, pre, logged, metrics)
 
 
 def versions() -> dict[str, str]:
@@ -167,6 +236,49 @@ def versions() -> dict[str, str]:
             "tensorflow": _keras.tf().__version__, "keras": keras.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__,
             "platform": platform.platform()}
+
+
+def score_test(experiment: Experiment, result: FoldResult) -> dict[str, float] | None:
+    """The model's scores on the test split, or None when there is none."""
+    if not len(experiment.plan.test):
+        return None
+    x_test, y_test = experiment.arrays(result.pre, experiment.plan.test, "test rows")
+    scores = result.model.evaluate(x_test, y_test,
+                                   batch_size=experiment.loaded.config.training.batch_size,
+                                   verbose=0, return_dict=True)
+    return {k: float(v) for k, v in scores.items()}
+
+
+def write_model_files(run: RunDir, experiment: Experiment, result: FoldResult,
+                      metrics: dict[str, Any], extra_summary: str = "") -> None:
+    """The run's root files for `evaluate`/`predict`: model, preprocessing, history,
+    metrics and summary."""
+    pre_json = result.pre.to_json()
+    used = [*experiment.features, experiment.target]
+    pre_json["data"] = {"rows": experiment.table.n_rows,
+                        "sha256": fingerprint_columns(experiment.table, used)}
+    write_json(run.path / "preprocessing.json", pre_json)
+    write_history(run.path / "history.csv", result.history)
+    write_json(run.path / "metrics.json", metrics)
+    result.model.save(run.path / "model.keras")
+    write_text(run.path / "summary.txt",
+               report.summary_text(result.model, metrics) + extra_summary)
+
+
+def _holdout(checked: Checked, run: RunDir, console: Console | None) -> dict[str, Any]:
+    experiment = checked.experiment
+    fold = experiment.plan.folds[0]
+    result = train_fold(checked, fold, run.path, console, fold.name)
+    metrics = dict(result.metrics)
+    test = score_test(experiment, result)
+    if test is not None:
+        metrics["test"] = test
+    write_model_files(run, experiment, result, metrics)
+    if experiment.loaded.config.output.plots:
+        note = report.plot_history(result.history, run.sub("plots") / "learning_curves.png")
+        if note:
+            run.update_info(notes=[note])
+    return metrics
 
 
 def fit(loaded: LoadedConfig, console: Console | None = None,
@@ -181,30 +293,20 @@ def fit(loaded: LoadedConfig, console: Console | None = None,
     run.update_info(status="running", started_at=now(), command=argv or sys.argv,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
                     strategy=checked.strategy.name, devices=checked.strategy.devices,
-                    task=experiment.task, data=checked.summary)
+                    task=experiment.task, data=checked.summary,
+                    warnings=checked.summary["warnings"],
+                    leakage=checked.leakage.to_json() if checked.leakage else "not checked")
+    if console is not None:
+        for warning in checked.summary["warnings"]:
+            console.print(f"warning: {warning}", markup=False)
     write_json(run.path / "splits.json", experiment.plan.to_json())
     try:
-        result = train_fold(checked, experiment.plan.folds[0], run.path, console,
-                            experiment.plan.folds[0].name)
-        metrics = dict(result.metrics)
-        if len(experiment.plan.test):
-            x_test, y_test = experiment.arrays(result.pre, experiment.plan.test, "test rows")
-            scores = result.model.evaluate(x_test, y_test, batch_size=cfg.training.batch_size,
-                                           verbose=0, return_dict=True)
-            metrics["test"] = {k: float(v) for k, v in scores.items()}
-        pre_json = result.pre.to_json()
-        used = [*experiment.features, experiment.target]
-        pre_json["data"] = {"rows": experiment.table.n_rows,
-                            "sha256": fingerprint_columns(experiment.table, used)}
-        write_json(run.path / "preprocessing.json", pre_json)
-        write_history(run.path / "history.csv", result.history)
-        write_json(run.path / "metrics.json", metrics)
-        result.model.save(run.path / "model.keras")
-        write_text(run.path / "summary.txt", report.summary_text(result.model, metrics))
-        if cfg.output.plots:
-            note = report.plot_history(result.history, run.sub("plots") / "learning_curves.png")
-            if note:
-                run.update_info(notes=[note])
+        if cfg.validation.cross_validated:
+            from kerastrain.training.crossval import cross_validate
+
+            metrics = cross_validate(checked, run, console)
+        else:
+            metrics = _holdout(checked, run, console)
     except KeyboardInterrupt:
         run.update_info(status="interrupted", finished_at=now(),
                         duration_s=round(time.time() - started, 3))

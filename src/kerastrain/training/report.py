@@ -21,7 +21,8 @@ def summary_text(model: Any, metrics: dict[str, dict[str, float]]) -> str:
 
 def plot_history(history: dict[str, list[float]], path: Path,
                  title: str = "learning curves") -> str | None:
-    """One panel per metric, training and validation curves; a note if it cannot plot."""
+    """One panel per metric: training, validation (`val_`) and, under cross-validation
+    with an inner split, the scored rows' (`heldout_`) curves; a note if it cannot plot."""
     try:
         import matplotlib
 
@@ -29,12 +30,13 @@ def plot_history(history: dict[str, list[float]], path: Path,
         import matplotlib.pyplot as plt
     except ImportError:
         return "plots skipped: matplotlib is not installed (pip install 'kerastrain[plots]')."
-    bases = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    bases = [k for k in history if not k.startswith(("val_", "heldout_"))
+             and k not in ("learning_rate", "folds")]
     if not bases:
         return None
     fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.6), squeeze=False)
     for ax, key in zip(axes[0], bases, strict=True):
-        for name, style in ((key, "-"), (f"val_{key}", "--")):
+        for name, style in ((key, "-"), (f"val_{key}", "--"), (f"heldout_{key}", ":")):
             values = history.get(name)
             if values:
                 epochs = [i + 1 for i, v in enumerate(values) if not math.isnan(v)]
@@ -49,3 +51,29 @@ def plot_history(history: dict[str, list[float]], path: Path,
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return None
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def cv_text(summary: dict[str, Any]) -> str:
+    """The cross-validation summary as plain text: every metric per fold, mean, std, CI."""
+    metrics = summary["metrics"]
+    names = list(metrics)
+    width = max([12, *(len(n) + 2 for n in names)])
+    lines = ["", f"Cross-validation: {summary['splitter']}",
+             f"  scored on {summary['scored_on']}; steered on {summary['steered_on']}",
+             "  " + "fold".ljust(12) + "".join(n.rjust(width) for n in names)]
+    for fold in summary["folds"]:
+        lines.append("  " + fold.ljust(12) + "".join(
+            _number(metrics[n]["per_fold"].get(fold)).rjust(width) for n in names))
+    for row in ("mean", "std"):
+        lines.append("  " + row.ljust(12) + "".join(_number(metrics[n][row]).rjust(width)
+                                                    for n in names))
+    cis = ["" if metrics[n]["ci95"] is None else
+           f"{metrics[n]['ci95'][0]:.5g} .. {metrics[n]['ci95'][1]:.5g}" for n in names]
+    lines.append("  " + "95% CI".ljust(12) + "".join(
+        ci.rjust(max(width, len(ci) + 2)) for ci in cis))
+    lines.append(f"  {summary['note']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,185 @@
+"""Cross-validation end to end through the CLI: the seed's repeated 4-fold x 3 regression
+run, its files checked against scikit-learn and against each other, and its refit model
+used by `evaluate` and `predict`. Every run writes under tmp_path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import RepeatedKFold
+from typer.testing import CliRunner
+
+from invariants import assert_valid_plan
+from kerastrain.cli import app
+from kerastrain.data.splits import SplitPlan
+from kerastrain.rundir import read_history
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def _fit(config: Path, runs: Path, *overrides: str) -> tuple[Path, dict]:
+    args = ["fit", str(config), "--json", "--set", f"output.runs_dir={runs}"]
+    for override in overrides:
+        args += ["--set", override]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return Path(data["run_dir"]), data
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """configs/diabetes_kfold.yaml as shipped (repeated 4-fold x 3, refit), 3 epochs."""
+    runs = tmp_path_factory.mktemp("runs")
+    return _fit(ROOT / "configs" / "diabetes_kfold.yaml", runs, "training.epochs=3")
+
+
+@pytest.mark.slow  # trains Keras models
+def test_repeated_4x3_completes_with_a_folder_per_fold(cv_run: tuple[Path, dict]) -> None:
+    run_dir, data = cv_run
+    names = [f"{r}-{f}" for r in range(3) for f in range(4)]
+    assert sorted(p.name for p in (run_dir / "folds").iterdir()) == names
+    for name in names:
+        for file in ("history.csv", "metrics.json", "model.keras", "preprocessing.json"):
+            assert (run_dir / "folds" / name / file).is_file(), (name, file)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed"
+    assert 1 <= info["refit"]["epochs"] <= 3
+    assert info["refit"]["rows"] == 442 - len(json.loads((run_dir / "splits.json")
+                                                          .read_text())["test"])
+    assert info["refit"]["dropped_callbacks"] == ["EarlyStopping"]
+    assert set(data["cv_summary"]["metrics"]) == {"loss", "mae"}
+    assert set(data["metrics"]) == {"validation", "test"}
+    assert (run_dir / "plots" / "learning_curves.png").is_file()
+
+
+@pytest.mark.slow  # trains Keras models
+def test_splits_json_equals_repeated_kfold(cv_run: tuple[Path, dict]) -> None:
+    run_dir, _ = cv_run
+    plan = SplitPlan.from_json(json.loads((run_dir / "splits.json").read_text()))
+    assert_valid_plan(plan, 442)
+    assert len(plan.test) == int(np.ceil(0.2 * 442))
+    rows = np.setdiff1d(np.arange(442), plan.test)
+    splitter = RepeatedKFold(n_splits=4, n_repeats=3, random_state=42)
+    expected = [(rows[tr], rows[va]) for tr, va in splitter.split(np.zeros((len(rows), 1)))]
+    for fold, (train, validation) in zip(plan.folds, expected, strict=True):
+        assert np.array_equal(fold.train, train) and np.array_equal(fold.validation, validation)
+        # the rows that steer (inner validation) are training rows, never the scored rows
+        assert len(fold.inner) == int(np.ceil(0.2 * len(train)))
+
+
+@pytest.mark.slow  # trains Keras models
+def test_cv_summary_agrees_with_the_fold_metrics(cv_run: tuple[Path, dict]) -> None:
+    run_dir, _ = cv_run
+    summary = json.loads((run_dir / "cv_summary.json").read_text())
+    for metric, entry in summary["metrics"].items():
+        values = [json.loads((run_dir / "folds" / f / "metrics.json").read_text())
+                  ["validation"][metric] for f in summary["folds"]]
+        assert entry["per_fold"] == dict(zip(summary["folds"], values, strict=True))
+        assert entry["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+        assert entry["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+        half = stats.t.ppf(0.975, 11) * np.std(values, ddof=1) / np.sqrt(12)
+        assert entry["ci95"] == pytest.approx([np.mean(values) - half, np.mean(values) + half])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["validation"]["mae"] == summary["metrics"]["mae"]["mean"]
+
+
+@pytest.mark.slow  # trains Keras models
+def test_fold_preprocessing_comes_from_its_training_rows_only(cv_run: tuple[Path, dict]
+                                                              ) -> None:
+    run_dir, _ = cv_run
+    plan = SplitPlan.from_json(json.loads((run_dir / "splits.json").read_text()))
+    diabetes = load_diabetes()
+    column = list(diabetes.feature_names).index("bmi")
+    values = diabetes.data[:, column]
+    for fold in plan.folds[:4]:
+        saved = json.loads((run_dir / "folds" / fold.name / "preprocessing.json").read_text())
+        bmi = next(f for f in saved["features"] if f["name"] == "bmi")
+        assert bmi["mean"] == pytest.approx(np.mean(values[fold.fit_rows]), abs=1e-12)
+        assert bmi["std"] == pytest.approx(np.std(values[fold.fit_rows]), abs=1e-12)
+        seen_more = np.concatenate([fold.train, fold.validation])
+        assert abs(bmi["mean"] - np.mean(values[seen_more])) > 1e-9
+    root = json.loads((run_dir / "preprocessing.json").read_text())
+    bmi = next(f for f in root["features"] if f["name"] == "bmi")
+    rest = np.setdiff1d(np.arange(442), plan.test)
+    assert bmi["mean"] == pytest.approx(np.mean(values[rest]), abs=1e-12)
+
+
+@pytest.mark.slow  # trains Keras models
+def test_learning_curves_are_averaged_across_folds(cv_run: tuple[Path, dict]) -> None:
+    run_dir, data = cv_run
+    folds = data["cv_summary"]["folds"]
+    averaged = read_history(run_dir / "cv_history.csv")
+    histories = [read_history(run_dir / "folds" / f / "history.csv") for f in folds]
+    for key in ("heldout_mae", "val_mae", "mae"):
+        assert averaged[key][0] == pytest.approx(np.mean([h[key][0] for h in histories]))
+    assert averaged["folds"][0] == 12
+
+
+@pytest.mark.slow  # trains Keras models
+def test_refit_model_evaluates_and_predicts(cv_run: tuple[Path, dict], tmp_path: Path) -> None:
+    run_dir, data = cv_run
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.stdout)
+    assert scored["split"] == "test" and scored["rows"] == 89
+    assert scored["metrics"]["mae"] == pytest.approx(data["metrics"]["test"]["mae"], rel=1e-4)
+    diabetes = load_diabetes()
+    rows = tmp_path / "new.csv"
+    with open(rows, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(diabetes.feature_names)
+        writer.writerows(diabetes.data[:5].tolist())
+    output = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["predict", str(run_dir), str(rows), "--output", str(output),
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = output.read_text().splitlines()
+    assert lines[0] == "target" and len(lines) == 6
+    assert all(np.isfinite(float(v)) for v in lines[1:])
+
+
+@pytest.mark.slow  # trains Keras models
+def test_without_refit_there_is_no_root_model_and_evaluate_says_why(tmp_path: Path) -> None:
+    run_dir, data = _fit(ROOT / "configs" / "iris_mlp.yaml", tmp_path, "training.epochs=1",
+                         "validation.scheme=kfold", "validation.n_splits=2",
+                         "validation.refit=false")
+    assert not (run_dir / "model.keras").exists()
+    assert len(list((run_dir / "folds").iterdir())) == 2
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["model"] is None and "refit" in info["no_model_reason"]
+    assert any("never scored" in w for w in info["warnings"])
+    assert "test" not in data["metrics"]
+    assert "Stratified" in data["cv_summary"]["splitter"]
+    result = runner.invoke(app, ["evaluate", str(run_dir)])
+    assert result.exit_code == 2
+    assert "kept no final model" in result.output
+
+
+@pytest.mark.slow  # trains Keras models
+def test_holdout_still_writes_its_root_files_and_no_folds(tmp_path: Path) -> None:
+    run_dir, data = _fit(ROOT / "configs" / "diabetes_regression.yaml", tmp_path,
+                         "training.epochs=1")
+    for file in ("model.keras", "history.csv", "metrics.json", "preprocessing.json",
+                 "splits.json", "summary.txt"):
+        assert (run_dir / file).is_file(), file
+    assert not (run_dir / "folds").exists() and not (run_dir / "cv_summary.json").exists()
+    assert set(data["metrics"]) == {"validation", "test"} and "cv_summary" not in data
+
+
+@pytest.mark.parametrize("module", ["kerastrain.cli", "kerastrain.data.splits",
+                                    "kerastrain.data.leakage", "kerastrain.config"])
+def test_split_modules_do_not_import_tensorflow(module: str) -> None:
+    code = f"import sys, {module}; print('tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
