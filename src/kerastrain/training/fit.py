@@ -20,6 +20,7 @@ from kerastrain.data.table import fingerprint_columns
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, at_keys, check_names, load_experiment
 from kerastrain.models.build import build_sequential, check_output_width, compile_model
+from kerastrain.models.graph import build_graph, check_graph_outputs, evaluate_model
 from kerastrain.rundir import RunDir, now, write_history, write_json, write_text
 from kerastrain.training import report
 from kerastrain.training.callbacks import (
@@ -60,6 +61,11 @@ def build_model(experiment: Experiment, pre: Preprocessor) -> Any:
     """The configured model, compiled, with its output checked against the target."""
     cfg = experiment.loaded.config
     with at_keys(experiment.loaded):
+        if cfg.model.is_graph:
+            model = build_graph(cfg.model, pre.input_shape)
+            compile_model(model, cfg.compile)
+            check_graph_outputs(model, cfg.model, pre.outputs)
+            return model
         model = build_sequential(cfg.model, pre.input_shape)
         compile_model(model, cfg.compile)
         check_output_width(model, cfg.model, experiment.task, pre.classes,
@@ -95,6 +101,9 @@ def check(loaded: LoadedConfig) -> Checked:
                "train_rows": len(fold.train), "validation_rows": len(fold.validation),
                "test_rows": len(plan.test), "parameters": int(model.count_params()),
                "strategy": strategy.name, "logged": log_names}
+    if experiment.graph is not None:
+        summary.update(target={t.output: t.column for t in experiment.graph.targets},
+                       task={t.output: t.task for t in experiment.graph.targets})
     return Checked(experiment, strategy, log_names, int(model.count_params()), summary)
 
 
@@ -153,10 +162,10 @@ def train_fold(checked: Checked, fold: Fold, out_dir: Path, console: Console | N
         validation_data=(x_val, y_val), shuffle=training.shuffle, class_weight=class_weight,
         validation_freq=training.validation_freq,
         validation_batch_size=training.validation_batch_size, callbacks=callbacks, verbose=0)
-    scores = model.evaluate(x_val, y_val, batch_size=training.validation_batch_size
-                            or training.batch_size, verbose=0, return_dict=True)
+    scores = evaluate_model(model, x_val, y_val,
+                            training.validation_batch_size or training.batch_size)
     return FoldResult(model, pre, {k: list(map(float, v)) for k, v in history.history.items()},
-                      {"validation": {k: float(v) for k, v in scores.items()}})
+                      {"validation": scores})
 
 
 def versions() -> dict[str, str]:
@@ -198,22 +207,23 @@ def fit(loaded: LoadedConfig, console: Console | None = None,
         metrics = dict(result.metrics)
         if len(experiment.plan.test):
             x_test, y_test = experiment.arrays(result.pre, experiment.plan.test, "test rows")
-            scores = result.model.evaluate(x_test, y_test, batch_size=cfg.training.batch_size,
-                                           verbose=0, return_dict=True)
-            metrics["test"] = {k: float(v) for k, v in scores.items()}
+            metrics["test"] = evaluate_model(result.model, x_test, y_test,
+                                             cfg.training.batch_size)
         pre_json = result.pre.to_json()
-        used = [*experiment.features, experiment.target]
         pre_json["data"] = {"rows": experiment.table.n_rows,
-                            "sha256": fingerprint_columns(experiment.table, used)}
+                            "sha256": fingerprint_columns(experiment.table,
+                                                          experiment.used_columns)}
         write_json(run.path / "preprocessing.json", pre_json)
         write_history(run.path / "history.csv", result.history)
         write_json(run.path / "metrics.json", metrics)
         result.model.save(run.path / "model.keras")
         write_text(run.path / "summary.txt", report.summary_text(result.model, metrics))
+        notes = report.record_model(run, loaded, result.model)
         if cfg.output.plots:
-            note = report.plot_history(result.history, run.sub("plots") / "learning_curves.png")
-            if note:
-                run.update_info(notes=[note])
+            notes.append(report.plot_history(result.history,
+                                             run.sub("plots") / "learning_curves.png"))
+        if any(notes):
+            run.update_info(notes=[n for n in notes if n])
     except KeyboardInterrupt:
         run.update_info(status="interrupted", finished_at=now(),
                         duration_s=round(time.time() - started, 3))
