@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kerastrain import _keras
 from kerastrain.errors import KeyProblem
 
 
@@ -32,6 +33,8 @@ def _searching(folders: list[Path]) -> Iterator[None]:
 def import_plugins(modules: list[str], folders: list[Path]) -> None:
     """Import each module (searching `folders` first); a `KeyProblem` at `plugins.<i>` for
     one that is missing or fails while importing."""
+    if modules:
+        _keras.keras()  # plugins import Keras: let it come in quietly, as everywhere else
     with _searching(folders):
         for i, name in enumerate(modules):
             try:

@@ -77,7 +77,7 @@ def compile_model(model: Any, spec: CompileSpec) -> None:
                 for name, s in spec.loss.items()}
     else:
         loss = create_object("losses", spec.loss, ("compile", "loss"))
-    outputs = list(model.output_names)
+    outputs = list(getattr(model, "output_names", None) or [])  # Sequential has none
     metrics = _metrics(spec.metrics, "metrics", outputs)
     weighted = _metrics(spec.weighted_metrics, "weighted_metrics", outputs)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics,

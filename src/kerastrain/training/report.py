@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,17 @@ def summary_text(model: Any, metrics: dict[str, dict[str, float]]) -> str:
     """Keras's model summary followed by the final metrics of each split."""
     lines: list[str] = []
     wide = type(model).__name__ != "Sequential"  # a graph's summary has a "Connected to" column
-    model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text),
-                  line_length=130 if wide else 100)
+    width = 130 if wide else 100
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)  # Keras's Rich console: not the terminal's width
+    try:
+        model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text),
+                      line_length=width)
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
     lines.append("")
     lines.append("Final metrics")
     for split, scores in metrics.items():
