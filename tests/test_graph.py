@@ -95,6 +95,9 @@ INVALID = [
                                  "outputs (a graph), not both"),
     ("graph_unknown_layer.yaml", 10, "unknown layer 'Dens'. Did you mean 'Dense'?"),
     ("stack_per_output_loss.yaml", 10, "a per-output loss mapping needs a graph model"),
+    ("graph_output_without_loss.yaml", 14, "no loss for the output(s) aux_output"),
+    ("graph_features_and_input_columns.yaml", 6, "a graph model takes its columns from "
+                                                 "model.inputs"),
 ]
 
 

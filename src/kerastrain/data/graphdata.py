@@ -106,6 +106,12 @@ def graph_columns(cfg: Config, table: Table) -> GraphColumns:
     """The columns of every input and output, checked against the table."""
     targets = _targets(cfg, table)
     target_columns = {t.column for t in targets}
+    feeds_single = len(cfg.model.inputs) == 1 and cfg.model.inputs[0].columns is None \
+        and cfg.model.inputs[0].name not in table.columns
+    if cfg.data.features is not None and not feeds_single:
+        raise KeyProblem(("data", "features"), "a graph model takes its columns from "
+                         "model.inputs (columns: [...]); data.features only feeds a single "
+                         "input that names none. Move the columns to the input.")
     inputs: dict[str, list[str]] = {}
     for i, inp in enumerate(cfg.model.inputs):
         path = ("model", "inputs", i)
@@ -169,7 +175,12 @@ class GraphPreprocessor:
         return next(iter(self.outputs.values())).target if self.outputs else None
 
     @property
-    def classes(self) -> dict[str, list[Any]]:
+    def classes(self) -> list[Any]:
+        """The first output's classes (what `class_weight` of a one-output model uses)."""
+        return next(iter(self.outputs.values())).classes if self.outputs else []
+
+    @property
+    def output_classes(self) -> dict[str, list[Any]]:
         return {name: pre.classes for name, pre in self.outputs.items() if pre.classes}
 
     @property

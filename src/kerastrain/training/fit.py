@@ -103,7 +103,8 @@ def check(loaded: LoadedConfig) -> Checked:
                "strategy": strategy.name, "logged": log_names}
     if experiment.graph is not None:
         summary.update(target={t.output: t.column for t in experiment.graph.targets},
-                       task={t.output: t.task for t in experiment.graph.targets})
+                       task={t.output: t.task for t in experiment.graph.targets},
+                       classes=pre.output_classes)
     return Checked(experiment, strategy, log_names, int(model.count_params()), summary)
 
 
