@@ -249,3 +249,13 @@ def test_graph_config_round_trips_through_the_resolved_config(tmp_path: Path):
     assert again == loaded.config
     assert again.model.nodes[4].inputs == ["hidden2"]
     assert again.compile.loss_weights == {"main_output": 0.9, "aux_output": 0.1}
+
+
+def test_set_overrides_reach_graph_nodes_and_per_output_fields():
+    loaded = load_config(CONFIGS / "wide_deep_aux.yaml",
+                         ["model.nodes.0.units=64", "compile.loss_weights.aux_output=0.3",
+                          "compile.metrics.aux_output=mae"])
+    cfg = loaded.config
+    assert cfg.model.nodes[0].args["units"] == 64
+    assert cfg.compile.loss_weights == {"main_output": 0.9, "aux_output": 0.3}
+    assert cfg.compile.metrics == {"main_output": ["mae"], "aux_output": ["mae"]}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kerastrain.errors import did_you_mean
 
@@ -188,6 +188,22 @@ class CompileSpec(Strict):
     weighted_metrics: Annotated[list[str | KerasObject] | dict[str, list[str | KerasObject]],
                                 Field(union_mode="left_to_right")] = Field(default_factory=list)
     loss_weights: dict[str, float] | None = None  # graph models: output name -> weight
+
+    @field_validator("loss", "loss_weights", mode="before")
+    @classmethod
+    def _per_output_as_mapping(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError("give one value per output as a mapping of output name to value "
+                             "(Keras's dict form), e.g. {main_output: mse, aux_output: mse}.")
+        return value
+
+    @field_validator("metrics", "weighted_metrics", mode="before")
+    @classmethod
+    def _one_metric_per_output(cls, value: Any) -> Any:
+        """`{output: mae}` as Keras takes it: one metric of an output, as a list."""
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
     steps_per_execution: int = Field(default=32, ge=1)
     jit_compile: bool | Literal["auto"] = False
     run_eagerly: bool = False
