@@ -259,3 +259,25 @@ def test_set_overrides_reach_graph_nodes_and_per_output_fields():
     assert cfg.model.nodes[0].args["units"] == 64
     assert cfg.compile.loss_weights == {"main_output": 0.9, "aux_output": 0.3}
     assert cfg.compile.metrics == {"main_output": ["mae"], "aux_output": ["mae"]}
+
+
+def test_plot_graph_writes_model_png_or_returns_a_note(tmp_path: Path, monkeypatch):
+    from kerastrain import _keras
+    from kerastrain.training.report import plot_graph
+
+    utils = _keras.keras().utils
+
+    def drawn(model, to_file, **kwargs):
+        Path(to_file).write_bytes(b"\x89PNG")
+
+    def no_pydot(model, to_file, **kwargs):
+        raise ImportError("You must install pydot (`pip install pydot`) for `plot_model`.")
+
+    monkeypatch.setattr(utils, "plot_model", drawn)
+    assert plot_graph(object(), tmp_path / "model.png") is None
+    assert (tmp_path / "model.png").exists()
+    monkeypatch.setattr(utils, "plot_model", no_pydot)
+    note = plot_graph(object(), tmp_path / "again.png")
+    assert note.startswith("model.png skipped: ImportError: You must install pydot")
+    assert "docs/graph_models.md" in note
+    assert not (tmp_path / "again.png").exists()
