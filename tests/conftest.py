@@ -67,3 +67,9 @@ def iris_run(tmp_path_factory) -> Path:
     result = Cli()("fit", config, "--json")
     assert result.exit_code == 0, result.output
     return Path(json.loads(result.stdout)["run_dir"])
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Typer's CLI runner: commands run in-process, stdout and stderr apart."""
+    return CliRunner()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from kerastrain.config import LoadedConfig
+from kerastrain.data.graphdata import GraphColumns, GraphPreprocessor, graph_columns
 from kerastrain.data.preprocess import (
     Preprocessor,
     check_column,
@@ -23,6 +24,8 @@ from kerastrain.data.splits import Fold, SplitPlan, make_splits
 from kerastrain.data.table import Table
 from kerastrain.errors import ConfigError, DataError, KeyProblem, did_you_mean
 from kerastrain.models.build import create_object
+from kerastrain.models.graph import check_compile_outputs, graph_order
+from kerastrain.plugins import import_plugins
 
 
 @contextmanager
@@ -34,18 +37,41 @@ def at_keys(loaded: LoadedConfig) -> Iterator[None]:
         raise ConfigError([loaded.issue(exc.path, exc.message, exc.hint)]) from None
 
 
+def _per_output(value: Any, key: str) -> list[tuple[Any, tuple]]:
+    """(spec, path) of each entry of a compile field, flat or per output."""
+    if isinstance(value, dict):
+        return [(spec, ("compile", key, name)) for name, spec in value.items()]
+    return [(value, ("compile", key))]
+
+
+def _metric_specs(value: list | dict, key: str) -> list[tuple[Any, tuple]]:
+    groups = value.items() if isinstance(value, dict) else [(None, value)]
+    return [(m, ("compile", key) + ((name,) if name is not None else ()) + (i,))
+            for name, specs in groups for i, m in enumerate(specs)]
+
+
 def check_names(loaded: LoadedConfig) -> None:
-    """Every Keras name and constructor argument in the config, all problems at once."""
+    """The plugins imported, then every Keras name and constructor argument in the config
+    and the structure of a graph model, all problems at once."""
     cfg = loaded.config
-    wanted: list[tuple[str, Any, tuple]] = [
-        ("layers", layer, ("model", "layers", i)) for i, layer in enumerate(cfg.model.layers)]
-    wanted += [("optimizers", cfg.compile.optimizer, ("compile", "optimizer")),
-               ("losses", cfg.compile.loss, ("compile", "loss"))]
-    wanted += [("metrics", m, ("compile", "metrics", i)) for i, m in enumerate(cfg.compile.metrics)]
-    wanted += [("metrics", m, ("compile", "weighted_metrics", i))
-               for i, m in enumerate(cfg.compile.weighted_metrics)]
+    with at_keys(loaded):
+        import_plugins(cfg.plugins, [loaded.path.resolve().parent])
+    model = cfg.model
+    wanted: list[tuple[str, Any, tuple]] = (
+        [("layers", layer, ("model", "layers", i)) for i, layer in enumerate(model.layers)]
+        if not model.is_graph else
+        [("layers", node, ("model", "nodes", i)) for i, node in enumerate(model.nodes)])
+    wanted += [("optimizers", cfg.compile.optimizer, ("compile", "optimizer"))]
+    wanted += [("losses", spec, path) for spec, path in _per_output(cfg.compile.loss, "loss")]
+    wanted += [("metrics", m, path) for m, path in _metric_specs(cfg.compile.metrics, "metrics")]
+    wanted += [("metrics", m, path)
+               for m, path in _metric_specs(cfg.compile.weighted_metrics, "weighted_metrics")]
     wanted += [("callbacks", c, ("callbacks", i)) for i, c in enumerate(cfg.callbacks)]
     issues = []
+    try:
+        _check_structure(cfg)
+    except KeyProblem as exc:
+        issues.append(loaded.issue(exc.path, exc.message, exc.hint))
     for kind, spec, path in wanted:
         try:
             create_object(kind, spec, path, build=False)
@@ -53,6 +79,18 @@ def check_names(loaded: LoadedConfig) -> None:
             issues.append(loaded.issue(exc.path, exc.message, exc.hint))
     if issues:
         raise ConfigError(issues)
+
+
+def _check_structure(cfg: Any) -> None:
+    """A graph's structure, per-output compile fields, and `fit` arguments that Keras does
+    not take for several outputs."""
+    if cfg.model.is_graph:
+        graph_order(cfg.model)
+    check_compile_outputs(cfg.model, cfg.compile)
+    if cfg.model.is_graph and len(cfg.model.outputs) > 1 and cfg.training.class_weight:
+        raise KeyProblem(("training", "class_weight"), "Keras takes no class_weight for a model "
+                         "with several outputs; remove it (or weight the losses with "
+                         "compile.loss_weights).")
 
 
 @dataclass
@@ -67,19 +105,29 @@ class Experiment:
     target_encoding: str
     plan: SplitPlan
     groups: np.ndarray | None = None
+    graph: GraphColumns | None = None  # graph models: each input's columns, each output's target
 
     @property
     def seed(self) -> int:
         return int(self.loaded.config.seed)
 
-    def preprocessor(self, rows: np.ndarray) -> Preprocessor:
+    @property
+    def used_columns(self) -> list[str]:
+        """Every column the model reads: features, then the target(s)."""
+        targets = [t.column for t in self.graph.targets] if self.graph else [self.target]
+        return list(dict.fromkeys([*self.features, *targets]))
+
+    def preprocessor(self, rows: np.ndarray) -> Preprocessor | GraphPreprocessor:
         """Preprocessing fitted on `rows` (a fold's training rows) only."""
         data = self.loaded.config.data
+        if self.graph is not None:
+            return GraphPreprocessor.fit(self.table, self.graph, rows, data.preprocessing)
         return Preprocessor.fit(self.table, self.features, self.target, rows,
                                 data.preprocessing, self.task, self.target_encoding)
 
-    def arrays(self, pre: Preprocessor, rows: np.ndarray, where: str) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
+    def arrays(self, pre: Preprocessor | GraphPreprocessor, rows: np.ndarray,
+               where: str) -> tuple[Any, Any]:
+        """Model inputs and targets of `rows` (dicts by input/output name for a graph)."""
         return pre.transform_x(self.table, rows), pre.transform_y(self.table, rows, where)
 
 
@@ -162,6 +210,8 @@ def _split_inputs(loaded: LoadedConfig, table: Table) -> tuple[np.ndarray | None
 def load_experiment(loaded: LoadedConfig) -> Experiment:
     """Load the data, choose columns and task, and make the splits."""
     cfg = loaded.config
+    if cfg.model.is_graph:
+        return _load_graph_experiment(loaded)
     with at_keys(loaded):
         table = load_source(cfg.data.source, int(cfg.seed))
         features, target = _columns(loaded, table)
@@ -175,6 +225,23 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
                            time_rows)
     return Experiment(loaded, table, features, target, task, encoding, plan, groups)
+
+
+def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
+    """A graph model's data: columns per input, a target per output; the splits stratify on
+    the first classification output."""
+    cfg = loaded.config
+    with at_keys(loaded):
+        table = load_source(cfg.data.source, int(cfg.seed))
+        graph = graph_columns(cfg, table)
+        labels = next((table.columns[t.column] for t in graph.targets
+                       if t.task == "classification"), None)
+        groups, time_rows = _split_inputs(loaded, table)
+        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
+                           time_rows)
+    first = graph.targets[0]
+    return Experiment(loaded, table, graph.features, first.column, first.task, first.encoding,
+                      plan, groups, graph)
 
 
 def first_fold(experiment: Experiment) -> Fold:

@@ -11,11 +11,14 @@ import numpy as np
 
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig, load_config
+from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
 from kerastrain.data.preprocess import Preprocessor, check_column
 from kerastrain.data.sources import load_source
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table, fingerprint_columns, read_file
-from kerastrain.errors import DataError, UserError
+from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
+from kerastrain.models.graph import evaluate_model
+from kerastrain.plugins import import_plugins
 from kerastrain.rundir import RunDir, atomic_path
 
 
@@ -23,14 +26,26 @@ from kerastrain.rundir import RunDir, atomic_path
 class LoadedRun:
     run: RunDir
     loaded: LoadedConfig
-    pre: Preprocessor
+    pre: Preprocessor | GraphPreprocessor
     model: Any
+
+
+def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
+    """The config's plugins, from the folder fit imported them from (or sys.path), so that
+    their custom objects are registered before `model.keras` is loaded."""
+    folders = [Path(p) for p in run.info().get("plugin_path", [])]
+    try:
+        import_plugins(loaded.config.plugins, folders)
+    except KeyProblem as exc:
+        raise RunDirError(f"{run.path}: {exc.message}  The run's config names the plugin; "
+                          "put its folder on PYTHONPATH.") from None
 
 
 def load_run(path: str | Path) -> LoadedRun:
     run = RunDir.open(path)
     loaded = load_config(run.path / "config.yaml")
-    pre = Preprocessor.from_json(run.read_json("preprocessing.json"))
+    _import_run_plugins(run, loaded)
+    pre = load_preprocessor(run.read_json("preprocessing.json"))
     keras = _keras.keras()
     model = keras.saving.load_model(run.path / "model.keras")
     return LoadedRun(run, loaded, pre, model)
@@ -46,7 +61,7 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
         raise DataError(f"{table.origin} now has {table.n_rows} rows; the run was trained on "
                         f"{saved.get('rows')}. Score other data with --data FILE.")
     if saved.get("sha256") and saved["sha256"] != fingerprint_columns(
-            table, [*loaded_run.pre.feature_names, loaded_run.pre.target["name"]]):
+            table, loaded_run.pre.used_columns):
         raise DataError(f"{table.origin} changed since the run was trained; its test rows "
                         "are no longer the ones held out. Score a file with --data FILE.")
     if len(plan.test):
@@ -75,9 +90,9 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     x = pre.transform_x(table, rows)
     y = pre.transform_y(table, rows, "the evaluated rows")
     size = batch_size or loaded_run.loaded.config.training.batch_size
-    scores = loaded_run.model.evaluate(x, y, batch_size=size, verbose=0, return_dict=True)
+    scores = evaluate_model(loaded_run.model, x, y, size)
     return {"run_dir": str(loaded_run.run.path), "split": split, "rows": int(len(rows)),
-            "metrics": {k: float(v) for k, v in scores.items()}}
+            "metrics": scores}
 
 
 def prediction_columns(pre: Preprocessor, outputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,6 +108,24 @@ def prediction_columns(pre: Preprocessor, outputs: np.ndarray) -> dict[str, np.n
     if values.shape[1] == 1:
         return {target: values[:, 0]}
     return {f"{target}_{j}": values[:, j] for j in range(values.shape[1])}
+
+
+def graph_prediction_columns(pre: GraphPreprocessor, outputs: Any) -> dict[str, np.ndarray]:
+    """One set of columns per output, each prefixed by the output's name: `<output>` (the
+    label or value, `<output>_<j>` for several values) and `<output>_prob_<class>`."""
+    if isinstance(outputs, dict):
+        values = [outputs[name] for name in pre.outputs]
+    else:
+        values = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    columns: dict[str, np.ndarray] = {}
+    for (name, out_pre), out in zip(pre.outputs.items(), values, strict=True):
+        target = out_pre.target["name"]
+        for k, (column, data) in enumerate(prediction_columns(out_pre, out).items()):
+            if out_pre.task == "classification" and k > 0:  # prob_<class>
+                columns[f"{name}_{column}"] = data
+            else:  # the label or value: <target>, <target>_<j>
+                columns[name + column[len(target):]] = data
+    return columns
 
 
 def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
@@ -139,7 +172,10 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
     x = pre.transform_x(table)
     size = batch_size or loaded_run.loaded.config.training.batch_size
     outputs = loaded_run.model.predict(x, batch_size=size, verbose=0)
-    columns = prediction_columns(pre, outputs)
+    if isinstance(pre, GraphPreprocessor):
+        columns = graph_prediction_columns(pre, outputs)
+    else:
+        columns = prediction_columns(pre, outputs)
     write_table(output, columns)
     return {"run_dir": str(loaded_run.run.path), "input": str(input_file),
             "output": str(output), "rows": int(table.n_rows), "columns": list(columns)}

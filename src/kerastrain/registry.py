@@ -64,14 +64,14 @@ class Entry:
 
 
 def register(kind: str, name: str | None = None) -> Callable[[Any], Any]:
-    """Decorator for plugins: make a custom layer, loss, metric... known by its name."""
+    """Decorator for plugins: make a custom layer, loss, metric... known by its name, and
+    registered with Keras's serialization so a saved model loads again."""
     if kind not in KINDS:
         raise ValueError(f"unknown registry {kind!r}; one of {', '.join(KINDS)}")
 
     def decorate(obj: Any) -> Any:
         keras = _keras.keras()
-        if inspect.isclass(obj):
-            obj = keras.saving.register_keras_serializable(package="kerastrain")(obj)
+        obj = keras.saving.register_keras_serializable(package="kerastrain")(obj)
         _custom[kind][name or obj.__name__] = obj
         return obj
 
@@ -207,8 +207,9 @@ def create(kind: str, name: str, args: dict[str, Any] | None = None) -> Any:
                 args[arg] = create(sub, value)
             except UnknownName as exc:
                 raise BadArguments(str(exc), arg) from None
-    if kind in ("losses", "metrics") and not args:
+    custom = entry.name in _custom[kind]  # plugins' names, which Keras cannot resolve
+    if kind in ("losses", "metrics") and not args and not custom:
         return entry.name  # compile resolves it, 'accuracy' from the loss
     if not entry.is_class:
-        return entry.obj if kind == "activations" else entry.name
+        return entry.obj if kind == "activations" or custom else entry.name
     return entry.obj(**args)

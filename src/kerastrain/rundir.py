@@ -137,6 +137,12 @@ class RunDir:
         write_json(self.path / "run.json", info)
         return info
 
+    def add_notes(self, *notes: str | None) -> None:
+        """Append notes (things skipped, never failures) to run.json's `notes`."""
+        notes = tuple(n for n in notes if n)
+        if notes:
+            self.update_info(notes=[*self.info().get("notes", []), *notes])
+
     def write_config(self, resolved: dict[str, Any]) -> None:
         text = "# The fully resolved config of this run: `kerastrain fit` on it reproduces it.\n"
         write_text(self.path / "config.yaml",

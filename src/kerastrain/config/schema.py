@@ -9,9 +9,9 @@ module imports no TensorFlow.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kerastrain.errors import did_you_mean
 
@@ -47,7 +47,7 @@ class KerasObject(BaseModel):
 
 
 SKLEARN_SETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
-GENERATORS = ("gaussian_clouds", "classification", "regression")
+GENERATORS = ("gaussian_clouds", "classification", "regression", "tickets")
 SOURCE_FIELDS: dict[str, set[str]] = {
     "sklearn": {"name"},
     "csv": {"path", "delimiter"},
@@ -108,29 +108,102 @@ class PreprocessingSpec(Strict):
     rescale: float | None = None
 
 
+class TargetSpec(Strict):
+    """One output's target: its column and, where it differs from `data`'s, its task."""
+
+    column: Name
+    task: Literal["auto", "classification", "regression"] = "auto"
+    target_encoding: Literal["auto", "integer", "one_hot"] = "auto"
+
+
 class DataSpec(Strict):
     source: SourceSpec
     features: list[Name] | None = None
     target: Name | None = None
+    targets: dict[str, Name | TargetSpec] | None = None  # graph models: output name -> target
     task: Literal["auto", "classification", "regression"] = "auto"
     target_encoding: Literal["auto", "integer", "one_hot"] = "auto"
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
 
 
+NodeName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+
+
+class GraphInput(Strict):
+    """A named `keras.Input`, fed by feature columns (or a named array of an NPZ file).
+
+    Without `columns`, the column of the input's own name feeds it; with one input only,
+    `data.features` (or every column that is no target)."""
+
+    name: NodeName
+    columns: list[Name] | None = Field(default=None, min_length=1)
+    shape: list[int] | None = None  # checked against the data when given
+
+
+class GraphNode(KerasObject):
+    """A named layer called on earlier names: `{name, type, inputs: [...], <arguments>}`."""
+
+    name: NodeName
+    inputs: list[NodeName] = Field(min_length=1)
+
+
 class ModelSpec(Strict):
-    """A layer stack (Keras `Sequential`); the input shape comes from the data."""
+    """A layer stack (Keras `Sequential`, `layers`) or a graph (the functional API:
+    `inputs`, `nodes`, `outputs`). Input shapes come from the data."""
 
     name: str | None = None
-    layers: list[KerasObject] = Field(min_length=1)
+    layers: list[KerasObject] | None = Field(default=None, min_length=1)
+    inputs: list[GraphInput] | None = Field(default=None, min_length=1)
+    nodes: list[GraphNode] | None = Field(default=None, min_length=1)
+    outputs: list[NodeName] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ModelSpec:
+        graph = [k for k in ("inputs", "nodes", "outputs") if getattr(self, k) is not None]
+        if self.layers is not None and graph:
+            raise ValueError(f"give either layers (a layer stack) or inputs, nodes and outputs "
+                             f"(a graph), not both; remove {', '.join(graph)} or layers.")
+        if self.layers is None and len(graph) < 3:
+            missing = [k for k in ("inputs", "nodes", "outputs") if k not in graph]
+            if not graph:
+                raise ValueError("give layers (a layer stack) or inputs, nodes and outputs "
+                                 "(a graph).")
+            raise ValueError(f"a graph model needs inputs, nodes and outputs; "
+                             f"{', '.join(missing)} missing.")
+        return self
+
+    @property
+    def is_graph(self) -> bool:
+        return self.layers is None
 
 
 class CompileSpec(Strict):
     """The arguments of `keras.Model.compile`."""
 
     optimizer: str | KerasObject = "rmsprop"
-    loss: str | KerasObject
-    metrics: list[str | KerasObject] = Field(default_factory=list)
-    weighted_metrics: list[str | KerasObject] = Field(default_factory=list)
+    loss: Annotated[str | KerasObject | dict[str, str | KerasObject],
+                    Field(union_mode="left_to_right")]
+    metrics: Annotated[list[str | KerasObject] | dict[str, list[str | KerasObject]],
+                       Field(union_mode="left_to_right")] = Field(default_factory=list)
+    weighted_metrics: Annotated[list[str | KerasObject] | dict[str, list[str | KerasObject]],
+                                Field(union_mode="left_to_right")] = Field(default_factory=list)
+    loss_weights: dict[str, float] | None = None  # graph models: output name -> weight
+
+    @field_validator("loss", "loss_weights", mode="before")
+    @classmethod
+    def _per_output_as_mapping(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError("give one value per output as a mapping of output name to value "
+                             "(Keras's dict form), e.g. {main_output: mse, aux_output: mse}.")
+        return value
+
+    @field_validator("metrics", "weighted_metrics", mode="before")
+    @classmethod
+    def _one_metric_per_output(cls, value: Any) -> Any:
+        """`{output: mae}` as Keras takes it: one metric of an output, as a list."""
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
     steps_per_execution: int = Field(default=32, ge=1)
     jit_compile: bool | Literal["auto"] = False
     run_eagerly: bool = False
@@ -201,11 +274,15 @@ class OutputSpec(Strict):
     plots: bool = True
 
 
+ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]
+
+
 class Config(Strict):
     """A whole experiment, as written in YAML and resolved (defaults, overrides)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     seed: int | None = Field(default=None, ge=0, lt=2**32)
+    plugins: list[ModuleName] = Field(default_factory=list)  # imported before names are checked
     data: DataSpec
     model: ModelSpec
     compile: CompileSpec

@@ -131,6 +131,12 @@ class Preprocessor:
         pre.input_shape = list(pre.transform_x(table, train_rows[:1]).shape[1:])
         return pre
 
+    @classmethod
+    def fit_target(cls, table: Table, target_name: str, train_rows: np.ndarray, task: str,
+                   target_encoding: str) -> Preprocessor:
+        """A preprocessor of one target and no features: one output of a graph model."""
+        return cls([], cls._fit_target(table, target_name, train_rows, task, target_encoding))
+
     @staticmethod
     def _fit_numeric(name: str, train: np.ndarray, spec: PreprocessingSpec,
                      kind: str) -> dict[str, Any]:
@@ -173,6 +179,11 @@ class Preprocessor:
     @property
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.features]
+
+    @property
+    def used_columns(self) -> list[str]:
+        """Every column the model reads, features then target (to fingerprint the data)."""
+        return self.feature_names + ([self.target["name"]] if self.target else [])
 
     def check_columns(self, table: Table, with_target: bool) -> None:
         """DataError naming the first column the table lacks."""

@@ -78,6 +78,8 @@ def _synthetic(spec: SourceSpec, seed: int) -> Table:
         x = np.vstack([negative, positive])
         y = np.concatenate([np.zeros(per_class), np.ones(per_class)]).astype(np.int64)
         return Table({"x0": x[:, 0], "x1": x[:, 1], "target": y}, "synthetic gaussian_clouds")
+    if spec.name == "tickets":
+        return _tickets(spec, rng)
     n_samples = spec.n_samples or 1000
     n_features = spec.n_features or 20
     state = int(rng.integers(2**31))
@@ -92,6 +94,34 @@ def _synthetic(spec: SourceSpec, seed: int) -> Table:
     columns = {f"x{j}": x[:, j] for j in range(n_features)}
     columns["target"] = y
     return Table(columns, f"synthetic {spec.name}")
+
+
+TICKET_TAGS = 100
+
+
+def _tickets(spec: SourceSpec, rng: np.random.Generator) -> Table:
+    """Deep Learning with Python's support tickets (ch. 7), as arrays of its shapes: binary
+    bag-of-words `title` and `text_body` (n_features words, 10,000 in the book), 100 binary
+    `tags`; targets `priority` in [0, 1] and `department` (n_classes of them, 4 in the
+    book). Unlike the book's pure noise, the targets depend on the inputs (priority on
+    the first ten tags, department on the block of the vocabulary its words fall in most,
+    and most tickets carry a tag for their department), so a model has something to
+    learn."""
+    n = spec.n_samples or 1280
+    vocabulary = spec.n_features or 10_000
+    departments = spec.n_classes or 4
+    title = (rng.random((n, vocabulary)) < 0.01).astype(np.float32)
+    text_body = (rng.random((n, vocabulary)) < 0.02).astype(np.float32)
+    tags = (rng.random((n, TICKET_TAGS)) < 0.1).astype(np.float32)
+    priority = (tags[:, :10].sum(axis=1) + rng.random(n)) / 11.0
+    blocks = np.array_split(np.arange(vocabulary), departments)
+    busy = np.stack([title[:, b].sum(axis=1) + text_body[:, b].sum(axis=1) for b in blocks], 1)
+    department = np.argmax(busy + rng.random(busy.shape) * 0.5, axis=1).astype(np.int64)
+    hint = rng.random(n) < 0.7  # the last tags name the department, on most tickets
+    tags[np.flatnonzero(hint), TICKET_TAGS - departments + department[hint]] = 1.0
+    return Table({"title": title, "text_body": text_body, "tags": tags,
+                  "priority": priority.astype(np.float32), "department": department},
+                 "synthetic tickets")
 
 
 def keras_cache_dir() -> Path:

@@ -12,7 +12,7 @@ from kerastrain import _keras, registry
 from kerastrain.config.schema import CompileSpec, KerasObject, ModelSpec
 from kerastrain.errors import KeyProblem
 
-_SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape")
+SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape")
 
 
 def create_object(kind: str, spec: str | KerasObject, path: tuple, build: bool = True) -> Any:
@@ -45,7 +45,7 @@ def build_sequential(spec: ModelSpec, input_shape: list[int]) -> Any:
     for i, layer_spec in enumerate(spec.layers):
         path = ("model", "layers", i)
         args = layer_spec.args
-        for key in _SHAPE_ARGS:
+        for key in SHAPE_ARGS:
             if key in args:
                 raise KeyProblem(path + (key,), f"{key} is not needed: the input shape comes "
                                  f"from the data ({input_shape}). Remove it.")
@@ -58,35 +58,58 @@ def build_sequential(spec: ModelSpec, input_shape: list[int]) -> Any:
     return model
 
 
+def _metric_list(specs: list[str | KerasObject], path: tuple) -> list[Any]:
+    return [create_object("metrics", m, path + (i,)) for i, m in enumerate(specs)]
+
+
+def _metrics(specs: list | dict, key: str, outputs: list[str]) -> Any:
+    """Keras's dict form per output; a flat list applies to every output of a graph."""
+    path = ("compile", key)
+    if isinstance(specs, dict):
+        return {name: _metric_list(ms, path + (name,)) for name, ms in specs.items()}
+    if len(outputs) > 1 and specs:
+        return {name: _metric_list(specs, path) for name in outputs}
+    return _metric_list(specs, path)
+
+
 def compile_model(model: Any, spec: CompileSpec) -> None:
-    """`model.compile(...)` with the optimizer, loss and metrics resolved by the registry."""
+    """`model.compile(...)` with the optimizer, loss and metrics resolved by the registry;
+    per-output losses, metrics and loss weights in Keras's dict form, by output name."""
     optimizer = create_object("optimizers", spec.optimizer, ("compile", "optimizer"))
-    loss = create_object("losses", spec.loss, ("compile", "loss"))
-    metrics = [create_object("metrics", m, ("compile", "metrics", i))
-               for i, m in enumerate(spec.metrics)]
-    weighted = [create_object("metrics", m, ("compile", "weighted_metrics", i))
-                for i, m in enumerate(spec.weighted_metrics)]
+    if isinstance(spec.loss, dict):
+        loss = {name: create_object("losses", s, ("compile", "loss", name))
+                for name, s in spec.loss.items()}
+    else:
+        loss = create_object("losses", spec.loss, ("compile", "loss"))
+    outputs = list(getattr(model, "output_names", None) or [])  # Sequential has none
+    metrics = _metrics(spec.metrics, "metrics", outputs)
+    weighted = _metrics(spec.weighted_metrics, "weighted_metrics", outputs)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                  weighted_metrics=weighted or None,
+                  weighted_metrics=weighted or None, loss_weights=spec.loss_weights,
                   steps_per_execution=spec.steps_per_execution,
                   jit_compile=spec.jit_compile, run_eagerly=spec.run_eagerly)
 
 
-def check_output_width(model: Any, spec: ModelSpec, task: str, classes: list[Any],
-                       encoding: str) -> None:
-    """The last layer's width must fit the target: one unit per class, or one for two
-    classes, or one per regression target."""
-    width = model.output_shape[-1]
-    path = ("model", "layers", len(spec.layers) - 1)
+def output_width_problem(width: int, task: str, classes: list[Any], encoding: str) -> str | None:
+    """Why an output of `width` values cannot fit its target, or None: one unit per class,
+    or one for two classes, or one per regression target."""
     if task == "classification":
         n = len(classes)
         allowed = {n} if encoding == "one_hot" or n > 2 else {1, 2}
         if width not in allowed:
             shown = ", ".join(map(str, classes[:10])) + (", ..." if n > 10 else "")
             want = " or ".join(map(str, sorted(allowed)))
-            raise KeyProblem(path, f"the model outputs {width} values per row, but the target "
-                                   f"has {n} classes ({shown}): the last layer needs {want} "
-                                   "units.")
+            return (f"the model outputs {width} values per row, but the target has {n} "
+                    f"classes ({shown}): the last layer needs {want} units.")
     elif width != 1:
-        raise KeyProblem(path, f"the model outputs {width} values per row, but the regression "
-                               "target is one value: the last layer needs 1 unit.")
+        return (f"the model outputs {width} values per row, but the regression target is one "
+                "value: the last layer needs 1 unit.")
+    return None
+
+
+def check_output_width(model: Any, spec: ModelSpec, task: str, classes: list[Any],
+                       encoding: str) -> None:
+    """The last layer's width must fit the target."""
+    problem = output_width_problem(model.output_shape[-1], task, classes, encoding)
+    if problem:
+        raise KeyProblem(("model", "layers", len(spec.layers) - 1), problem)

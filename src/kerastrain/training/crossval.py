@@ -66,7 +66,7 @@ def _refit(checked: Checked, run: RunDir, console: Console | None, best: dict[st
     test = score_test(experiment, result)
     if test is not None:
         metrics["test"] = test
-    write_model_files(run, experiment, result, metrics, cv_text)
+    run.add_notes(*write_model_files(run, experiment, result, metrics, cv_text))
     run.update_info(model="model.keras: refit on every non-test row", refit={
         "epochs": epochs, "rows": int(len(rows)),
         "epochs_chosen_by": "the mean over folds of each fold's best epoch (lowest val_loss "
@@ -103,10 +103,8 @@ def cross_validate(checked: Checked, run: RunDir, console: Console | None) -> di
         averaged = mean_history(histories)
         write_history(run.path / "cv_history.csv", averaged)
         if cfg.output.plots:
-            note = report.plot_history(averaged, run.sub("plots") / "learning_curves.png",
-                                       f"mean over {len(histories)} folds")
-            if note:
-                run.update_info(notes=[note])
+            run.add_notes(report.plot_history(averaged, run.sub("plots") / "learning_curves.png",
+                                              f"mean over {len(histories)} folds"))
         metrics: dict[str, Any] = {"validation": {name: entry["mean"] for name, entry
                                                   in summary["metrics"].items()}}
         cv_text = report.cv_text(summary)

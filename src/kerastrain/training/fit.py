@@ -21,6 +21,7 @@ from kerastrain.data.table import fingerprint_columns
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, at_keys, check_names, load_experiment
 from kerastrain.models.build import build_sequential, check_output_width, compile_model
+from kerastrain.models.graph import build_graph, check_graph_outputs, evaluate_model
 from kerastrain.rundir import RunDir, now, write_history, write_json, write_text
 from kerastrain.training import report
 from kerastrain.training.callbacks import (
@@ -64,6 +65,11 @@ def build_model(experiment: Experiment, pre: Preprocessor) -> Any:
     """The configured model, compiled, with its output checked against the target."""
     cfg = experiment.loaded.config
     with at_keys(experiment.loaded):
+        if cfg.model.is_graph:
+            model = build_graph(cfg.model, pre.input_shape)
+            compile_model(model, cfg.compile)
+            check_graph_outputs(model, cfg.model, pre.outputs)
+            return model
         model = build_sequential(cfg.model, pre.input_shape)
         compile_model(model, cfg.compile)
         check_output_width(model, cfg.model, experiment.task, pre.classes,
@@ -143,6 +149,10 @@ def check(loaded: LoadedConfig) -> Checked:
         if leakage.total:
             warnings.append(leakage.message())
     summary["warnings"] = warnings
+    if experiment.graph is not None:
+        summary.update(target={t.output: t.column for t in experiment.graph.targets},
+                       task={t.output: t.task for t in experiment.graph.targets},
+                       classes=pre.output_classes)
     return Checked(experiment, strategy, log_names, int(model.count_params()), summary,
                    leakage)
 
@@ -222,9 +232,7 @@ def train_fold(checked: Checked, fold: Fold, out_dir: Path, console: Console | N
     logged.update(heldout)
     metrics = {}
     if not refit:
-        scores = model.evaluate(x_val, y_val, batch_size=eval_batch, verbose=0,
-                                return_dict=True)
-        metrics["validation"] = {k: float(v) for k, v in scores.items()}
+        metrics["validation"] = evaluate_model(model, x_val, y_val, eval_batch)
     return FoldResult(model, pre, logged, metrics)
 
 
@@ -243,26 +251,24 @@ def score_test(experiment: Experiment, result: FoldResult) -> dict[str, float] |
     if not len(experiment.plan.test):
         return None
     x_test, y_test = experiment.arrays(result.pre, experiment.plan.test, "test rows")
-    scores = result.model.evaluate(x_test, y_test,
-                                   batch_size=experiment.loaded.config.training.batch_size,
-                                   verbose=0, return_dict=True)
-    return {k: float(v) for k, v in scores.items()}
+    return evaluate_model(result.model, x_test, y_test,
+                          experiment.loaded.config.training.batch_size)
 
 
 def write_model_files(run: RunDir, experiment: Experiment, result: FoldResult,
-                      metrics: dict[str, Any], extra_summary: str = "") -> None:
+                      metrics: dict[str, Any], extra_summary: str = "") -> list[str]:
     """The run's root files for `evaluate`/`predict`: model, preprocessing, history,
-    metrics and summary."""
+    metrics, summary (and model.png for graph models). Returns notes for run.json."""
     pre_json = result.pre.to_json()
-    used = [*experiment.features, experiment.target]
     pre_json["data"] = {"rows": experiment.table.n_rows,
-                        "sha256": fingerprint_columns(experiment.table, used)}
+                        "sha256": fingerprint_columns(experiment.table, experiment.used_columns)}
     write_json(run.path / "preprocessing.json", pre_json)
     write_history(run.path / "history.csv", result.history)
     write_json(run.path / "metrics.json", metrics)
     result.model.save(run.path / "model.keras")
     write_text(run.path / "summary.txt",
                report.summary_text(result.model, metrics) + extra_summary)
+    return [n for n in report.record_model(run, experiment.loaded, result.model) if n]
 
 
 def _holdout(checked: Checked, run: RunDir, console: Console | None) -> dict[str, Any]:
@@ -273,11 +279,10 @@ def _holdout(checked: Checked, run: RunDir, console: Console | None) -> dict[str
     test = score_test(experiment, result)
     if test is not None:
         metrics["test"] = test
-    write_model_files(run, experiment, result, metrics)
+    run.add_notes(*write_model_files(run, experiment, result, metrics))
     if experiment.loaded.config.output.plots:
-        note = report.plot_history(result.history, run.sub("plots") / "learning_curves.png")
-        if note:
-            run.update_info(notes=[note])
+        run.add_notes(report.plot_history(result.history,
+                                          run.sub("plots") / "learning_curves.png"))
     return metrics
 
 

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kerastrain.config import LoadedConfig
+    from kerastrain.rundir import RunDir
 
 
 def summary_text(model: Any, metrics: dict[str, dict[str, float]]) -> str:
     """Keras's model summary followed by the final metrics of each split."""
     lines: list[str] = []
-    model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text), line_length=100)
+    wide = type(model).__name__ != "Sequential"  # a graph's summary has a "Connected to" column
+    width = 130 if wide else 100
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)  # Keras's Rich console: not the terminal's width
+    try:
+        model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text),
+                      line_length=width)
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
     lines.append("")
     lines.append("Final metrics")
     for split, scores in metrics.items():
@@ -77,3 +93,29 @@ def cv_text(summary: dict[str, Any]) -> str:
         ci.rjust(max(width, len(ci) + 2)) for ci in cis))
     lines.append(f"  {summary['note']}")
     return "\n".join(lines) + "\n"
+
+
+def plot_graph(model: Any, path: Path) -> str | None:
+    """The model's graph as a picture (Keras's `plot_model`); a note when pydot or Graphviz
+    is missing, never a failure: the picture is optional."""
+    from kerastrain import _keras
+
+    try:
+        _keras.keras().utils.plot_model(model, to_file=str(path), show_shapes=True,
+                                        show_layer_names=True)
+    except Exception as exc:  # ImportError without pydot/Graphviz, OSError without `dot`
+        first = " ".join(str(exc).split())[:200]
+        return (f"model.png skipped: {type(exc).__name__}: {first} (optional: pip install "
+                "pydot and install Graphviz; see docs/graph_models.md).")
+    return None if path.exists() else "model.png skipped: plot_model wrote no file."
+
+
+def record_model(run: RunDir, loaded: LoadedConfig, model: Any) -> list[str | None]:
+    """For graph models, model.png; for configs with plugins, the folder they were imported
+    from (run.json `plugin_path`), searched again by `evaluate` and `predict`. Returns notes."""
+    cfg = loaded.config
+    if cfg.plugins:
+        run.update_info(plugin_path=[str(loaded.path.resolve().parent)])
+    if not cfg.model.is_graph:
+        return []
+    return [plot_graph(model, run.path / "model.png")]
