@@ -8,6 +8,7 @@ commands that build or run a model.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
@@ -54,8 +55,12 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
         return action()
     except UserError as exc:
         raise fail(2, exc.render(), "error: ") from None
-    except KeyboardInterrupt:
-        raise fail(130, "interrupted.") from None
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        detail = "" if run_dir is None else (
+            f" The run directory {run_dir} keeps every finished fold and epoch; continue "
+            f"it with:\n  kerastrain resume {shlex.quote(str(run_dir))}")
+        raise fail(130, "interrupted." + detail) from None
     except typer.Exit:
         raise
     except Exception:
@@ -109,31 +114,68 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
         loaded = load_config(config, set_ or [])
         from kerastrain.training.fit import fit as fit_run
 
-        show_progress = not quiet and not json_
-        run, metrics = fit_run(loaded, err if show_progress else None, sys.argv)
-        info = run.info()
-        cv = run.read_json("cv_summary.json") if (run.path / "cv_summary.json").exists() \
-            else None
-        if not show_progress:
-            for warning in info.get("warnings", []):
-                err.print(f"warning: {warning}", markup=False)
-        if json_:
-            _print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
-                         **({"cv_summary": cv} if cv else {})})
-        elif quiet:
-            sys.stdout.write(f"{run.path}\n")
-        else:
-            title = f"{loaded.config.name}: final metrics"
-            if cv:
-                out.print(_cv_table(cv))
-                title += f" (validation: mean of {len(cv['folds'])} folds"
-                title += "; test: the refit model)" if "test" in metrics else ")"
-            out.print(_metrics_table(title, metrics))
-            if info.get("no_model_reason"):
-                out.print(f"note: {info['no_model_reason']}", markup=False)
-            out.print(f"run directory: {run.path}", markup=False)
+        console = err if not quiet and not json_ else None
+        run, metrics = fit_run(loaded, console, sys.argv)
+        _render_trained(run, metrics, loaded.config.name, quiet, json_)
 
     _guard(action, json_)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or failed run.")],
+           force: Annotated[bool, typer.Option(
+               help="Also resume a run still marked running (its process died unrecorded).")]
+           = False,
+           set_: Annotated[list[str] | None, typer.Option("--set", hidden=True)] = None,
+           quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Continue an interrupted or failed fit in its own run directory, from its config.yaml."""
+
+    def action() -> None:
+        from kerastrain.errors import RunDirError
+
+        if set_:
+            raise RunDirError(
+                "resume takes no --set: a resumed run continues with exactly the config it "
+                "started with (its config.yaml), so that its folds and epochs stay one "
+                "experiment. To change the config, start a new run: kerastrain fit "
+                f"{shlex.quote(str(run_dir / 'config.yaml'))} --set ...")
+        from kerastrain.training.resume import resume as resume_run
+
+        console = err if not quiet and not json_ else None
+        run, metrics = resume_run(run_dir, console, sys.argv, force)
+        from kerastrain.config import load_config
+
+        name = load_config(run.path / "config.yaml").config.name
+        _render_trained(run, metrics, name, quiet, json_)
+
+    _guard(action, json_)
+
+
+def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
+                    json_: bool) -> None:
+    """What `fit` and `resume` print once training is done."""
+    show_progress = not quiet and not json_
+    info = run.info()
+    cv = run.read_json("cv_summary.json") if (run.path / "cv_summary.json").exists() \
+        else None
+    if not show_progress:
+        for warning in info.get("warnings", []):
+            err.print(f"warning: {warning}", markup=False)
+    if json_:
+        _print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
+                     **({"cv_summary": cv} if cv else {})})
+    elif quiet:
+        sys.stdout.write(f"{run.path}\n")
+    else:
+        title = f"{name}: final metrics"
+        if cv:
+            out.print(_cv_table(cv))
+            title += f" (validation: mean of {len(cv['folds'])} folds"
+            title += "; test: the refit model)" if "test" in metrics else ")"
+        out.print(_metrics_table(title, metrics))
+        if info.get("no_model_reason"):
+            out.print(f"note: {info['no_model_reason']}", markup=False)
+        out.print(f"run directory: {run.path}", markup=False)
 
 
 @app.command()
