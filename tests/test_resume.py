@@ -22,20 +22,21 @@ from kerastrain.training.backup import compact
 RTOL, ATOL = 1e-5, 1e-6
 
 
-def _interrupt(monkeypatch: pytest.MonkeyPatch, epoch: int, where: str | None = None) -> None:
-    """Ctrl-C at the start of `epoch` (0-based) of every fit whose output folder is named
-    `where` (every fit when None), after the previous epoch was backed up."""
+def _interrupt(monkeypatch: pytest.MonkeyPatch, epoch: int, where: str = "",
+               error: type[BaseException] = KeyboardInterrupt) -> None:
+    """Ctrl-C (or `error`) at the start of `epoch` (0-based) of every fit whose output
+    folder's name starts with `where`, after the previous epoch was backed up."""
     keras = _keras.keras()
     original = fit_module.resumable
 
     class CtrlC(keras.callbacks.Callback):
         def on_epoch_begin(self, e: int, logs: dict | None = None) -> None:
             if e == epoch:
-                raise KeyboardInterrupt
+                raise error("stopped by the test")
 
     def patched(out_dir: Path, before: list, heldout: dict) -> list:
         made = original(out_dir, before, heldout)
-        return made + [CtrlC()] if where in (None, Path(out_dir).name) else made
+        return made + [CtrlC()] if Path(out_dir).name.startswith(where) else made
 
     monkeypatch.setattr(fit_module, "resumable", patched)
 
@@ -144,7 +145,7 @@ def test_interrupted_holdout_resumes_to_the_uninterrupted_result(
     assert cli("evaluate", run).exit_code == 0
 
 
-@pytest.mark.slow  # a 3-fold cross-validation, twice in part
+@pytest.mark.slow  # a 3-fold cross-validation and its refit, in three sessions
 def test_cross_validation_resumes_the_interrupted_fold_and_keeps_finished_ones(
         cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = iris_config(tmp_path / "runs")
@@ -161,13 +162,22 @@ def test_cross_validation_resumes_the_interrupted_fold_and_keeps_finished_ones(
     stamp = first.stat().st_mtime_ns
     assert not (run / "folds" / "0-1" / "metrics.json").exists()
 
+    with monkeypatch.context() as patch:  # resumed, then the refit fails
+        _interrupt(patch, epoch=1, where="iris-test", error=RuntimeError)
+        assert cli("resume", run).exit_code == 1
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert (run / "folds" / "0-2" / "metrics.json").is_file()
+    assert not (run / "model.keras").exists()
+
     result = cli("resume", run, "--quiet")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(run)
     assert first.stat().st_mtime_ns == stamp  # the finished fold was not retrained
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "completed"
-    assert info["resumes"][0]["fold"] == "0-1" and info["resumes"][0]["epochs_done"] == 2
+    assert info["status"] == "completed" and "error" not in info
+    assert [(r["was"], r["fold"], r["epochs_done"]) for r in info["resumes"]] == \
+        [("interrupted", "0-1", 2), ("failed", "refit", 1)]
+    assert len(read_history(run / "history.csv")["loss"]) == info["refit"]["epochs"]
     for name in ("0-0", "0-1", "0-2"):
         assert len(read_history(run / "folds" / name / "history.csv")["loss"]) == 4
         assert not (run / "folds" / name / "checkpoints" / "backup").exists()

@@ -124,11 +124,15 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
 @app.command()
 def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or failed run.")],
            force: Annotated[bool, typer.Option(
-               help="Also resume a run still marked running (its process died unrecorded).")]
+               "--force", help="Also resume a run still marked running (its process died "
+                               "without recording it).")]
            = False,
            set_: Annotated[list[str] | None, typer.Option("--set", hidden=True)] = None,
            quiet: QuietOption = False, json_: JsonOption = False) -> None:
-    """Continue an interrupted or failed fit in its own run directory, from its config.yaml."""
+    """Continue an interrupted or failed run, in its own directory.
+
+    Finished folds are kept; the interrupted one continues from its last epoch, with the
+    run's own config.yaml (hence no --set). See docs/resume.md."""
 
     def action() -> None:
         from kerastrain.errors import RunDirError

@@ -97,8 +97,8 @@ def cross_validate(checked: Checked, run: RunDir, console: Console | None) -> di
         for fold in plan.folds:
             out = run.sub("folds", fold.name)
             if trained(out):  # a resumed run: this fold finished before the interruption
-                history, scores = read_logged(out / "history.csv"), run.read_json(
-                    out.relative_to(run.path) / "metrics.json")
+                history = read_logged(out / "history.csv")
+                scores = run.read_json(f"folds/{fold.name}/metrics.json")
                 if display is not None:
                     display.advance(overall)
             else:
