@@ -185,3 +185,17 @@ def test_cross_validation_resumes_the_interrupted_fold_and_keeps_finished_ones(
     assert summary["folds"] == ["0-0", "0-1", "0-2"]
     assert (run / "model.keras").is_file() and "test" in json.loads(
         (run / "metrics.json").read_text())
+
+
+def test_ctrl_c_names_the_resume_command(cli, iris_yaml: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_module, "train_fold", interrupt)
+    result = cli("fit", iris_yaml, "--json")
+    assert result.exit_code == 130
+    run = _only_run(iris_yaml.parent / "runs")
+    data = json.loads(result.stdout)
+    assert data["run_dir"] == str(run) and data["resume"] == f"kerastrain resume {run}"
+    assert f"continue it with:\n  kerastrain resume {run}" in result.stderr

@@ -45,10 +45,11 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
     """Run a command body, turning errors into messages and exit codes (with --json, the
     error is also the one JSON object on stdout)."""
 
-    def fail(code: int, message: str, prefix: str = "", detail: str = "") -> typer.Exit:
+    def fail(code: int, message: str, prefix: str = "", detail: str = "",
+             **extra: Any) -> typer.Exit:
         err.print(prefix + message + detail, markup=False)
         if as_json:
-            _print_json({"status": "error", "exit_code": code, "error": message})
+            _print_json({"status": "error", "exit_code": code, "error": message, **extra})
         return typer.Exit(code)
 
     try:
@@ -57,10 +58,12 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
         raise fail(2, exc.render(), "error: ") from None
     except KeyboardInterrupt as exc:
         run_dir = getattr(exc, "run_dir", None)
-        detail = "" if run_dir is None else (
-            f" The run directory {run_dir} keeps every finished fold and epoch; continue "
-            f"it with:\n  kerastrain resume {shlex.quote(str(run_dir))}")
-        raise fail(130, "interrupted." + detail) from None
+        if run_dir is None:
+            raise fail(130, "interrupted.") from None
+        command = f"kerastrain resume {shlex.quote(str(run_dir))}"
+        raise fail(130, f"interrupted. The run directory {run_dir} keeps every finished fold "
+                   f"and epoch; continue it with:\n  {command}", run_dir=str(run_dir),
+                   resume=command) from None
     except typer.Exit:
         raise
     except Exception:
