@@ -301,10 +301,10 @@ def _holdout(checked: Checked, run: RunDir, console: Console | None) -> dict[str
     test = score_test(experiment, result)
     if test is not None:
         metrics["test"] = test
-    run.add_notes(*write_model_files(run, experiment, result, metrics))
     if experiment.loaded.config.output.plots:
         run.add_notes(report.plot_history(result.history,
                                           run.sub("plots") / "learning_curves.png"))
+    run.add_notes(*write_model_files(run, experiment, result, metrics))
     return metrics
 
 
@@ -330,6 +330,7 @@ def fit(loaded: LoadedConfig, console: Console | None = None,
 
 
 def data_fingerprint(experiment: Experiment) -> str:
+    """The SHA-256 of the columns the run uses: `resume` checks the data is unchanged."""
     return fingerprint_columns(experiment.table, experiment.used_columns)
 
 
