@@ -8,6 +8,7 @@ commands that build or run a model.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
@@ -44,18 +45,25 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
     """Run a command body, turning errors into messages and exit codes (with --json, the
     error is also the one JSON object on stdout)."""
 
-    def fail(code: int, message: str, prefix: str = "", detail: str = "") -> typer.Exit:
+    def fail(code: int, message: str, prefix: str = "", detail: str = "",
+             **extra: Any) -> typer.Exit:
         err.print(prefix + message + detail, markup=False)
         if as_json:
-            _print_json({"status": "error", "exit_code": code, "error": message})
+            _print_json({"status": "error", "exit_code": code, "error": message, **extra})
         return typer.Exit(code)
 
     try:
         return action()
     except UserError as exc:
         raise fail(2, exc.render(), "error: ") from None
-    except KeyboardInterrupt:
-        raise fail(130, "interrupted.") from None
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        if run_dir is None:
+            raise fail(130, "interrupted.") from None
+        command = f"kerastrain resume {shlex.quote(str(run_dir))}"
+        raise fail(130, f"interrupted. The run directory {run_dir} keeps every finished fold "
+                   f"and epoch; continue it with:\n  {command}", run_dir=str(run_dir),
+                   resume=command) from None
     except typer.Exit:
         raise
     except Exception:
@@ -109,31 +117,72 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
         loaded = load_config(config, set_ or [])
         from kerastrain.training.fit import fit as fit_run
 
-        show_progress = not quiet and not json_
-        run, metrics = fit_run(loaded, err if show_progress else None, sys.argv)
-        info = run.info()
-        cv = run.read_json("cv_summary.json") if (run.path / "cv_summary.json").exists() \
-            else None
-        if not show_progress:
-            for warning in info.get("warnings", []):
-                err.print(f"warning: {warning}", markup=False)
-        if json_:
-            _print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
-                         **({"cv_summary": cv} if cv else {})})
-        elif quiet:
-            sys.stdout.write(f"{run.path}\n")
-        else:
-            title = f"{loaded.config.name}: final metrics"
-            if cv:
-                out.print(_cv_table(cv))
-                title += f" (validation: mean of {len(cv['folds'])} folds"
-                title += "; test: the refit model)" if "test" in metrics else ")"
-            out.print(_metrics_table(title, metrics))
-            if info.get("no_model_reason"):
-                out.print(f"note: {info['no_model_reason']}", markup=False)
-            out.print(f"run directory: {run.path}", markup=False)
+        console = err if not quiet and not json_ else None
+        run, metrics = fit_run(loaded, console, sys.argv)
+        _render_trained(run, metrics, loaded.config.name, quiet, json_)
 
     _guard(action, json_)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or failed run.")],
+           force: Annotated[bool, typer.Option(
+               "--force", help="Also resume a run still marked running (its process died "
+                               "without recording it).")]
+           = False,
+           set_: Annotated[list[str] | None, typer.Option("--set", hidden=True)] = None,
+           quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Continue an interrupted or failed run, in its own directory.
+
+    Finished folds are kept; the interrupted one continues from its last epoch, with the
+    run's own config.yaml (hence no --set). See docs/resume.md."""
+
+    def action() -> None:
+        from kerastrain.errors import RunDirError
+
+        if set_:
+            raise RunDirError(
+                "resume takes no --set: a resumed run continues with exactly the config it "
+                "started with (its config.yaml), so that its folds and epochs stay one "
+                "experiment. To change the config, start a new run: kerastrain fit "
+                f"{shlex.quote(str(run_dir / 'config.yaml'))} --set ...")
+        from kerastrain.training.resume import resume as resume_run
+
+        console = err if not quiet and not json_ else None
+        run, metrics = resume_run(run_dir, console, sys.argv, force)
+        from kerastrain.config import load_config
+
+        name = load_config(run.path / "config.yaml").config.name
+        _render_trained(run, metrics, name, quiet, json_)
+
+    _guard(action, json_)
+
+
+def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
+                    json_: bool) -> None:
+    """What `fit` and `resume` print once training is done."""
+    show_progress = not quiet and not json_
+    info = run.info()
+    cv = run.read_json("cv_summary.json") if (run.path / "cv_summary.json").exists() \
+        else None
+    if not show_progress:
+        for warning in info.get("warnings", []):
+            err.print(f"warning: {warning}", markup=False)
+    if json_:
+        _print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
+                     **({"cv_summary": cv} if cv else {})})
+    elif quiet:
+        sys.stdout.write(f"{run.path}\n")
+    else:
+        title = f"{name}: final metrics"
+        if cv:
+            out.print(_cv_table(cv))
+            title += f" (validation: mean of {len(cv['folds'])} folds"
+            title += "; test: the refit model)" if "test" in metrics else ")"
+        out.print(_metrics_table(title, metrics))
+        if info.get("no_model_reason"):
+            out.print(f"note: {info['no_model_reason']}", markup=False)
+        out.print(f"run directory: {run.path}", markup=False)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def did_you_mean(given: object, choices: Iterable[str], n: int = 3) -> str:
@@ -81,3 +82,12 @@ class KeyProblem(Exception):
         self.path = tuple(path)
         self.message = message
         self.hint = hint
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the run directory is kept, marked `interrupted`, and
+    `kerastrain resume RUN_DIR` continues it."""
+
+    def __init__(self, run_dir: str | Path):
+        super().__init__(str(run_dir))
+        self.run_dir = Path(run_dir)

@@ -70,6 +70,21 @@ def write_history(path: Path, history: dict[str, list[float]]) -> None:
     write_text(path, buffer.getvalue())
 
 
+def read_logged(path: Path) -> dict[str, list[float]]:
+    """history.csv back as Keras's History held it: per key, only the epochs that logged it
+    (the empty cells `write_history` pads with are dropped; a logged NaN stays)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
+    return {k: [float(r[k]) for r in rows if r[k]] for k in keys}
+
+
+def trained(path: Path) -> bool:
+    """Whether a fold (or the run itself) finished: its metrics.json is written last,
+    after model.keras."""
+    return (path / "metrics.json").is_file() and (path / "model.keras").is_file()
+
+
 def read_history(path: Path) -> dict[str, list[float]]:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -131,8 +146,11 @@ class RunDir:
         except (OSError, json.JSONDecodeError) as exc:
             raise RunDirError(f"{self.path / name}: unreadable: {exc}") from None
 
-    def update_info(self, **fields: Any) -> dict[str, Any]:
+    def update_info(self, drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into run.json, removing the keys in `drop`."""
         info = self.info() if (self.path / "run.json").exists() else {}
+        for key in drop:
+            info.pop(key, None)
         info.update(fields)
         write_json(self.path / "run.json", info)
         return info

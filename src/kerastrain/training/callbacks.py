@@ -18,7 +18,6 @@ from kerastrain.models.build import create_object
 
 # Callback arguments that name a file or folder, with the default placed in the run dir.
 _PATH_ARGS = {"ModelCheckpoint": ("filepath", "checkpoints/checkpoint.keras"),
-              "BackupAndRestore": ("backup_dir", "checkpoints/backup"),
               "TensorBoard": ("log_dir", "logs"),
               "CSVLogger": ("filename", "callbacks_log.csv")}
 
@@ -33,6 +32,17 @@ def check_monitors(cfg: Config, log_names: list[str]) -> None:
                              f"{spec.type} monitors {monitor!r}, which is never logged."
                              f"{did_you_mean(monitor, available)}  Logged: "
                              f"{', '.join(available)}.")
+
+
+def check_no_backup(cfg: Config) -> None:
+    """Every run already backs up each epoch with BackupAndRestore (for `kerastrain
+    resume`); a second one would fight it over the same training state."""
+    for i, spec in enumerate(cfg.callbacks):
+        if spec.type.lower() == "backupandrestore":
+            raise KeyProblem(("callbacks", i), "BackupAndRestore is already part of every "
+                             "run: each fold backs up every epoch in its checkpoints/backup, "
+                             "and `kerastrain resume RUN_DIR` continues from there. Remove "
+                             "this callback.")
 
 
 _STEERING_TYPES = {"earlystopping", "reducelronplateau", "modelcheckpoint"}

@@ -13,11 +13,17 @@ import numpy as np
 from rich.console import Console
 
 from kerastrain.data.splits import Fold
-from kerastrain.rundir import RunDir, write_history, write_json, write_text
+from kerastrain.rundir import RunDir, read_logged, trained, write_history, write_json, write_text
 from kerastrain.training import report
 from kerastrain.training.callbacks import progress_display, steering_callbacks
 from kerastrain.training.cvstats import CI_NOTE, best_epoch, mean_history, summarize
-from kerastrain.training.fit import Checked, score_test, train_fold, write_model_files
+from kerastrain.training.fit import (
+    Checked,
+    save_model,
+    score_test,
+    train_fold,
+    write_model_files,
+)
 
 NO_MODEL = ("this cross-validation run kept no final model (validation.refit was false): "
             "each fold's model is in folds/<repeat>-<fold>/model.keras. Run fit again with "
@@ -61,18 +67,21 @@ def _refit(checked: Checked, run: RunDir, console: Console | None, best: dict[st
     rows = np.setdiff1d(np.arange(experiment.table.n_rows, dtype=np.int64), plan.test)
     epochs = max(1, int(round(float(np.mean(list(best.values()))))))
     dropped = [cfg.callbacks[i].type for i in steering_callbacks(cfg)]
+    run.update_info(model="model.keras: refit on every non-test row", refit={
+        "epochs": epochs, "rows": int(len(rows)),
+        "epochs_chosen_by": "the mean over folds of each fold's best epoch (lowest val_loss "
+                            "on the rows that steered it), rounded",
+        "best_epochs": best, "dropped_callbacks": dropped,
+        "test_scored": bool(len(plan.test))})
+    if trained(run.path):  # a resumed run interrupted after the refit's files
+        metrics.update({k: v for k, v in run.read_json("metrics.json").items() if k == "test"})
+        return
     result = train_fold(checked, Fold("refit", rows, np.empty(0, dtype=np.int64)), run.path,
                         console, "refit", epochs=epochs, display=display, overall=overall)
     test = score_test(experiment, result)
     if test is not None:
         metrics["test"] = test
     run.add_notes(*write_model_files(run, experiment, result, metrics, cv_text))
-    run.update_info(model="model.keras: refit on every non-test row", refit={
-        "epochs": epochs, "rows": int(len(rows)),
-        "epochs_chosen_by": "the mean over folds of each fold's best epoch (lowest val_loss "
-                            "on the rows that steered it), rounded",
-        "best_epochs": best, "dropped_callbacks": dropped,
-        "test_scored": test is not None})
 
 
 def cross_validate(checked: Checked, run: RunDir, console: Console | None) -> dict[str, Any]:
@@ -87,17 +96,23 @@ def cross_validate(checked: Checked, run: RunDir, console: Console | None) -> di
     with _display(console, len(plan.folds) + int(cfg.validation.refit)) as (display, overall):
         for fold in plan.folds:
             out = run.sub("folds", fold.name)
-            result = train_fold(checked, fold, out, console, f"fold {fold.name}",
-                                display=display, overall=overall)
-            write_history(out / "history.csv", result.history)
-            write_json(out / "metrics.json", result.metrics)
-            write_json(out / "preprocessing.json", result.pre.to_json())
-            result.model.save(out / "model.keras")
-            fold_scores[fold.name] = result.metrics["validation"]
-            histories.append(result.history)
-            best[fold.name] = best_epoch(result.history,
-                                         validation_freq=cfg.training.validation_freq)
-            del result  # one fold's model and arrays alive at a time
+            if trained(out):  # a resumed run: this fold finished before the interruption
+                history = read_logged(out / "history.csv")
+                scores = run.read_json(f"folds/{fold.name}/metrics.json")
+                if display is not None:
+                    display.advance(overall)
+            else:
+                result = train_fold(checked, fold, out, console, f"fold {fold.name}",
+                                    display=display, overall=overall)
+                history, scores = result.history, result.metrics
+                write_history(out / "history.csv", history)
+                write_json(out / "preprocessing.json", result.pre.to_json())
+                save_model(result.model, out / "model.keras")
+                write_json(out / "metrics.json", scores)  # last: marks the fold trained
+                del result  # one fold's model and arrays alive at a time
+            fold_scores[fold.name] = scores["validation"]
+            histories.append(history)
+            best[fold.name] = best_epoch(history, validation_freq=cfg.training.validation_freq)
         summary = _summary(checked, fold_scores, best)
         write_json(run.path / "cv_summary.json", summary)
         averaged = mean_history(histories)

@@ -18,14 +18,24 @@ from kerastrain.data.leakage import LeakageReport, check_leakage
 from kerastrain.data.preprocess import Preprocessor, label_value
 from kerastrain.data.splits import Fold
 from kerastrain.data.table import fingerprint_columns
-from kerastrain.errors import KeyProblem
+from kerastrain.errors import KeyProblem, RunInterrupted
 from kerastrain.experiment import Experiment, at_keys, check_names, load_experiment
 from kerastrain.models.build import build_sequential, check_output_width, compile_model
 from kerastrain.models.graph import build_graph, check_graph_outputs, evaluate_model
-from kerastrain.rundir import RunDir, now, write_history, write_json, write_text
+from kerastrain.rundir import (
+    RunDir,
+    atomic_path,
+    now,
+    trained,
+    write_history,
+    write_json,
+    write_text,
+)
 from kerastrain.training import report
+from kerastrain.training.backup import resumable
 from kerastrain.training.callbacks import (
     check_monitors,
+    check_no_backup,
     held_out_curves,
     progress_callback,
     run_callbacks,
@@ -127,6 +137,7 @@ def check(loaded: LoadedConfig) -> Checked:
     log_names = list(logs)
     with at_keys(loaded):
         check_monitors(loaded.config, log_names)
+        check_no_backup(loaded.config)
         tensorboard_enabled(loaded.config)
         _class_weight(experiment, pre, y)
     plan = experiment.plan
@@ -193,7 +204,9 @@ def train_fold(checked: Checked, fold: Fold, out_dir: Path, console: Console | N
                overall: Any = None) -> FoldResult:
     """A fresh model (state cleared) trained on the fold's `fit_rows`, preprocessing fitted
     on them only; Keras validates on `steer_rows` and the fold is scored on `validation`.
-    A fold without validation rows is a refit: fixed epochs, no callback acting on val_*."""
+    A fold without validation rows is a refit: fixed epochs, no callback acting on val_*.
+    Every epoch is backed up in `out_dir/checkpoints/backup`; a backup left there by an
+    interrupted run is where training resumes (the history merges both parts)."""
     keras = _keras.keras()
     experiment = checked.experiment
     cfg = experiment.loaded.config
@@ -220,16 +233,17 @@ def train_fold(checked: Checked, fold: Fold, out_dir: Path, console: Console | N
                         experiment.arrays(pre, fold.validation, "validation rows"))
         if len(fold.inner):
             callbacks.append(held_out_curves(x_val, y_val, eval_batch, heldout))
+    resuming = resumable(out_dir, list(callbacks), heldout)
+    callbacks += resuming
     epochs = epochs or training.epochs
     if console is not None:
         callbacks.append(progress_callback(console, epochs, label, display, overall))
-    history = model.fit(
+    model.fit(
         x_train, y_train, batch_size=training.batch_size, epochs=epochs,
         validation_data=validation_data, shuffle=training.shuffle, class_weight=class_weight,
         validation_freq=training.validation_freq,
         validation_batch_size=training.validation_batch_size, callbacks=callbacks, verbose=0)
-    logged = {k: list(map(float, v)) for k, v in history.history.items()}
-    logged.update(heldout)
+    logged = resuming[0].history()
     metrics = {}
     if not refit:
         metrics["validation"] = evaluate_model(model, x_val, y_val, eval_batch)
@@ -260,29 +274,37 @@ def write_model_files(run: RunDir, experiment: Experiment, result: FoldResult,
     """The run's root files for `evaluate`/`predict`: model, preprocessing, history,
     metrics, summary (and model.png for graph models). Returns notes for run.json."""
     pre_json = result.pre.to_json()
-    pre_json["data"] = {"rows": experiment.table.n_rows,
-                        "sha256": fingerprint_columns(experiment.table, experiment.used_columns)}
+    pre_json["data"] = {"rows": experiment.table.n_rows, "sha256": data_fingerprint(experiment)}
     write_json(run.path / "preprocessing.json", pre_json)
     write_history(run.path / "history.csv", result.history)
-    write_json(run.path / "metrics.json", metrics)
-    result.model.save(run.path / "model.keras")
+    save_model(result.model, run.path / "model.keras")
     write_text(run.path / "summary.txt",
                report.summary_text(result.model, metrics) + extra_summary)
-    return [n for n in report.record_model(run, experiment.loaded, result.model) if n]
+    notes = [n for n in report.record_model(run, experiment.loaded, result.model) if n]
+    write_json(run.path / "metrics.json", metrics)  # last: marks the model as trained
+    return notes
+
+
+def save_model(model: Any, path: Path) -> None:
+    """model.keras, replaced in one step: an interruption never leaves half a file."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def _holdout(checked: Checked, run: RunDir, console: Console | None) -> dict[str, Any]:
     experiment = checked.experiment
+    if trained(run.path):  # interrupted after its files were written
+        return run.read_json("metrics.json")
     fold = experiment.plan.folds[0]
     result = train_fold(checked, fold, run.path, console, fold.name)
     metrics = dict(result.metrics)
     test = score_test(experiment, result)
     if test is not None:
         metrics["test"] = test
-    run.add_notes(*write_model_files(run, experiment, result, metrics))
     if experiment.loaded.config.output.plots:
         run.add_notes(report.plot_history(result.history,
                                           run.sub("plots") / "learning_curves.png"))
+    run.add_notes(*write_model_files(run, experiment, result, metrics))
     return metrics
 
 
@@ -299,28 +321,46 @@ def fit(loaded: LoadedConfig, console: Console | None = None,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
                     strategy=checked.strategy.name, devices=checked.strategy.devices,
                     task=experiment.task, data=checked.summary,
+                    data_sha256=data_fingerprint(experiment),
                     warnings=checked.summary["warnings"],
                     leakage=checked.leakage.to_json() if checked.leakage else "not checked")
+    warn(checked, console)
+    write_json(run.path / "splits.json", experiment.plan.to_json())
+    return run, train_run(checked, run, console, started)
+
+
+def data_fingerprint(experiment: Experiment) -> str:
+    """The SHA-256 of the columns the run uses: `resume` checks the data is unchanged."""
+    return fingerprint_columns(experiment.table, experiment.used_columns)
+
+
+def warn(checked: Checked, console: Console | None) -> None:
     if console is not None:
         for warning in checked.summary["warnings"]:
             console.print(f"warning: {warning}", markup=False)
-    write_json(run.path / "splits.json", experiment.plan.to_json())
+
+
+def train_run(checked: Checked, run: RunDir, console: Console | None, started: float,
+              earlier_s: float = 0.0) -> dict[str, Any]:
+    """Train under the run's scheme, recording in run.json how it ended (`duration_s`
+    adds `earlier_s`, the time of the sessions before a resume). Ctrl-C becomes
+    `RunInterrupted`, which names the run to resume."""
+    def ended(**fields: Any) -> None:
+        run.update_info(finished_at=now(),
+                        duration_s=round(earlier_s + time.time() - started, 3), **fields)
+
     try:
-        if cfg.validation.cross_validated:
+        if checked.experiment.loaded.config.validation.cross_validated:
             from kerastrain.training.crossval import cross_validate
 
             metrics = cross_validate(checked, run, console)
         else:
             metrics = _holdout(checked, run, console)
     except KeyboardInterrupt:
-        run.update_info(status="interrupted", finished_at=now(),
-                        duration_s=round(time.time() - started, 3))
-        raise
+        ended(status="interrupted")
+        raise RunInterrupted(run.path) from None
     except BaseException as exc:
-        run.update_info(status="failed", finished_at=now(),
-                        duration_s=round(time.time() - started, 3),
-                        error=f"{type(exc).__name__}: {exc}")
+        ended(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    run.update_info(status="completed", finished_at=now(),
-                    duration_s=round(time.time() - started, 3))
-    return run, metrics
+    ended(status="completed")
+    return metrics
