@@ -20,7 +20,7 @@ from kerastrain.data.preprocess import (
     infer_task,
 )
 from kerastrain.data.sources import default_target, load_source
-from kerastrain.data.splits import Fold, SplitPlan, make_splits
+from kerastrain.data.splits import SplitPlan, make_splits
 from kerastrain.data.table import Table
 from kerastrain.errors import ConfigError, DataError, KeyProblem, did_you_mean
 from kerastrain.models.build import create_object
@@ -242,7 +242,3 @@ def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
     first = graph.targets[0]
     return Experiment(loaded, table, graph.features, first.column, first.task, first.encoding,
                       plan, groups, graph)
-
-
-def first_fold(experiment: Experiment) -> Fold:
-    return experiment.plan.folds[0]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from kerastrain.config.schema import DataSpec, PreprocessingSpec
-from kerastrain.data.table import Table
+from kerastrain.data.table import MISSING_TOKENS, Table
 from kerastrain.errors import DataError
 
 FORMAT_VERSION = 1
@@ -28,7 +28,7 @@ _CLASSIFICATION_WORDS = ("crossentropy", "hinge", "focal", "accuracy", "auc", "p
 def _is_missing(values: np.ndarray) -> np.ndarray:
     if values.dtype == object:
         return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or
-                         (isinstance(v, str) and v.strip().lower() in ("", "na", "nan", "null"))
+                         (isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
                          for v in values], dtype=bool)
     if values.dtype.kind == "f":
         return np.isnan(values).reshape(len(values), -1).any(axis=1)
