@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kerastrain.errors import UserError
+from kerastrain.registry import KINDS
 
 app = typer.Typer(
     name="kerastrain",
@@ -55,7 +56,10 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
     try:
         return action()
     except UserError as exc:
-        raise fail(2, exc.render(), "error: ") from None
+        message = exc.render()
+        if exc.option in OPTION_HINTS:
+            message += f"  {OPTION_HINTS[exc.option]}"
+        raise fail(2, message, "error: ") from None
     except KeyboardInterrupt as exc:
         run_dir = getattr(exc, "run_dir", None)
         if run_dir is None:
@@ -71,39 +75,22 @@ def _guard(action: Callable[[], Any], as_json: bool = False) -> Any:
                    detail="\n" + traceback.format_exc()) from None
 
 
+# How the command line gets past an error whose library call would take this argument.
+OPTION_HINTS = {"force": "Pass --force.", "data": "Use --data FILE.",
+                "overwrite": "Pass --overwrite to replace it."}
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str) + "\n")
 
 
-def _metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
-    names = sorted({k for scores in metrics.values() for k in scores})
-    table = Table(title=title)
-    table.add_column("split")
-    for name in names:
-        table.add_column(name, justify="right")
-    for split, scores in metrics.items():
-        table.add_row(split, *[f"{scores[n]:.4f}" if n in scores else "" for n in names])
-    return table
+def _progress(quiet: bool, json_: bool) -> Any:
+    """The live display on stderr, unless the output is for a script."""
+    if quiet or json_:
+        return None
+    from kerastrain.render import ConsoleProgress
 
-
-def _cv_table(summary: dict[str, Any]) -> Table:
-    """Every metric per fold, then its mean, sample std and 95% confidence interval."""
-    metrics = summary["metrics"]
-    names = list(metrics)
-    table = Table(title=f"cross-validation: {summary['splitter']}")
-    table.add_column("fold")
-    for name in names:
-        table.add_column(name, justify="right")
-    for fold in summary["folds"]:
-        table.add_row(fold, *[f"{metrics[n]['per_fold'][fold]:.4f}" for n in names])
-    table.add_section()
-    for row in ("mean", "std"):
-        table.add_row(row, *["" if metrics[n][row] is None else f"{metrics[n][row]:.4f}"
-                             for n in names])
-    table.add_row("95% CI", *["" if metrics[n]["ci95"] is None else
-                              f"{metrics[n]['ci95'][0]:.4f} .. {metrics[n]['ci95'][1]:.4f}"
-                              for n in names])
-    return table
+    return ConsoleProgress(err)
 
 
 @app.command()
@@ -117,8 +104,7 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
         loaded = load_config(config, set_ or [])
         from kerastrain.training.fit import fit as fit_run
 
-        console = err if not quiet and not json_ else None
-        run, metrics = fit_run(loaded, console, sys.argv)
+        run, metrics = fit_run(loaded, _progress(quiet, json_), sys.argv)
         _render_trained(run, metrics, loaded.config.name, quiet, json_)
 
     _guard(action, json_)
@@ -146,13 +132,11 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or faile
                 "started with (its config.yaml), so that its folds and epochs stay one "
                 "experiment. To change the config, start a new run: kerastrain fit "
                 f"{shlex.quote(str(run_dir / 'config.yaml'))} --set ...")
+        from kerastrain.config import load_config
         from kerastrain.training.resume import resume as resume_run
 
-        console = err if not quiet and not json_ else None
-        run, metrics = resume_run(run_dir, console, sys.argv, force)
-        from kerastrain.config import load_config
-
-        name = load_config(run.path / "config.yaml").config.name
+        run, metrics = resume_run(run_dir, _progress(quiet, json_), sys.argv, force)
+        name = load_config(run.config).config.name
         _render_trained(run, metrics, name, quiet, json_)
 
     _guard(action, json_)
@@ -161,10 +145,13 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or faile
 def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
                     json_: bool) -> None:
     """What `fit` and `resume` print once training is done."""
+    from kerastrain.render import metrics_table
+    from kerastrain.rundir import read_json
+    from kerastrain.training.report import cv_table
+
     show_progress = not quiet and not json_
     info = run.info()
-    cv = run.read_json("cv_summary.json") if (run.path / "cv_summary.json").exists() \
-        else None
+    cv = read_json(run.cv_summary) if run.cv_summary.exists() else None
     if not show_progress:
         for warning in info.get("warnings", []):
             err.print(f"warning: {warning}", markup=False)
@@ -176,10 +163,10 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
     else:
         title = f"{name}: final metrics"
         if cv:
-            out.print(_cv_table(cv))
+            out.print(cv_table(cv))
             title += f" (validation: mean of {len(cv['folds'])} folds"
             title += "; test: the refit model)" if "test" in metrics else ")"
-        out.print(_metrics_table(title, metrics))
+        out.print(metrics_table(title, metrics))
         if info.get("no_model_reason"):
             out.print(f"note: {info['no_model_reason']}", markup=False)
         out.print(f"run directory: {run.path}", markup=False)
@@ -195,7 +182,7 @@ def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML 
         from kerastrain.config import load_config
 
         loaded = load_config(config, set_ or [])
-        from kerastrain.training.fit import check
+        from kerastrain.training.check import check
 
         summary = check(loaded).summary
         if json_:
@@ -220,6 +207,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
 
     def action() -> None:
         from kerastrain.inference import evaluate as evaluate_run
+        from kerastrain.render import metrics_table
 
         result = evaluate_run(run_dir, data)
         if json_:
@@ -229,7 +217,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
                              + "\n")
         else:
             title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
-            out.print(_metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
+            out.print(metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
 
     _guard(action, json_)
 
@@ -285,16 +273,7 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Where the runs are.")] =
     _guard(action, json_)
 
 
-class Kind(str, Enum):
-    layers = "layers"
-    optimizers = "optimizers"
-    losses = "losses"
-    metrics = "metrics"
-    callbacks = "callbacks"
-    activations = "activations"
-    initializers = "initializers"
-    regularizers = "regularizers"
-    constraints = "constraints"
+Kind = Enum("Kind", {kind: kind for kind in KINDS}, type=str)  # every kind the registry has
 
 
 @app.command("list")
