@@ -19,6 +19,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from kerastrain.errors import UserError
 
@@ -26,7 +28,7 @@ app = typer.Typer(
     name="kerastrain",
     help="Turn a YAML experiment file into a trained, validated Keras model and a run directory.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -260,31 +262,6 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
     _guard(action, json_)
 
 
-@app.command()
-def runs(runs_dir: Annotated[Path, typer.Argument(help="Where the runs are.")] = Path("runs"),
-         json_: JsonOption = False) -> None:
-    """List the runs in a runs directory with their status and final metrics."""
-
-    def action() -> None:
-        from kerastrain.rundir import list_runs
-
-        found = list_runs(runs_dir)
-        if json_:
-            _print_json({"runs": found})
-            return
-        table = Table(title=f"{runs_dir}: {len(found)} runs")
-        for column in ("run", "status", "started", "validation", "test"):
-            table.add_column(column)
-        for run in found:
-            shown = [", ".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items())
-                     for split in ("validation", "test")]
-            table.add_row(Path(run["run_dir"]).name, str(run["status"]),
-                          str(run["started_at"] or ""), *shown)
-        out.print(table)
-
-    _guard(action, json_)
-
-
 class Kind(str, Enum):
     layers = "layers"
     optimizers = "optimizers"
@@ -312,6 +289,239 @@ def list_names(kind: Annotated[Kind, typer.Argument(help="Which Keras names to l
             sys.stdout.write("\n".join(names) + "\n")
 
     _guard(action, json_)
+
+
+# -- reading runs back: runs, compare; editors: schema, init --------------------------------
+
+
+class _RunsGroup(TyperGroup):
+    """`kerastrain runs [RUNS_DIR] [options]` lists runs (the `list` subcommand) unless the
+    first word names a subcommand: `runs show RUN`, `runs compare RUN RUN...`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+runs_app = typer.Typer(
+    cls=_RunsGroup, rich_markup_mode=None,
+    help="List runs (kerastrain runs [RUNS_DIR] [options], the same as runs list), show one "
+         "(runs show RUN), or compare several (runs compare RUN RUN...).")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+        runs_dir: Annotated[Path | None, typer.Argument(
+            metavar="RUNS_DIR", help="Where the runs are (default: runs).",
+            show_default=False)] = None,
+        name: Annotated[str | None, typer.Option(
+            help="Only runs whose name holds this text, or matches this glob (iris-*).")]
+        = None,
+        status: Annotated[list[str] | None, typer.Option(
+            metavar="STATUS", help="Only runs of this status (repeatable): running, "
+                                   "completed, failed, interrupted, unreadable.")] = None,
+        sweep: Annotated[Path | None, typer.Option(
+            help="Only the runs a sweep directory's manifest.csv lists, wherever they are "
+                 "(instead of RUNS_DIR).")] = None,
+        sort: Annotated[str | None, typer.Option(
+            metavar="METRIC", help="Best first by this metric: val_loss, validation.loss, "
+                                   "test.accuracy (lower is better for losses and errors, "
+                                   "higher for accuracy, auc, ...).")] = None,
+        json_: JsonOption = False,
+        csv_: Annotated[bool, typer.Option("--csv", help="Print the runs as CSV on stdout.")]
+        = False) -> None:
+    """List runs with their status and final metrics (imports no TensorFlow)."""
+
+    def action() -> None:
+        from kerastrain import runs
+
+        if sweep is not None and runs_dir is not None:
+            raise runs.RunsError("give either RUNS_DIR or --sweep DIR, not both.")
+        found = runs.sweep_runs(sweep) if sweep is not None else \
+            runs.find_runs(runs_dir or Path("runs"))
+        found = runs.filter_runs(found, name, status or ())
+        order = None
+        if sort:
+            found, order = runs.sort_runs(found, sort)
+            if not json_:
+                err.print(f"sorted by {order['metric']}: {order['order']}", markup=False)
+        if json_:
+            _print_json({"runs": found, **({"sort": order} if order else {})})
+        elif csv_:
+            sys.stdout.write(runs.to_csv(found))
+        else:
+            where = sweep if sweep is not None else runs_dir or Path("runs")
+            out.print(_runs_table(f"{where}: {len(found)} runs", found))
+
+    _guard(action, json_)
+
+
+def _runs_table(title: str, found: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("run", "status", "started", "validation", "test"):
+        table.add_column(column)
+    for run in found:
+        shown = [", ".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items()
+                           if isinstance(v, (int, float)))
+                 for split in ("validation", "test")]
+        table.add_row(Text(Path(run["run_dir"]).name), str(run["status"]),
+                      str(run["started_at"] or ""), *map(Text, shown))
+    return table
+
+
+@runs_app.command("show")
+def runs_show(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+              json_: JsonOption = False) -> None:
+    """One run: status, config summary, metrics, and where its files are."""
+
+    def action() -> None:
+        from kerastrain.runs import show_run
+
+        shown = show_run(run_dir)
+        if json_:
+            _print_json(shown)
+            return
+        head = Table(title=shown["run_dir"], show_header=False)
+        for key in ("name", "status", "started_at", "finished_at", "duration_s", "seed",
+                    "task", "strategy", "error", "no_model_reason"):
+            if key in shown:
+                head.add_row(key, Text(str(shown[key])))
+        for key, value in shown["overrides"].items():
+            head.add_row(f"--set {key}", Text(str(value)))
+        for key, value in shown["config"].items():
+            head.add_row(f"config: {key}", Text(str(value)))
+        out.print(head)
+        if "cv_summary" in shown and shown["cv_summary"].get("metrics"):
+            out.print(_cv_table(shown["cv_summary"]))
+        if shown["metrics"]:
+            out.print(_metrics_table("final metrics", shown["metrics"]))
+        for problem in shown["problems"]:
+            out.print(f"unreadable: {problem}", markup=False)
+        files = Table(title="files", show_header=False)
+        for file_name, path in shown["files"].items():
+            files.add_row(Text(file_name), Text(path))
+        out.print(files)
+
+    _guard(action, json_)
+
+
+@runs_app.command("compare")
+def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
+                     metavar="RUN...", help="Two or more run directories.")],
+                 json_: JsonOption = False) -> None:
+    """The config keys that differ between runs (dotted paths), and their metrics side by
+    side."""
+
+    def action() -> None:
+        from kerastrain.runs import compare_configs
+
+        result = compare_configs(run_dirs)
+        if json_:
+            _print_json(result)
+            return
+        labels = [Path(r).name for r in result["runs"]]
+        for title, rows, fmt in (
+                ("config keys that differ", result["config_differences"], str),
+                ("metrics", result["metrics"], lambda v: f"{v:.4g}")):
+            table = Table(title=title)
+            table.add_column("key")
+            for label in labels:
+                table.add_column(label, justify="right" if title == "metrics" else "left")
+            for key, values in rows.items():
+                table.add_row(Text(key), *[Text("" if v is None else fmt(v)) for v in values])
+            out.print(table)
+
+    _guard(action, json_)
+
+
+class Direction(str, Enum):
+    auto = "auto"
+    lower = "lower"
+    higher = "higher"
+
+
+@app.command()
+def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (A).")],
+            run_b: Annotated[Path, typer.Argument(help="A run on the same folds (B).")],
+            metric: Annotated[str, typer.Option(
+                help="The per-fold metric to compare (as in cv_summary.json).")] = "loss",
+            direction: Annotated[Direction, typer.Option(
+                help="Whether lower or higher is better; auto: from the metric's name.")]
+            = Direction.auto,
+            json_: JsonOption = False) -> None:
+    """Paired comparison of two cross-validation runs on identical folds: per-fold
+    differences B - A and the corrected resampled t-test (docs/compare.md)."""
+
+    def action() -> None:
+        from kerastrain.compare import compare_runs
+
+        result = compare_runs(run_a, run_b, metric,
+                              None if direction is Direction.auto else direction.value)
+        if json_:
+            _print_json(result.to_json())
+            return
+        table = Table(title=f"{metric} per fold (d = B - A)")
+        for column in ("fold", f"A {Path(result.run_a).name}", f"B {Path(result.run_b).name}",
+                       "d = B - A"):
+            table.add_column(column, justify="right")
+        for fold, a, b, d in zip(result.folds, result.a, result.b, result.differences,
+                                 strict=True):
+            table.add_row(fold, f"{a:.4f}", f"{b:.4f}", f"{d:+.4f}")
+        table.add_section()
+        table.add_row("mean", f"{result.mean_a:.4f}", f"{result.mean_b:.4f}",
+                      f"{result.mean_difference:+.4f}")
+        table.add_row("95% CI (corrected)", "", "",
+                      f"{result.ci95[0]:+.4f} .. {result.ci95[1]:+.4f}")
+        out.print(table)
+        out.print(result.statement, markup=False)
+
+    _guard(action, json_)
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON schema (for editors: see the README's Editors section)."""
+
+    def action() -> None:
+        from kerastrain.schema_export import config_json_schema
+
+        sys.stdout.write(json.dumps(config_json_schema(), indent=2) + "\n")
+
+    _guard(action)
+
+
+class StarterTask(str, Enum):
+    classification = "classification"
+    regression = "regression"
+
+
+@app.command()
+def init(dataset: Annotated[str | None, typer.Option(
+             help="A scikit-learn bundled set: iris, digits, wine, breast_cancer, diabetes "
+                  "(default: iris, or diabetes for --task regression).")] = None,
+         task: Annotated[StarterTask | None, typer.Option(
+             help="Default: the dataset's own task.")] = None,
+         output: Annotated[str | None, typer.Option(
+             "--output", "-o", help="Where to write it (default: DATASET.yaml; - for "
+                                    "stdout). An existing file is never overwritten.")]
+         = None) -> None:
+    """Write a commented starter config that runs as written."""
+
+    def action() -> None:
+        from kerastrain.starter import choose, starter_config, write_starter
+
+        chosen, _ = choose(dataset, task.value if task else None)
+        if output == "-":
+            sys.stdout.write(starter_config(chosen, task.value if task else None))
+            return
+        path = write_starter(output or f"{chosen}.yaml", chosen, task.value if task else None)
+        quoted = shlex.quote(str(path))
+        out.print(f"wrote {path}\n  kerastrain validate {quoted}\n  kerastrain fit {quoted}",
+                  markup=False)
+
+    _guard(action)
 
 
 def main() -> None:
