@@ -426,7 +426,7 @@ def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
                 ("config keys that differ", result["config_differences"], str),
                 ("metrics", result["metrics"], lambda v: f"{v:.4g}")):
             table = Table(title=title)
-            table.add_column("key")
+            table.add_column("key", no_wrap=True)
             for label in labels:
                 table.add_column(label, justify="right" if title == "metrics" else "left")
             for key, values in rows.items():
@@ -462,9 +462,9 @@ def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (
         if json_:
             _print_json(result.to_json())
             return
-        table = Table(title=f"{metric} per fold (d = B - A)")
-        for column in ("fold", f"A {Path(result.run_a).name}", f"B {Path(result.run_b).name}",
-                       "d = B - A"):
+        table = Table(title=f"{metric} per fold",
+                      caption=Text(f"A: {result.run_a}\nB: {result.run_b}"))
+        for column in ("fold", "A", "B", "B - A"):
             table.add_column(column, justify="right")
         for fold, a, b, d in zip(result.folds, result.a, result.b, result.differences,
                                  strict=True):
@@ -472,7 +472,7 @@ def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (
         table.add_section()
         table.add_row("mean", f"{result.mean_a:.4f}", f"{result.mean_b:.4f}",
                       f"{result.mean_difference:+.4f}")
-        table.add_row("95% CI (corrected)", "", "",
+        table.add_row("95% CI", "", "",
                       f"{result.ci95[0]:+.4f} .. {result.ci95[1]:+.4f}")
         out.print(table)
         out.print(result.statement, markup=False)

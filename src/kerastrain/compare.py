@@ -170,7 +170,8 @@ def corrected_t_test(differences: list[float], ratio: float) -> dict[str, Any]:
 
     j = len(differences)
     mean = math.fsum(differences) / j
-    var = math.fsum((d - mean) ** 2 for d in differences) / (j - 1)
+    constant = max(differences) == min(differences)  # rounding would leave var at ~1e-33
+    var = 0.0 if constant else math.fsum((d - mean) ** 2 for d in differences) / (j - 1)
     se = math.sqrt((1 / j + ratio) * var)
     dof = j - 1
     if se > 0:
@@ -179,7 +180,7 @@ def corrected_t_test(differences: list[float], ratio: float) -> dict[str, Any]:
         half = float(stats.t.ppf(1 - LEVEL / 2, dof)) * se
         return {"mean": mean, "std": math.sqrt(var), "se": se, "t": t, "dof": dof, "p": p,
                 "ci95": [mean - half, mean + half]}
-    identical = all(d == 0 for d in differences)
+    identical = mean == 0
     return {"mean": mean, "std": 0.0, "se": 0.0, "t": 0.0 if identical else None, "dof": dof,
             "p": 1.0 if identical else None, "ci95": [mean, mean]}
 
