@@ -22,7 +22,8 @@ def config_json_schema() -> dict[str, Any]:
 
     schema = Config.model_json_schema()
     defs = schema["$defs"]
-    _keras_object_forms(defs["KerasObject"])
+    for name in ("KerasObject", "GraphNode"):
+        _keras_object_forms(defs[name])
     for key in ("metrics", "weighted_metrics"):
         _single_metric_per_output(defs["CompileSpec"]["properties"][key])
     _source_fields_by_type(defs["SourceSpec"])
