@@ -60,6 +60,8 @@ def runs_dir(tmp_path: Path) -> Path:
     (starting / "config.yaml").write_text("name: iris-mlp\n")
     (runs / "notes.txt").write_text("a stray file")
     (runs / "plots").mkdir()  # a foreign folder
+    (runs / "sweep-lr").mkdir()  # a sweep folder with its own config
+    (runs / "sweep-lr" / "config.yaml").write_text("name: iris-mlp\n")
     return runs
 
 
@@ -75,7 +77,7 @@ def test_lists_runs_and_survives_damaged_and_foreign_entries(cli, runs_dir) -> N
     by_dir = {Path(r["run_dir"]).name: r for r in runs}
     assert by_dir["iris-mlp-20261120-140000-dead"]["status"] == "unreadable"
     assert by_dir["iris-mlp-20261120-150000-beef"]["status"] == "unreadable"
-    assert "notes.txt" not in by_dir and "plots" not in by_dir
+    assert not {"notes.txt", "plots", "sweep-lr"} & set(by_dir)
     newest = next(r for r in runs if r["status"] == "failed")
     assert newest["name"] == "digits-mlp"
     assert newest["overrides"] == {"compile.optimizer.learning_rate": 1.0}

@@ -171,23 +171,3 @@ class RunDir:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-
-def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
-    """Every run under `runs_dir`, newest first: name, status, start, final metrics."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise RunDirError(f"{runs_dir}: no such runs directory.")
-    found = []
-    for path in sorted(runs_dir.iterdir(), reverse=True):
-        if not (path / "run.json").is_file():
-            continue
-        run = RunDir(path)
-        try:
-            info = run.info()
-            metrics = run.read_json("metrics.json") if (path / "metrics.json").exists() else {}
-        except RunDirError:
-            info, metrics = {"status": "unreadable"}, {}
-        found.append({"run_dir": str(path), "status": info.get("status"),
-                      "started_at": info.get("started_at"), "metrics": metrics})
-    found.sort(key=lambda r: r["started_at"] or "", reverse=True)
-    return found

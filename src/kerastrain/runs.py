@@ -97,15 +97,16 @@ def read_run(path: str | Path) -> dict[str, Any]:
 
 def find_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
     """Every run under `runs_dir`, newest first. A directory counts as a run when it holds
-    run.json or config.yaml; anything else (stray files, sweep folders) is skipped."""
+    run.json, or config.yaml under a run directory's name (a run still being created);
+    anything else (stray files, sweep folders) is skipped."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RunDirError(f"{runs_dir}: no such runs directory.")
     found = []
     for path in runs_dir.iterdir():
         try:
-            if not path.is_dir() or not ((path / "run.json").exists()
-                                         or (path / "config.yaml").exists()):
+            starting = _RUN_NAME.match(path.name) and (path / "config.yaml").exists()
+            if not path.is_dir() or not ((path / "run.json").exists() or starting):
                 continue
         except OSError:
             continue
