@@ -421,16 +421,18 @@ def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
         if json_:
             _print_json(result)
             return
-        labels = [Path(r).name for r in result["runs"]]
-        for title, rows, fmt in (
-                ("config keys that differ", result["config_differences"], str),
-                ("metrics", result["metrics"], lambda v: f"{v:.4g}")):
-            table = Table(title=title)
+        caption = Text("\n".join(f"{i}: {run}" for i, run in enumerate(result["runs"], 1)))
+        for title, rows, fmt, missing in (
+                ("config keys that differ", result["config_differences"], str, "(not set)"),
+                ("metrics", result["metrics"], lambda v: f"{v:.4g}", "")):
+            table = Table(title=title, caption=caption if title == "metrics" else None,
+                          caption_justify="left")
             table.add_column("key", no_wrap=True)
-            for label in labels:
-                table.add_column(label, justify="right" if title == "metrics" else "left")
+            for i in range(1, len(result["runs"]) + 1):
+                table.add_column(str(i), justify="right" if title == "metrics" else "left")
             for key, values in rows.items():
-                table.add_row(Text(key), *[Text("" if v is None else fmt(v)) for v in values])
+                table.add_row(Text(key), *[Text(missing if v is None else fmt(v))
+                                           for v in values])
             out.print(table)
 
     _guard(action, json_)
