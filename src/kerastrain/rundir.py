@@ -234,24 +234,3 @@ class RunDir:
             raise RunDirError(f"{run.path}: the run is {status!r} and has no "
                               f"{', '.join(missing)}; only completed runs can be used.")
         return run
-
-
-def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
-    """Every run under `runs_dir`, newest first: name, status, start, final metrics."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise RunDirError(f"{runs_dir}: no such runs directory.")
-    found = []
-    for path in runs_dir.iterdir():
-        run = RunDir(path)
-        if not run.info_file.is_file():
-            continue
-        try:
-            info = run.info()
-            metrics = read_json(run.metrics) if run.metrics.exists() else {}
-        except RunDirError:
-            info, metrics = {"status": "unreadable"}, {}
-        found.append({"run_dir": str(path), "status": info.get("status"),
-                      "started_at": info.get("started_at"), "metrics": metrics})
-    found.sort(key=lambda r: (r["started_at"] or "", r["run_dir"]), reverse=True)
-    return found
