@@ -75,7 +75,7 @@ class SourceSpec(Strict):
     name: str | None = None
     path: str | None = None
     target_path: str | None = None
-    delimiter: str | None = None
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
     n_samples: int | None = Field(default=None, gt=0)
     n_features: int | None = Field(default=None, gt=0)
     n_classes: int | None = Field(default=None, ge=2)

@@ -36,21 +36,33 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
 
 
 def check_column(table: Table, name: str, numeric: bool) -> None:
-    """DataError for the first missing or (in a numeric column) non-numeric value."""
+    """DataError for the first missing value, and in a numeric column for the first
+    non-numeric or infinite one."""
     values = table.columns[name]
     missing = np.flatnonzero(_is_missing(values))
     if missing.size:
         raise DataError(f"{table.origin}: column {name!r} has a missing value at "
                         f"{table.row_ref(int(missing[0]))} ({missing.size} rows in all). "
                         "Fill or drop those rows first.")
-    if numeric and values.dtype == object:
+    if not numeric:
+        return
+    finite = np.ones(len(values), dtype=bool)
+    if values.dtype == object:
         for i, value in enumerate(values):
             try:
-                float(value)
+                finite[i] = np.isfinite(float(value))
             except (TypeError, ValueError):
                 raise DataError(f"{table.origin}: column {name!r} is numeric but "
                                 f"{table.row_ref(i)} holds {value!r}. Fix the value, or list "
                                 f"the column in data.preprocessing.categorical_columns.") from None
+    elif values.dtype.kind == "f":
+        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    infinite = np.flatnonzero(~finite)
+    if infinite.size:
+        raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
+                        f"{table.row_ref(int(infinite[0]))} ({infinite.size} rows in all); "
+                        "only finite numbers can be scaled and trained on. Fix or drop those "
+                        "rows first.")
 
 
 def _name(spec: Any) -> str:
