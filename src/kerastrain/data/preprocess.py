@@ -204,6 +204,31 @@ class Preprocessor:
         for name in needed:
             table.column(name, "column (the model was trained with it)")
 
+    def check_values(self, table: Table, with_target: bool) -> None:
+        """DataError for the first value of new rows (evaluate, predict) that the fitted
+        preprocessing cannot take as training took it: a missing value, text or an infinite
+        number in a numeric column, an array of another shape, a category or (checked by
+        `transform_y`) a label never seen in training."""
+        for entry in self.features:
+            name = entry["name"]
+            if entry["kind"] == "categorical":
+                check_column(table, name, numeric=False)
+                _check_categories(table, entry)
+                continue
+            values = table.columns[name]
+            if entry["kind"] == "array" and (values.dtype.kind not in "iufb" or
+                                             list(values.shape[1:]) != entry["shape"]):
+                raise DataError(f"{table.origin}: array {name!r} holds {values.dtype} values of "
+                                f"shape {list(values.shape[1:])} per row; the model was trained "
+                                f"on numbers of shape {entry['shape']}.")
+            if entry["kind"] == "numeric" and values.ndim > 1:
+                raise DataError(f"{table.origin}: column {name!r} holds arrays of shape "
+                                f"{list(values.shape[1:])} per row; the model was trained on "
+                                "one number per row.")
+            check_column(table, name, numeric=True)
+        if with_target and self.target is not None:
+            check_column(table, self.target["name"], numeric=self.task == "regression")
+
     def transform_x(self, table: Table, rows: np.ndarray | None = None) -> np.ndarray:
         parts = []
         for entry in self.features:
@@ -271,6 +296,17 @@ class Preprocessor:
     def from_json(cls, data: dict[str, Any]) -> Preprocessor:
         return cls(data["features"], data.get("target"), data.get("rescale"),
                    list(data.get("input_shape", [])))
+
+
+def _check_categories(table: Table, entry: dict[str, Any]) -> None:
+    """DataError naming the first value of a categorical column that training never saw."""
+    known = entry["categories"]
+    index = set(known)
+    for i, value in enumerate(table.columns[entry["name"]]):
+        if label_value(value) not in index:
+            raise DataError(f"{table.origin}: column {entry['name']!r} holds {value!r} at "
+                            f"{table.row_ref(i)}, a category the model never saw in training. "
+                            f"Known categories: {', '.join(map(repr, known))}.")
 
 
 def _mostly_numeric(values: np.ndarray) -> bool:
