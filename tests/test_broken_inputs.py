@@ -387,8 +387,8 @@ def output_in_the_way(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("make_output, message", [
-    (lambda tmp: tmp / "p.txt", "use a .csv, .npz or .parquet file"),
-    (lambda tmp: tmp / "p", "use a .csv, .npz or .parquet file"),
+    (lambda tmp: tmp / "p.txt", "predictions are written as .csv, .npz or .parquet"),
+    (lambda tmp: tmp / "p", "predictions are written as .csv, .npz or .parquet"),
     (lambda tmp: (tmp / "folder.csv").mkdir() or tmp / "folder.csv", "is a directory"),
     (output_in_the_way, "afile is a file, so no folder can be made there"),
 ], ids=["bad_extension", "no_extension", "a_directory", "under_a_file"])
@@ -399,7 +399,7 @@ def test_predict_refuses_an_unusable_output(cli: Cli, iris_run: Path, tmp_path: 
     output = make_output(tmp_path)
     before = contents(tmp_path)
     result = cli("predict", iris_run, data, "--output", output, "--overwrite")
-    refused(result, f"--output {output}", message)
+    refused(result, str(output), message)
     assert contents(tmp_path) == before
 
 

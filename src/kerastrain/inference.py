@@ -18,9 +18,9 @@ from kerastrain.data.sources import load_source
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table, fingerprint_columns, read_file
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
-from kerastrain.models.graph import evaluate_model
+from kerastrain.models.model import evaluate_model
 from kerastrain.plugins import import_plugins
-from kerastrain.rundir import RunDir, atomic_path
+from kerastrain.rundir import RunDir, atomic_path, read_json
 
 
 @dataclass
@@ -44,11 +44,11 @@ def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
 
 def load_run(path: str | Path) -> LoadedRun:
     run = RunDir.open(path)
-    loaded = load_config(run.path / "config.yaml")
+    loaded = load_config(run.config)
     _import_run_plugins(run, loaded)
-    pre = load_preprocessor(run.read_json("preprocessing.json"))
+    pre = load_preprocessor(read_json(run.preprocessing))
     keras = _keras.keras()
-    model = keras.saving.load_model(run.path / "model.keras")
+    model = keras.saving.load_model(run.model)
     return LoadedRun(run, loaded, pre, model)
 
 
@@ -56,22 +56,24 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     """The run's own data and the rows to score: the test split, else the validation rows."""
     cfg = loaded_run.loaded.config
     table = load_source(cfg.data.source, int(cfg.seed))
-    saved = loaded_run.run.read_json("preprocessing.json").get("data", {})
-    plan = SplitPlan.from_json(loaded_run.run.read_json("splits.json"))
+    saved = read_json(loaded_run.run.preprocessing).get("data", {})
+    plan = SplitPlan.from_json(read_json(loaded_run.run.splits))
     if saved.get("rows") != table.n_rows:
         raise DataError(f"{table.origin} now has {table.n_rows} rows; the run was trained on "
-                        f"{saved.get('rows')}. Score other data with --data FILE.")
+                        f"{saved.get('rows')}. Score a file of other rows instead.",
+                        option="data")
     if saved.get("sha256") and saved["sha256"] != fingerprint_columns(
             table, loaded_run.pre.used_columns):
         raise DataError(f"{table.origin} changed since the run was trained; its test rows "
-                        "are no longer the ones held out. Score a file with --data FILE.")
+                        "are no longer the ones held out. Score a file of rows instead.",
+                        option="data")
     if len(plan.test):
         return table, plan.test, "test"
     if plan.scheme != "holdout":
         raise UserError("this cross-validation run has no test split, and its model was "
                         "refit on every row: there are no unseen rows of its own to score. "
-                        "Score a file with --data FILE (the folds' scores are in "
-                        "cv_summary.json).")
+                        "Score a file of rows instead (the folds' scores are in "
+                        "cv_summary.json).", option="data")
     return table, plan.folds[0].validation, "validation (no test split was configured)"
 
 
@@ -134,35 +136,40 @@ OUTPUT_TYPES = (".csv", ".npz", ".parquet")
 
 
 def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an --output that cannot be written, before any work: a type we do not write,
-    a directory, an existing file (without --overwrite), a folder that cannot be made or
-    written in."""
+    """Refuse an output file that cannot be written, before any work: a type we do not
+    write, a directory, an existing file (unless `overwrite`), a folder that cannot be made
+    or written in."""
     if path.suffix.lower() not in OUTPUT_TYPES:
-        raise UserError(f"--output {path}: use a .csv, .npz or .parquet file.")
+        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
+                        "file with one of those extensions.")
     if path.is_dir():
-        raise UserError(f"--output {path} is a directory; give a file name in it, e.g. "
+        raise UserError(f"{path} is a directory; name a file in it, e.g. "
                         f"{path / ('predictions' + path.suffix)}.")
     if path.exists() and not overwrite:
-        raise UserError(f"--output {path} exists; choose another name or pass --overwrite.")
+        raise UserError(f"{path} exists; choose another name, or replace it knowingly.",
+                        option="overwrite")
     folder = path.parent.resolve()
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
-        raise UserError(f"--output {path}: {folder} is a file, so no folder can be made "
-                        "there; choose another place.")
+        raise UserError(f"{path}: {folder} is a file, so no folder can be made there; "
+                        "choose another place for the predictions.")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"--output {path}: {folder} is not writable; choose another place.")
+        raise UserError(f"{path}: {folder} is not writable; choose another place for the "
+                        "predictions.")
 
 
 def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
     """CSV, NPZ or Parquet by extension, written atomically: a failure leaves no file."""
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_TYPES:
-        raise UserError(f"--output {path}: use a .csv, .npz or .parquet file.")
+        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
+                        "file with one of those extensions.")
     try:
         _write_table(path, suffix, columns)
     except OSError as exc:
-        raise UserError(f"--output {path}: cannot write it: {exc.strerror or exc}.") from None
+        raise UserError(f"{path}: cannot write the predictions there: "
+                        f"{exc.strerror or exc}.") from None
 
 
 def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> None:
