@@ -31,21 +31,33 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
 
 
 def check_column(table: Table, name: str, numeric: bool) -> None:
-    """DataError for the first missing or (in a numeric column) non-numeric value."""
+    """DataError for the first missing value, and in a numeric column for the first
+    non-numeric or infinite one."""
     values = table.columns[name]
     missing = np.flatnonzero(_is_missing(values))
     if missing.size:
         raise DataError(f"{table.origin}: column {name!r} has a missing value at "
                         f"{table.row_ref(int(missing[0]))} ({missing.size} rows in all). "
                         "Fill or drop those rows first.")
-    if numeric and values.dtype == object:
+    if not numeric:
+        return
+    finite = np.ones(len(values), dtype=bool)
+    if values.dtype == object:
         for i, value in enumerate(values):
             try:
-                float(value)
+                finite[i] = np.isfinite(float(value))
             except (TypeError, ValueError):
                 raise DataError(f"{table.origin}: column {name!r} is numeric but "
                                 f"{table.row_ref(i)} holds {value!r}. Fix the value, or list "
                                 f"the column in data.preprocessing.categorical_columns.") from None
+    elif values.dtype.kind == "f":
+        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    infinite = np.flatnonzero(~finite)
+    if infinite.size:
+        raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
+                        f"{table.row_ref(int(infinite[0]))} ({infinite.size} rows in all); "
+                        "only finite numbers can be scaled and trained on. Fix or drop those "
+                        "rows first.")
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,31 @@ class Preprocessor:
         for name in needed:
             table.column(name, "column (the model was trained with it)")
 
+    def check_values(self, table: Table, with_target: bool) -> None:
+        """DataError for the first value of new rows (evaluate, predict) that the fitted
+        preprocessing cannot take as training took it: a missing value, text or an infinite
+        number in a numeric column, an array of another shape, a category or (checked by
+        `transform_y`) a label never seen in training."""
+        for entry in self.features:
+            name = entry["name"]
+            if entry["kind"] == "categorical":
+                check_column(table, name, numeric=False)
+                _check_categories(table, entry)
+                continue
+            values = table.columns[name]
+            if entry["kind"] == "array" and (values.dtype.kind not in "iufb" or
+                                             list(values.shape[1:]) != entry["shape"]):
+                raise DataError(f"{table.origin}: array {name!r} holds {values.dtype} values of "
+                                f"shape {list(values.shape[1:])} per row; the model was trained "
+                                f"on numbers of shape {entry['shape']}.")
+            if entry["kind"] == "numeric" and values.ndim > 1:
+                raise DataError(f"{table.origin}: column {name!r} holds arrays of shape "
+                                f"{list(values.shape[1:])} per row; the model was trained on "
+                                "one number per row.")
+            check_column(table, name, numeric=True)
+        if with_target and self.target is not None:
+            check_column(table, self.target["name"], numeric=self.task == "regression")
+
     def transform_x(self, table: Table, rows: np.ndarray | None = None) -> np.ndarray:
         parts = []
         for entry in self.features:
@@ -258,6 +295,17 @@ class Preprocessor:
     def from_json(cls, data: dict[str, Any]) -> Preprocessor:
         return cls(data["features"], data.get("target"), data.get("rescale"),
                    list(data.get("input_shape", [])))
+
+
+def _check_categories(table: Table, entry: dict[str, Any]) -> None:
+    """DataError naming the first value of a categorical column that training never saw."""
+    known = entry["categories"]
+    index = set(known)
+    for i, value in enumerate(table.columns[entry["name"]]):
+        if label_value(value) not in index:
+            raise DataError(f"{table.origin}: column {entry['name']!r} holds {value!r} at "
+                            f"{table.row_ref(i)}, a category the model never saw in training. "
+                            f"Known categories: {', '.join(map(repr, known))}.")
 
 
 def _mostly_numeric(values: np.ndarray) -> bool:
