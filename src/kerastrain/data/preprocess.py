@@ -4,10 +4,18 @@ Features: numeric columns are rescaled and standardized or min-max scaled; strin
 declared categorical) columns are one-hot or integer encoded; N-D array columns (images)
 are scaled with one mean/std (or min/max) over all their values. Targets: class labels
 are encoded to integers (or one-hot), regression targets are cast to float32.
+
+Large arrays (60k x 784 images) pass through without float64 copies: statistics are
+accumulated in float64 over chunks of rows, and `transform_x` writes straight into the
+one float32 array the model reads, again chunk by chunk, with the same float64
+arithmetic as a whole-array computation (so the values are bit-for-bit those of
+`((x.astype(float64) * rescale - mean) / std).astype(float32)`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +118,7 @@ class Preprocessor:
                     raise DataError(f"{table.origin}: array {name!r} must be numeric, "
                                     f"not {values.dtype}.")
                 check_column(table, name, numeric=True)
-                features.append(cls._fit_numeric(name, values[train_rows], spec, "array"))
+                features.append(cls._fit_numeric(name, values, train_rows, spec, "array"))
             elif values.dtype == object or name in categorical:
                 if values.dtype == object and name not in categorical and \
                         table.numeric_hint.get(name) is False and _mostly_numeric(values):
@@ -123,7 +131,7 @@ class Preprocessor:
                                  "encoding": spec.categorical, "categories": categories})
             else:
                 check_column(table, name, numeric=True)
-                features.append(cls._fit_numeric(name, values[train_rows], spec, "numeric"))
+                features.append(cls._fit_numeric(name, values, train_rows, spec, "numeric"))
         target = None
         if target_name is not None:
             target = cls._fit_target(table, target_name, train_rows, task, target_encoding)
@@ -138,18 +146,19 @@ class Preprocessor:
         return cls([], cls._fit_target(table, target_name, train_rows, task, target_encoding))
 
     @staticmethod
-    def _fit_numeric(name: str, train: np.ndarray, spec: PreprocessingSpec,
-                     kind: str) -> dict[str, Any]:
-        train = train.astype(np.float64) * (spec.rescale or 1.0)
-        axis = None if kind == "array" else 0
+    def _fit_numeric(name: str, values: np.ndarray, train_rows: np.ndarray,
+                     spec: PreprocessingSpec, kind: str) -> dict[str, Any]:
+        """Scaling statistics of `values[train_rows]` (times `rescale`) over all its values,
+        accumulated in float64 chunk by chunk: no copy of the training rows is made."""
         entry: dict[str, Any] = {"name": name, "kind": kind, "scale": spec.numeric}
         if kind == "array":
-            entry["shape"] = list(train.shape[1:])
+            entry["shape"] = list(values.shape[1:])
+        factor = spec.rescale or 1.0
         if spec.numeric == "standardize":
-            std = float(np.std(train, axis=axis))
-            entry.update(mean=float(np.mean(train, axis=axis)), std=std if std > 0 else 1.0)
+            mean, std = _mean_std(values, train_rows, factor)
+            entry.update(mean=mean, std=std if std > 0 else 1.0)
         elif spec.numeric == "minmax":
-            low, high = float(np.min(train, axis=axis)), float(np.max(train, axis=axis))
+            low, high = _min_max(values, train_rows, factor)
             entry.update(min=low, max=high if high > low else low + 1.0)
         return entry
 
@@ -193,23 +202,71 @@ class Preprocessor:
             table.column(name, "column (the model was trained with it)")
 
     def transform_x(self, table: Table, rows: np.ndarray | None = None) -> np.ndarray:
-        parts = []
-        for entry in self.features:
-            values = table.columns[entry["name"]]
-            values = values if rows is None else values[rows]
+        """The model's input for `rows` (all rows by default): one float32 array, of shape
+        (rows, features), or the array's own shape for a single N-D array feature.
+
+        It is built in place, with no float64 copy. A single float32 feature that needs no
+        scaling is returned without any copy where `rows` is all rows or a contiguous
+        range: a read-only view of the table's array, which is never modified."""
+        rows = None if rows is None else np.asarray(rows)
+        n = table.n_rows if rows is None else len(rows)
+        columns = [table.columns[entry["name"]] for entry in self.features]
+        if len(self.features) == 1 and self._is_identity(self.features[0], columns[0]):
+            return _select(columns[0], rows, shape=columns[0].ndim > 2)
+        widths = [self._width(entry, values)
+                  for entry, values in zip(self.features, columns, strict=True)]
+        out = np.empty((n, sum(widths)), dtype=np.float32)
+        start = 0
+        for entry, values, width in zip(self.features, columns, widths, strict=True):
+            block = out[:, start:start + width]
+            start += width
             if entry["kind"] == "categorical":
-                parts.append(self._encode_categorical(entry, values))
-                continue
-            x = values.astype(np.float64) * (self.rescale or 1.0)
-            if entry["scale"] == "standardize":
-                x = (x - entry["mean"]) / entry["std"]
-            elif entry["scale"] == "minmax":
-                x = (x - entry["min"]) / (entry["max"] - entry["min"])
-            parts.append(x.astype(np.float32))
-        if len(parts) == 1 and parts[0].ndim > 2:
-            return parts[0]
-        n = len(parts[0])
-        return np.concatenate([p.reshape(n, -1) for p in parts], axis=1).astype(np.float32)
+                block[...] = self._encode_categorical(
+                    entry, values if rows is None else values[rows])
+            else:
+                self._fill_numeric(entry, values, rows, block)
+        if len(columns) == 1 and columns[0].ndim > 2:
+            return out.reshape((n, *columns[0].shape[1:]))
+        return out
+
+    def _is_identity(self, entry: dict[str, Any], values: np.ndarray) -> bool:
+        """True when a numeric entry leaves float32 values as they are."""
+        return (entry["kind"] != "categorical" and entry["scale"] not in ("standardize",
+                "minmax") and (self.rescale or 1.0) == 1.0 and values.dtype == np.float32)
+
+    @staticmethod
+    def _width(entry: dict[str, Any], values: np.ndarray) -> int:
+        """How many model-input columns a feature takes."""
+        if entry["kind"] != "categorical":
+            return int(np.prod(values.shape[1:], dtype=np.int64))
+        return len(entry["categories"]) if entry["encoding"] == "one_hot" else 1
+
+    def _fill_numeric(self, entry: dict[str, Any], values: np.ndarray,
+                      rows: np.ndarray | None, block: np.ndarray) -> None:
+        """Write the scaled `values[rows]` into `block` (a float32 (rows, width) view), chunk
+        by chunk through one reused float64 buffer."""
+        factor = self.rescale or 1.0
+        scale = entry["scale"]
+        if scale == "standardize":
+            shift, divisor = entry["mean"], entry["std"]
+        elif scale == "minmax":
+            shift, divisor = entry["min"], entry["max"] - entry["min"]
+        elif factor == 1.0:
+            for start, stop, chunk in _row_chunks(values, rows):
+                block[start:stop] = chunk          # a cast to float32, if any, on the way
+            return
+        else:
+            shift, divisor = None, None
+        buffer = np.empty(_CHUNK_ELEMENTS + block.shape[1], dtype=np.float64)
+        for start, stop, chunk in _row_chunks(values, rows):
+            x = buffer[:chunk.size].reshape(chunk.shape)
+            x[...] = chunk
+            if factor != 1.0:
+                x *= factor
+            if shift is not None:
+                x -= shift
+                x /= divisor
+            block[start:stop] = x
 
     @staticmethod
     def _encode_categorical(entry: dict[str, Any], values: np.ndarray) -> np.ndarray:
@@ -228,9 +285,9 @@ class Preprocessor:
         values = table.columns[self.target["name"]]
         values = values if rows is None else values[rows]
         if self.task == "regression":
-            return values.astype(np.float32)
+            return values.astype(np.float32, copy=rows is None)
         index = {c: i for i, c in enumerate(self.classes)}
-        codes = np.array([index.get(label_value(v), -1) for v in values], dtype=np.int64)
+        codes = _label_codes(values, index)
         if (codes < 0).any():
             bad = values[int(np.flatnonzero(codes < 0)[0])]
             raise DataError(f"{table.origin}: the label {label_value(bad)!r} in {where} is not "
@@ -271,3 +328,89 @@ def _mostly_numeric(values: np.ndarray) -> bool:
         except (TypeError, ValueError):
             pass
     return parsed > 0.5 * min(len(values), 1000)
+
+
+# -- the numeric path: chunks of rows, float64 arithmetic, no whole-array copies -------------
+_CHUNK_ELEMENTS = 1 << 16   # values per chunk (512 KiB in float64): temporaries stay in cache
+
+
+def _contiguous_start(rows: np.ndarray) -> int | None:
+    """The first row when `rows` is a range start, start+1, ... (then a slice is a view)."""
+    if rows.ndim != 1 or not len(rows) or rows.dtype.kind not in "iu":
+        return None
+    first = int(rows[0])
+    if int(rows[-1]) - first != len(rows) - 1 or first < 0:
+        return None
+    return first if bool((np.diff(rows) == 1).all()) else None
+
+
+def _select(values: np.ndarray, rows: np.ndarray | None, shape: bool) -> np.ndarray:
+    """`values[rows]` as (rows, width), or in the array's shape: a read-only view where
+    the rows allow one, else a fresh copy."""
+    start = 0 if rows is None else _contiguous_start(rows)
+    if start is None:
+        picked = values[rows]
+    else:
+        picked = values[start:start + (len(values) if rows is None else len(rows))].view()
+        picked.flags.writeable = False
+    return picked if shape else picked.reshape(len(picked), -1)
+
+
+def _row_chunks(values: np.ndarray, rows: np.ndarray | None,
+                ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, chunk) over the selected rows, `chunk` being rows start:stop of the
+    selection as a 2-D (rows, width) array in `values`' dtype; views where possible."""
+    n = len(values) if rows is None else len(rows)
+    width = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
+    step = max(1, _CHUNK_ELEMENTS // width)
+    offset = 0 if rows is None else _contiguous_start(rows)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        if offset is not None:
+            chunk = values[offset + start:offset + stop]
+        else:
+            chunk = values[rows[start:stop]]
+        yield start, stop, chunk.reshape(stop - start, -1)
+
+
+def _mean_std(values: np.ndarray, rows: np.ndarray, factor: float) -> tuple[float, float]:
+    """Mean and (population) standard deviation of `values[rows] * factor`, two passes in
+    float64 over chunks."""
+    sums, count = [], 0
+    for _, _, chunk in _row_chunks(values, rows):
+        sums.append(float(np.multiply(chunk, factor, dtype=np.float64).sum()))
+        count += chunk.size
+    if not count:
+        return 0.0, 1.0
+    mean = math.fsum(sums) / count
+    squares = []
+    for _, _, chunk in _row_chunks(values, rows):
+        x = np.multiply(chunk, factor, dtype=np.float64)
+        x -= mean
+        squares.append(float(np.dot(x.ravel(), x.ravel())))
+    return mean, math.sqrt(math.fsum(squares) / count)
+
+
+def _min_max(values: np.ndarray, rows: np.ndarray, factor: float) -> tuple[float, float]:
+    """Smallest and largest of `values[rows] * factor` (scaling is monotonic: the extremes
+    are found in the values' own dtype, then scaled)."""
+    lows, highs = [], []
+    for _, _, chunk in _row_chunks(values, rows):
+        if chunk.size:
+            lows.append(float(chunk.min()) * factor)
+            highs.append(float(chunk.max()) * factor)
+    if not lows:
+        return 0.0, 1.0
+    low, high = min(lows), max(highs)
+    return (low, high) if factor >= 0 else (min(highs), max(lows))
+
+
+def _label_codes(values: np.ndarray, index: dict[Any, int]) -> np.ndarray:
+    """The class index of every label (-1 for an unknown one): each distinct label is looked
+    up once."""
+    try:
+        distinct, inverse = np.unique(values, return_inverse=True)
+    except TypeError:  # labels of mixed types: no order to sort them by
+        return np.array([index.get(label_value(v), -1) for v in values], dtype=np.int64)
+    lookup = np.array([index.get(label_value(v), -1) for v in distinct], dtype=np.int64)
+    return lookup[inverse.reshape(-1)]
