@@ -257,12 +257,7 @@ class Preprocessor:
             return
         else:
             shift, divisor = None, None
-        buffer = np.empty(_CHUNK_ELEMENTS + block.shape[1], dtype=np.float64)
-        for start, stop, chunk in _row_chunks(values, rows):
-            x = buffer[:chunk.size].reshape(chunk.shape)
-            x[...] = chunk
-            if factor != 1.0:
-                x *= factor
+        for start, stop, x in _float64_chunks(values, rows, factor):
             if shift is not None:
                 x -= shift
                 x /= divisor
@@ -373,21 +368,35 @@ def _row_chunks(values: np.ndarray, rows: np.ndarray | None,
         yield start, stop, chunk.reshape(stop - start, -1)
 
 
+def _float64_chunks(values: np.ndarray, rows: np.ndarray | None,
+                    factor: float) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, x): `_row_chunks` cast to float64 and multiplied by `factor`, `x`
+    being one reused buffer (a later chunk overwrites it)."""
+    width = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
+    buffer = np.empty(max(_CHUNK_ELEMENTS, width), dtype=np.float64)
+    for start, stop, chunk in _row_chunks(values, rows):
+        x = buffer[:chunk.size].reshape(chunk.shape)
+        x[...] = chunk
+        if factor != 1.0:
+            x *= factor
+        yield start, stop, x
+
+
 def _mean_std(values: np.ndarray, rows: np.ndarray, factor: float) -> tuple[float, float]:
     """Mean and (population) standard deviation of `values[rows] * factor`, two passes in
     float64 over chunks."""
     sums, count = [], 0
-    for _, _, chunk in _row_chunks(values, rows):
-        sums.append(float(np.multiply(chunk, factor, dtype=np.float64).sum()))
-        count += chunk.size
+    for _, _, x in _float64_chunks(values, rows, factor):
+        sums.append(float(x.sum()))
+        count += x.size
     if not count:
         return 0.0, 1.0
     mean = math.fsum(sums) / count
     squares = []
-    for _, _, chunk in _row_chunks(values, rows):
-        x = np.multiply(chunk, factor, dtype=np.float64)
+    for _, _, x in _float64_chunks(values, rows, factor):
         x -= mean
-        squares.append(float(np.dot(x.ravel(), x.ravel())))
+        np.square(x, out=x)
+        squares.append(float(x.sum()))
     return mean, math.sqrt(math.fsum(squares) / count)
 
 
