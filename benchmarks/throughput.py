@@ -39,7 +39,7 @@ def hand_written(x: np.ndarray, y: np.ndarray, epochs: int, spe: int) -> float:
     return time.perf_counter() - start
 
 
-def with_kerastrain(rows: int, epochs: int, folder: Path) -> float:
+def with_kerastrain(rows: int, epochs: int, folder: Path) -> tuple[float, int]:
     from kerastrain.config import load_config
     from kerastrain.training.fit import check, train_fold
 
