@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kerastrain.config.schema import PreprocessingSpec
-from kerastrain.data import preprocess
+from kerastrain.data import chunked
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.table import Table
 
@@ -39,7 +39,7 @@ def reference(values: np.ndarray, entry: dict, rescale: float | None) -> np.ndar
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch) -> None:
-    monkeypatch.setattr(preprocess, "_CHUNK_ELEMENTS", 64)  # many chunks, a partial last one
+    monkeypatch.setattr(chunked, "CHUNK_ELEMENTS", 64)  # many chunks, a partial last one
 
 
 @pytest.mark.parametrize("rescale", [None, 0.5, -2.0])
@@ -88,7 +88,7 @@ def test_unscaled_float32_rows_are_a_read_only_view_when_contiguous() -> None:
 
 
 def test_no_float64_copy_of_a_large_array(monkeypatch) -> None:
-    monkeypatch.setattr(preprocess, "_CHUNK_ELEMENTS", 1 << 12)
+    monkeypatch.setattr(chunked, "CHUNK_ELEMENTS", 1 << 12)
     x = np.random.default_rng(0).normal(size=(4000, 784)).astype(np.float32)  # 12.5 MB
     table = Table({"x": x, "y": np.arange(4000) % 3})
     rows = np.arange(0, 4000, 2)

@@ -9,19 +9,18 @@ Large arrays (60k x 784 images) pass through without float64 copies: statistics 
 accumulated in float64 over chunks of rows, and `transform_x` writes straight into the
 one float32 array the model reads, again chunk by chunk, with the same float64
 arithmetic as a whole-array computation (so the values are bit-for-bit those of
-`((x.astype(float64) * rescale - mean) / std).astype(float32)`).
+`((x.astype(float64) * rescale - mean) / std).astype(float32)`); see `data/chunked.py`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kerastrain.config.schema import DataSpec, PreprocessingSpec
+from kerastrain.data import chunked
 from kerastrain.data.table import MISSING_TOKENS, Table
 from kerastrain.errors import DataError
 
@@ -155,10 +154,10 @@ class Preprocessor:
             entry["shape"] = list(values.shape[1:])
         factor = spec.rescale or 1.0
         if spec.numeric == "standardize":
-            mean, std = _mean_std(values, train_rows, factor)
+            mean, std = chunked.mean_std(values, train_rows, factor)
             entry.update(mean=mean, std=std if std > 0 else 1.0)
         elif spec.numeric == "minmax":
-            low, high = _min_max(values, train_rows, factor)
+            low, high = chunked.min_max(values, train_rows, factor)
             entry.update(min=low, max=high if high > low else low + 1.0)
         return entry
 
@@ -212,7 +211,7 @@ class Preprocessor:
         n = table.n_rows if rows is None else len(rows)
         columns = [table.columns[entry["name"]] for entry in self.features]
         if len(self.features) == 1 and self._is_identity(self.features[0], columns[0]):
-            return _select(columns[0], rows, shape=columns[0].ndim > 2)
+            return chunked.select_rows(columns[0], rows, shape=columns[0].ndim > 2)
         widths = [self._width(entry, values)
                   for entry, values in zip(self.features, columns, strict=True)]
         out = np.empty((n, sum(widths)), dtype=np.float32)
@@ -252,12 +251,12 @@ class Preprocessor:
         elif scale == "minmax":
             shift, divisor = entry["min"], entry["max"] - entry["min"]
         elif factor == 1.0:
-            for start, stop, chunk in _row_chunks(values, rows):
+            for start, stop, chunk in chunked.row_chunks(values, rows):
                 block[start:stop] = chunk          # a cast to float32, if any, on the way
             return
         else:
             shift, divisor = None, None
-        for start, stop, x in _float64_chunks(values, rows, factor):
+        for start, stop, x in chunked.float64_chunks(values, rows, factor):
             if shift is not None:
                 x -= shift
                 x /= divisor
@@ -323,95 +322,6 @@ def _mostly_numeric(values: np.ndarray) -> bool:
         except (TypeError, ValueError):
             pass
     return parsed > 0.5 * min(len(values), 1000)
-
-
-# -- the numeric path: chunks of rows, float64 arithmetic, no whole-array copies -------------
-_CHUNK_ELEMENTS = 1 << 16   # values per chunk (512 KiB in float64): temporaries stay in cache
-
-
-def _contiguous_start(rows: np.ndarray) -> int | None:
-    """The first row when `rows` is a range start, start+1, ... (then a slice is a view)."""
-    if rows.ndim != 1 or not len(rows) or rows.dtype.kind not in "iu":
-        return None
-    first = int(rows[0])
-    if int(rows[-1]) - first != len(rows) - 1 or first < 0:
-        return None
-    return first if bool((np.diff(rows) == 1).all()) else None
-
-
-def _select(values: np.ndarray, rows: np.ndarray | None, shape: bool) -> np.ndarray:
-    """`values[rows]` as (rows, width), or in the array's shape: a read-only view where
-    the rows allow one, else a fresh copy."""
-    start = 0 if rows is None else _contiguous_start(rows)
-    if start is None:
-        picked = values[rows]
-    else:
-        picked = values[start:start + (len(values) if rows is None else len(rows))].view()
-        picked.flags.writeable = False
-    return picked if shape else picked.reshape(len(picked), -1)
-
-
-def _row_chunks(values: np.ndarray, rows: np.ndarray | None,
-                ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(start, stop, chunk) over the selected rows, `chunk` being rows start:stop of the
-    selection as a 2-D (rows, width) array in `values`' dtype; views where possible."""
-    n = len(values) if rows is None else len(rows)
-    width = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
-    step = max(1, _CHUNK_ELEMENTS // width)
-    offset = 0 if rows is None else _contiguous_start(rows)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        if offset is not None:
-            chunk = values[offset + start:offset + stop]
-        else:
-            chunk = values[rows[start:stop]]
-        yield start, stop, chunk.reshape(stop - start, -1)
-
-
-def _float64_chunks(values: np.ndarray, rows: np.ndarray | None,
-                    factor: float) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(start, stop, x): `_row_chunks` cast to float64 and multiplied by `factor`, `x`
-    being one reused buffer (a later chunk overwrites it)."""
-    width = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
-    buffer = np.empty(max(_CHUNK_ELEMENTS, width), dtype=np.float64)
-    for start, stop, chunk in _row_chunks(values, rows):
-        x = buffer[:chunk.size].reshape(chunk.shape)
-        x[...] = chunk
-        if factor != 1.0:
-            x *= factor
-        yield start, stop, x
-
-
-def _mean_std(values: np.ndarray, rows: np.ndarray, factor: float) -> tuple[float, float]:
-    """Mean and (population) standard deviation of `values[rows] * factor`, two passes in
-    float64 over chunks."""
-    sums, count = [], 0
-    for _, _, x in _float64_chunks(values, rows, factor):
-        sums.append(float(x.sum()))
-        count += x.size
-    if not count:
-        return 0.0, 1.0
-    mean = math.fsum(sums) / count
-    squares = []
-    for _, _, x in _float64_chunks(values, rows, factor):
-        x -= mean
-        np.square(x, out=x)
-        squares.append(float(x.sum()))
-    return mean, math.sqrt(math.fsum(squares) / count)
-
-
-def _min_max(values: np.ndarray, rows: np.ndarray, factor: float) -> tuple[float, float]:
-    """Smallest and largest of `values[rows] * factor` (scaling is monotonic: the extremes
-    are found in the values' own dtype, then scaled)."""
-    lows, highs = [], []
-    for _, _, chunk in _row_chunks(values, rows):
-        if chunk.size:
-            lows.append(float(chunk.min()) * factor)
-            highs.append(float(chunk.max()) * factor)
-    if not lows:
-        return 0.0, 1.0
-    low, high = min(lows), max(highs)
-    return (low, high) if factor >= 0 else (min(highs), max(lows))
 
 
 def _label_codes(values: np.ndarray, index: dict[Any, int]) -> np.ndarray:
