@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
+_spec = importlib.util.spec_from_file_location("bench_compare", ROOT / "benchmarks" / "compare.py")
 compare = importlib.util.module_from_spec(_spec)
-sys.modules["compare"] = compare
+sys.modules["bench_compare"] = compare
 _spec.loader.exec_module(compare)
 
 

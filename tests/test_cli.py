@@ -14,7 +14,7 @@ import yaml
 from sklearn.datasets import load_iris
 
 from conftest import iris_config, write_config
-from kerastrain.training import fit as fit_module
+from kerastrain.training import schemes
 
 SPEC_FILES = ("config.yaml", "run.json", "history.csv", "metrics.json", "model.keras",
               "preprocessing.json", "summary.txt", "splits.json")
@@ -207,7 +207,7 @@ def test_interrupted_fit_is_recorded(cli, iris_yaml: Path, monkeypatch) -> None:
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fit_module, "train_fold", interrupt)
+    monkeypatch.setattr(schemes, "train_fold", interrupt)
     result = cli("fit", iris_yaml)
     assert result.exit_code == 130
     run = next((iris_yaml.parent / "runs").iterdir())
@@ -218,7 +218,7 @@ def test_internal_error_exits_1_with_a_trace(cli, iris_yaml: Path, monkeypatch) 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(fit_module, "train_fold", broken)
+    monkeypatch.setattr(schemes, "train_fold", broken)
     result = cli("fit", iris_yaml)
     assert result.exit_code == 1
     assert "internal error" in result.stderr and "RuntimeError: boom" in result.stderr

@@ -21,11 +21,12 @@ TEST_CONFIGS = Path(__file__).resolve().parent / "configs"
 def _model_for(config: Path, *overrides: str):
     """The compiled model `fit` would train for `config`, built from its real data."""
     from kerastrain.experiment import load_experiment
-    from kerastrain.training.fit import build_model
+    from kerastrain.models.model import build_model
 
-    experiment = load_experiment(load_config(config, list(overrides)))
+    loaded = load_config(config, list(overrides))
+    experiment = load_experiment(loaded)
     pre = experiment.preprocessor(experiment.plan.folds[0].train)
-    return build_model(experiment, pre)
+    return build_model(loaded.config.model, loaded.config.compile, pre)
 
 
 def _layers(model) -> list[tuple[str, str]]:
@@ -173,7 +174,7 @@ def test_npz_arrays_feed_named_inputs_and_predict_prefixes_each_output(runner, t
 
 
 def test_declared_input_shape_must_match_the_data(tmp_path: Path):
-    from kerastrain.training.fit import check
+    from kerastrain.training.check import check
 
     config = tmp_path / "shape.yaml"
     config.write_text((CONFIGS / "wide_deep_two_inputs.yaml").read_text().replace(
@@ -186,7 +187,7 @@ def test_declared_input_shape_must_match_the_data(tmp_path: Path):
 
 
 def test_output_width_is_checked_per_output(tmp_path: Path):
-    from kerastrain.training.fit import check
+    from kerastrain.training.check import check
 
     config = tmp_path / "width.yaml"
     config.write_text((CONFIGS / "ticket_classifier.yaml").read_text().replace(

@@ -15,9 +15,28 @@ def test_names_are_case_insensitive_and_instantiated() -> None:
 
 
 def test_loss_and_metric_strings_stay_for_compile() -> None:
-    assert registry.create("losses", "mse") == "mse"
-    assert registry.create("metrics", "accuracy") == "accuracy"  # resolved from the loss
-    assert type(registry.create("metrics", "AUC", {"curve": "PR"})).__name__ == "AUC"
+    assert registry.identifier("losses", "mse") == "mse"
+    assert registry.identifier("metrics", "accuracy") == "accuracy"  # resolved from the loss
+    assert type(registry.identifier("metrics", "AUC", {"curve": "PR"})).__name__ == "AUC"
+
+
+def test_create_always_makes_a_keras_object() -> None:
+    assert registry.create("losses", "mse").__name__ == "mean_squared_error"
+    assert type(registry.create("losses", "MeanSquaredError")).__name__ == "MeanSquaredError"
+    assert type(registry.create("metrics", "mae")).__name__ == "MeanAbsoluteError"
+    assert callable(registry.create("activations", "relu"))
+    with pytest.raises(registry.UnknownName, match="resolved by compile from the loss"):
+        registry.create("metrics", "accuracy")
+
+
+def test_each_kind_is_scanned_once() -> None:
+    registry.names("layers")
+    scans = registry._table.cache_info().misses
+    for name in ("Dense", "dense", "Dropout", "LayerNormalization"):
+        registry.lookup("layers", name)
+    registry.names("layers")
+    assert registry._table.cache_info().misses == scans
+    assert "ExponentialDecay" in registry.names("schedules")
 
 
 def test_miss_gives_closest_names() -> None:

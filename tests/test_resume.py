@@ -11,8 +11,9 @@ import pytest
 
 from conftest import iris_config, write_config
 from kerastrain import _keras
-from kerastrain.rundir import read_history, read_logged, write_history
-from kerastrain.training import fit as fit_module
+from kerastrain.rundir import read_history, write_history
+from kerastrain.training import fold as fold_module
+from kerastrain.training import schemes
 from kerastrain.training.backup import compact
 
 # Keras restores the weights, the optimizer's slots and iterations, and the epoch; the
@@ -27,18 +28,18 @@ def _interrupt(monkeypatch: pytest.MonkeyPatch, epoch: int, where: str = "",
     """Ctrl-C (or `error`) at the start of `epoch` (0-based) of every fit whose output
     folder's name starts with `where`, after the previous epoch was backed up."""
     keras = _keras.keras()
-    original = fit_module.resumable
+    original = fold_module.resumable
 
     class CtrlC(keras.callbacks.Callback):
         def on_epoch_begin(self, e: int, logs: dict | None = None) -> None:
             if e == epoch:
                 raise error("stopped by the test")
 
-    def patched(out_dir: Path, before: list, heldout: dict) -> list:
-        made = original(out_dir, before, heldout)
-        return made + [CtrlC()] if Path(out_dir).name.startswith(where) else made
+    def patched(place, before: list, heldout: dict) -> list:
+        made = original(place, before, heldout)
+        return made + [CtrlC()] if place.path.name.startswith(where) else made
 
-    monkeypatch.setattr(fit_module, "resumable", patched)
+    monkeypatch.setattr(fold_module, "resumable", patched)
 
 
 def _run_dir(result) -> Path:
@@ -50,14 +51,21 @@ def _only_run(runs: Path) -> Path:
     return run
 
 
-def test_logged_history_reads_back_as_keras_held_it(tmp_path: Path) -> None:
+def test_history_keeps_each_value_on_its_epoch(tmp_path: Path) -> None:
+    """With validation_freq 2, val_* is logged on epochs 2 and 4 only: history.csv holds
+    it on those rows, the others empty."""
     rows = [{"loss": 1.0}, {"loss": 0.5, "val_loss": 0.7}, {"loss": 0.25},
             {"loss": float("nan"), "val_loss": 0.6}]
     history = compact(rows)
-    assert history == {"loss": [1.0, 0.5, 0.25, history["loss"][3]], "val_loss": [0.7, 0.6]}
+    assert history["loss"][:3] == [1.0, 0.5, 0.25] and np.isnan(history["loss"][3])
+    assert np.isnan(history["val_loss"][0]) and np.isnan(history["val_loss"][2])
+    assert history["val_loss"][1] == 0.7 and history["val_loss"][3] == 0.6
     write_history(tmp_path / "h.csv", history)
-    back = read_logged(tmp_path / "h.csv")
-    assert back["val_loss"] == [0.7, 0.6] and np.isnan(back["loss"][3])
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines == ["epoch,loss,val_loss", "1,1.0,", "2,0.5,0.7", "3,0.25,", "4,,0.6"]
+    back = read_history(tmp_path / "h.csv")
+    assert back["val_loss"][1] == 0.7 and back["val_loss"][3] == 0.6
+    assert np.isnan(back["val_loss"][0]) and np.isnan(back["loss"][3])
 
 
 def _recorded_run(path: Path, status: str) -> Path:
@@ -192,7 +200,7 @@ def test_ctrl_c_names_the_resume_command(cli, iris_yaml: Path,
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fit_module, "train_fold", interrupt)
+    monkeypatch.setattr(schemes, "train_fold", interrupt)
     result = cli("fit", iris_yaml, "--json")
     assert result.exit_code == 130
     run = _only_run(iris_yaml.parent / "runs")

@@ -25,9 +25,17 @@ def did_you_mean(given: object, choices: Iterable[str], n: int = 3) -> str:
 
 
 class UserError(Exception):
-    """A mistake of the user's (config, data, arguments): exit code 2, no traceback."""
+    """A mistake of the user's (config, data, arguments): exit code 2, no traceback.
+
+    `option` names the argument of the library function (`force`, `data`, `overwrite`)
+    that would get past it, so that a front end can say how in its own terms (the command
+    line names its flag); the message itself names no front end."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
     def render(self) -> str:
         return str(self)

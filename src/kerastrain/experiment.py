@@ -4,8 +4,6 @@ config key (file and line) they came from."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +13,7 @@ from kerastrain.config import LoadedConfig
 from kerastrain.data.graphdata import GraphColumns, GraphPreprocessor, graph_columns
 from kerastrain.data.preprocess import (
     Preprocessor,
+    TargetHints,
     check_column,
     infer_target_encoding,
     infer_task,
@@ -22,19 +21,11 @@ from kerastrain.data.preprocess import (
 from kerastrain.data.sources import default_target, load_source
 from kerastrain.data.splits import SplitPlan, make_splits
 from kerastrain.data.table import Table
-from kerastrain.errors import ConfigError, DataError, KeyProblem, did_you_mean
-from kerastrain.models.build import create_object
+from kerastrain.errors import ConfigError, KeyProblem
+from kerastrain.models.build import target_hints
 from kerastrain.models.graph import check_compile_outputs, graph_order
 from kerastrain.plugins import import_plugins
-
-
-@contextmanager
-def at_keys(loaded: LoadedConfig) -> Iterator[None]:
-    """Turn a `KeyProblem` raised inside into a `ConfigError` with its file and line."""
-    try:
-        yield
-    except KeyProblem as exc:
-        raise ConfigError([loaded.issue(exc.path, exc.message, exc.hint)]) from None
+from kerastrain.registry import create_object
 
 
 def _per_output(value: Any, key: str) -> list[tuple[Any, tuple]]:
@@ -54,7 +45,7 @@ def check_names(loaded: LoadedConfig) -> None:
     """The plugins imported, then every Keras name and constructor argument in the config
     and the structure of a graph model, all problems at once."""
     cfg = loaded.config
-    with at_keys(loaded):
+    with loaded.at_keys():
         import_plugins(cfg.plugins, [loaded.path.resolve().parent])
     model = cfg.model
     wanted: list[tuple[str, Any, tuple]] = (
@@ -134,17 +125,9 @@ class Experiment:
 def _split_columns(loaded: LoadedConfig, table: Table) -> dict[str, str]:
     """The columns that steer splitting (`groups`, `time_order`), by key; never features."""
     spec = loaded.config.validation
-    found = {}
-    for key, ref in (("groups", spec.groups), ("time_order", spec.time_order)):
-        if ref is None or isinstance(ref, bool):
-            continue
-        try:
-            found[key] = table.resolve(ref)
-        except DataError:
-            raise KeyProblem(("validation", key), f"no column {ref!r} in {table.origin}."
-                             f"{did_you_mean(str(ref), table.names)}  Columns: "
-                             f"{', '.join(table.names)}.") from None
-    return found
+    return {key: table.resolve_at(ref, ("validation", key))
+            for key, ref in (("groups", spec.groups), ("time_order", spec.time_order))
+            if ref is not None and not isinstance(ref, bool)}
 
 
 def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
@@ -153,12 +136,7 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
     if target_ref is None:
         raise KeyProblem(("data", "target"), f"name the target column; {table.origin} has "
                                              f"columns {', '.join(table.names)}.")
-    try:
-        target = table.resolve(target_ref)
-    except DataError:
-        raise KeyProblem(("data", "target"), f"no column {target_ref!r} in {table.origin}."
-                         f"{did_you_mean(str(target_ref), table.names)}  Columns: "
-                         f"{', '.join(table.names)}.") from None
+    target = table.resolve_at(target_ref, ("data", "target"))
     steering = _split_columns(loaded, table)
     for key, name in steering.items():
         if name == target:
@@ -168,11 +146,7 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
         return [n for n in table.names if n != target and n not in steering.values()], target
     features = []
     for i, ref in enumerate(data.features):
-        try:
-            name = table.resolve(ref)
-        except DataError:
-            raise KeyProblem(("data", "features", i), f"no column {ref!r} in {table.origin}."
-                             f"{did_you_mean(str(ref), table.names)}") from None
+        name = table.resolve_at(ref, ("data", "features", i))
         if name == target:
             raise KeyProblem(("data", "features", i), f"{name!r} is the target; a feature "
                                                       "cannot also be the target.")
@@ -212,14 +186,15 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
     cfg = loaded.config
     if cfg.model.is_graph:
         return _load_graph_experiment(loaded)
-    with at_keys(loaded):
+    with loaded.at_keys():
         table = load_source(cfg.data.source, int(cfg.seed))
         features, target = _columns(loaded, table)
         if not features:
             raise KeyProblem(("data", "features"), "no feature columns are left.")
         target_values = table.columns[target]
-        task = infer_task(cfg.data, target_values, cfg.compile.loss, cfg.compile.metrics)
-        encoding = infer_target_encoding(cfg.data, cfg.compile.loss)
+        hints = target_hints(cfg.compile.loss, list(cfg.compile.metrics))
+        task = infer_task(cfg.data.task, target_values, hints)
+        encoding = infer_target_encoding(cfg.data.target_encoding, hints)
         labels = target_values if task == "classification" else None
         groups, time_rows = _split_inputs(loaded, table)
         plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
@@ -227,13 +202,27 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
     return Experiment(loaded, table, features, target, task, encoding, plan, groups)
 
 
+def _output_hints(cfg: Any) -> dict[str, TargetHints]:
+    """Per output of a graph, what its loss and metrics say about its target."""
+    hints = {}
+    for name in cfg.model.outputs:
+        loss, metrics = cfg.compile.loss, cfg.compile.metrics
+        if isinstance(loss, dict):
+            loss = loss.get(name, "")
+        if isinstance(metrics, dict):
+            metrics = metrics.get(name, [])
+        hints[name] = target_hints(loss, list(metrics))
+    return hints
+
+
 def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
     """A graph model's data: columns per input, a target per output; the splits stratify on
     the first classification output."""
     cfg = loaded.config
-    with at_keys(loaded):
+    with loaded.at_keys():
         table = load_source(cfg.data.source, int(cfg.seed))
-        graph = graph_columns(cfg, table)
+        steering = tuple(_split_columns(loaded, table).values())
+        graph = graph_columns(cfg.data, cfg.model, table, _output_hints(cfg), steering)
         labels = next((table.columns[t.column] for t in graph.targets
                        if t.task == "classification"), None)
         groups, time_rows = _split_inputs(loaded, table)

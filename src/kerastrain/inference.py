@@ -17,9 +17,9 @@ from kerastrain.data.sources import load_source
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table, fingerprint_columns, read_file
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
-from kerastrain.models.graph import evaluate_model
+from kerastrain.models.model import evaluate_model
 from kerastrain.plugins import import_plugins
-from kerastrain.rundir import RunDir, atomic_path
+from kerastrain.rundir import RunDir, atomic_path, read_json
 
 
 @dataclass
@@ -43,11 +43,11 @@ def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
 
 def load_run(path: str | Path) -> LoadedRun:
     run = RunDir.open(path)
-    loaded = load_config(run.path / "config.yaml")
+    loaded = load_config(run.config)
     _import_run_plugins(run, loaded)
-    pre = load_preprocessor(run.read_json("preprocessing.json"))
+    pre = load_preprocessor(read_json(run.preprocessing))
     keras = _keras.keras()
-    model = keras.saving.load_model(run.path / "model.keras")
+    model = keras.saving.load_model(run.model)
     return LoadedRun(run, loaded, pre, model)
 
 
@@ -55,22 +55,24 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     """The run's own data and the rows to score: the test split, else the validation rows."""
     cfg = loaded_run.loaded.config
     table = load_source(cfg.data.source, int(cfg.seed))
-    saved = loaded_run.run.read_json("preprocessing.json").get("data", {})
-    plan = SplitPlan.from_json(loaded_run.run.read_json("splits.json"))
+    saved = read_json(loaded_run.run.preprocessing).get("data", {})
+    plan = SplitPlan.from_json(read_json(loaded_run.run.splits))
     if saved.get("rows") != table.n_rows:
         raise DataError(f"{table.origin} now has {table.n_rows} rows; the run was trained on "
-                        f"{saved.get('rows')}. Score other data with --data FILE.")
+                        f"{saved.get('rows')}. Score a file of other rows instead.",
+                        option="data")
     if saved.get("sha256") and saved["sha256"] != fingerprint_columns(
             table, loaded_run.pre.used_columns):
         raise DataError(f"{table.origin} changed since the run was trained; its test rows "
-                        "are no longer the ones held out. Score a file with --data FILE.")
+                        "are no longer the ones held out. Score a file of rows instead.",
+                        option="data")
     if len(plan.test):
         return table, plan.test, "test"
     if plan.scheme != "holdout":
         raise UserError("this cross-validation run has no test split, and its model was "
                         "refit on every row: there are no unseen rows of its own to score. "
-                        "Score a file with --data FILE (the folds' scores are in "
-                        "cv_summary.json).")
+                        "Score a file of rows instead (the folds' scores are in "
+                        "cv_summary.json).", option="data")
     return table, plan.folds[0].validation, "validation (no test split was configured)"
 
 
@@ -132,7 +134,8 @@ def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
     """CSV, NPZ or Parquet by extension, written atomically: a failure leaves no file."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".npz", ".parquet"):
-        raise UserError(f"--output {path}: use a .csv, .npz or .parquet file.")
+        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
+                        "file with one of those extensions.")
     with atomic_path(path) as tmp:
         if suffix == ".csv":
             with open(tmp, "w", newline="", encoding="utf-8") as handle:
@@ -161,7 +164,8 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
     """Apply the run's preprocessing and model to raw rows; write one row of output each."""
     output = Path(output)
     if output.exists() and not overwrite:
-        raise UserError(f"--output {output} exists; choose another name or pass --overwrite.")
+        raise UserError(f"{output} exists; choose another name, or replace it knowingly.",
+                        option="overwrite")
     loaded_run = load_run(path)
     pre = loaded_run.pre
     table = read_file(input_file)

@@ -1,21 +1,22 @@
 """Keras names -> Keras objects, the way `keras.optimizers.get` does it, with better misses.
 
 Every public class of `keras.layers`, `keras.optimizers`, `keras.losses`, `keras.metrics`,
-`keras.callbacks`, `keras.initializers`, `keras.regularizers`, `keras.constraints`, and
-every function of `keras.activations` (plus the lower-case function names and aliases
-Keras itself accepts, such as 'mse' or 'sparse_categorical_crossentropy') is known.
-Nothing here imports TensorFlow until a name is looked up.
+`keras.callbacks`, `keras.initializers`, `keras.regularizers`, `keras.constraints` and
+`keras.optimizers.schedules`, every function of `keras.activations`, and the short names
+Keras's own public `get()` accepts ('mse', 'l1l2', 'accuracy') are known. Each kind's
+table is built once per process; nothing here imports TensorFlow until a name is looked up.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kerastrain import _keras
-from kerastrain.errors import did_you_mean
+from kerastrain.errors import KeyProblem, did_you_mean
 
 KINDS: dict[str, tuple[str, str | None]] = {
     # kind: (keras module, base class whose subclasses count; None = functions only)
@@ -31,8 +32,19 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "schedules": ("optimizers.schedules", "LearningRateSchedule"),
 }
 _NOT_NAMES = {"get", "serialize", "deserialize"}
-# Strings `compile` resolves from the loss rather than from keras.metrics.
-_METRIC_SHORTHANDS = ("accuracy", "acc", "crossentropy", "ce")
+# Short names that Keras's public `keras.<kind>.get(name)` resolves but that are no
+# attribute of the module; kept where this Keras version resolves them.
+_SHORT_NAMES = {
+    "losses": ("mse", "mae", "mape", "msle", "kld", "bce", "MSE", "MAE", "MAPE", "MSLE",
+               "KLD", "BCE"),
+    "metrics": ("mse", "mae", "mape", "msle", "bce", "auc", "precision", "recall",
+                "f1_score", "r2_score", "binary_io_u", "sum", "mean"),
+    "regularizers": ("l1l2",),
+    "initializers": ("normal", "uniform", "zero", "one"),
+}
+# Metric strings `compile` resolves from the loss ('accuracy' becomes the sparse,
+# categorical or binary accuracy): never made here, always passed to Keras as written.
+METRIC_SHORTHANDS = ("accuracy", "acc", "crossentropy", "ce")
 # Keyword arguments every layer takes through `Layer.__init__(**kwargs)`.
 _LAYER_KWARGS = {"input_shape", "input_dim", "batch_input_shape", "batch_size", "name",
                  "dtype", "trainable", "autocast", "activity_regularizer"}
@@ -59,8 +71,9 @@ class BadArguments(ValueError):
 @dataclass(frozen=True)
 class Entry:
     name: str          # the name as Keras spells it
-    obj: Any           # a class or a function
+    obj: Any           # a class or a function (None: a metric shorthand compile resolves)
     is_class: bool
+    custom: bool = False  # registered by a plugin (Keras cannot resolve it by name)
 
 
 def register(kind: str, name: str | None = None) -> Callable[[Any], Any]:
@@ -78,9 +91,9 @@ def register(kind: str, name: str | None = None) -> Callable[[Any], Any]:
     return decorate
 
 
-def entries(kind: str) -> dict[str, Entry]:
-    """Every name of `kind` as Keras spells it (a few differ only in case: the metric
-    shorthand 'accuracy' and the class 'Accuracy')."""
+@functools.cache
+def _table(kind: str) -> dict[str, Entry]:
+    """Keras's own names of `kind`, scanned once per process."""
     keras = _keras.keras()
     module_name, base_name = KINDS[kind]
     module = keras
@@ -89,7 +102,7 @@ def entries(kind: str) -> dict[str, Entry]:
     base = getattr(module, base_name) if base_name else None
     found: dict[str, Entry] = {}
     if kind == "metrics":
-        found.update({short: Entry(short, None, False) for short in _METRIC_SHORTHANDS})
+        found.update({short: Entry(short, None, False) for short in METRIC_SHORTHANDS})
     for name, obj in vars(module).items():
         if name.startswith("_") or name in _NOT_NAMES:
             continue
@@ -98,22 +111,21 @@ def entries(kind: str) -> dict[str, Entry]:
                 found[name] = Entry(name, obj, True)
         elif callable(obj) and name.islower():
             found.setdefault(name, Entry(name, obj, False))
-    for alias, obj in _aliases(kind).items():
-        found.setdefault(alias, Entry(alias, obj, inspect.isclass(obj)))
-    for name, obj in _custom[kind].items():
-        found[name] = Entry(name, obj, inspect.isclass(obj))
+    for short in _SHORT_NAMES.get(kind, ()):
+        try:
+            obj = module.get(short)
+        except (ValueError, TypeError):
+            continue
+        cls = obj if inspect.isclass(obj) else type(obj) if base and isinstance(obj, base) \
+            else None
+        found.setdefault(short, Entry(short, cls or obj, cls is not None))
     return found
 
 
-def _aliases(kind: str) -> dict[str, Any]:
-    """Keras's own short names ('mse', 'bce', 'l2'), where this Keras version lists them."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"keras.src.{KINDS[kind][0]}")
-    except ImportError:
-        return {}
-    return dict(getattr(module, "ALL_OBJECTS_DICT", {}))
+def entries(kind: str) -> dict[str, Entry]:
+    """Every name of `kind` as Keras spells it, plugins' names included."""
+    custom = {n: Entry(n, o, inspect.isclass(o), True) for n, o in _custom[kind].items()}
+    return {**_table(kind), **custom} if custom else _table(kind)
 
 
 def names(kind: str) -> list[str]:
@@ -121,18 +133,22 @@ def names(kind: str) -> list[str]:
     return sorted(entries(kind), key=str.lower)
 
 
+@functools.cache
+def _by_lower(kind: str) -> dict[str, Entry]:
+    return {k.lower(): e for k, e in sorted(_table(kind).items(), reverse=True)}
+
+
 def lookup(kind: str, name: str) -> Entry:
     """The entry for `name` (exact spelling first, then case-insensitive), or UnknownName
     with the closest names."""
-    known = entries(kind)
-    found = known.get(str(name))
-    if found is None:
-        by_lower = {k.lower(): e for k, e in sorted(known.items(), reverse=True)}
-        found = by_lower.get(str(name).lower())
+    name = str(name)
+    if name in _custom[kind]:
+        obj = _custom[kind][name]
+        return Entry(name, obj, inspect.isclass(obj), True)
+    found = _table(kind).get(name) or _by_lower(kind).get(name.lower())
     if found is None:
         singular = {"losses": "loss", "activations": "activation"}.get(kind, kind.rstrip("s"))
-        raise UnknownName(f"unknown {singular} {name!r}."
-                          f"{did_you_mean(str(name), names(kind))}"
+        raise UnknownName(f"unknown {singular} {name!r}.{did_you_mean(name, names(kind))}"
                           f"  (kerastrain list {kind} shows all of them)")
     return found
 
@@ -183,7 +199,7 @@ def nested_kind(argument: str) -> str | None:
 
 
 def create(kind: str, name: str, args: dict[str, Any] | None = None) -> Any:
-    """An instance of a Keras class, or Keras's own string for a function name.
+    """A Keras object: an instance of the named class, or the named function.
 
     Argument values that are themselves Keras objects (`kernel_regularizer: {type: L2,
     l2: 0.01}`, `activation: relu`) are resolved and checked the same way.
@@ -191,6 +207,9 @@ def create(kind: str, name: str, args: dict[str, Any] | None = None) -> Any:
     args = dict(args or {})
     entry = lookup(kind, name)
     check_arguments(entry, args)
+    if entry.obj is None:
+        raise UnknownName(f"{entry.name!r} is resolved by compile from the loss; it has no "
+                          "object of its own.")
     for arg, value in list(args.items()):
         sub = nested_kind(arg)
         if sub is None or value is None:
@@ -207,9 +226,36 @@ def create(kind: str, name: str, args: dict[str, Any] | None = None) -> Any:
                 args[arg] = create(sub, value)
             except UnknownName as exc:
                 raise BadArguments(str(exc), arg) from None
-    custom = entry.name in _custom[kind]  # plugins' names, which Keras cannot resolve
-    if kind in ("losses", "metrics") and not args and not custom:
-        return entry.name  # compile resolves it, 'accuracy' from the loss
-    if not entry.is_class:
-        return entry.obj if kind == "activations" or custom else entry.name
-    return entry.obj(**args)
+    return entry.obj(**args) if entry.is_class else entry.obj
+
+
+def identifier(kind: str, name: str, args: dict[str, Any] | None = None) -> Any:
+    """What `Model.compile` takes for a loss or metric: Keras's own name where it resolves
+    it (so logs are named as Keras names them, and 'accuracy' follows the loss), else the
+    object `create` makes."""
+    entry = lookup(kind, name)
+    if not args and not entry.custom:
+        return entry.name
+    return create(kind, name, args)
+
+
+def create_object(kind: str, spec: Any, path: tuple, build: bool = True) -> Any:
+    """A Keras object from a config's name or `{type: ..., args}` (a `KerasObject`);
+    problems are `KeyProblem`s at `path`. With `build=False` only the name and argument
+    names are checked (nothing is made). Losses and metrics come as `identifier`s."""
+    name, args = (spec, {}) if isinstance(spec, str) else (spec.type, spec.args)
+    type_path = path if isinstance(spec, str) else path + ("type",)
+    try:
+        if not build:
+            check_arguments(lookup(kind, name), args)
+            return None
+        if kind in ("losses", "metrics"):
+            return identifier(kind, name, args)
+        return create(kind, name, args)
+    except UnknownName as exc:
+        raise KeyProblem(type_path, str(exc)) from None
+    except BadArguments as exc:
+        raise KeyProblem(path + ((exc.argument,) if exc.argument else ()), str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        raise KeyProblem(path, f"Keras rejected {name}({shown}): {exc}") from None

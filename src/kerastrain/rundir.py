@@ -1,11 +1,13 @@
-"""Run directories: created once under a unique name, written file by file atomically,
-read back by `evaluate` and `predict`. Nothing here imports TensorFlow."""
+"""Run directories: their layout (every file's name is here and nowhere else), created once
+under a unique name, written file by file atomically, read back by `evaluate`, `predict`,
+`resume` and `runs`. Nothing here imports TensorFlow."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
 import secrets
 import tempfile
@@ -20,7 +22,7 @@ import yaml
 
 from kerastrain.errors import RunDirError
 
-RUN_FILES = ("config.yaml", "run.json", "preprocessing.json", "model.keras")
+History = dict[str, list[float]]  # per logged quantity, one value per epoch (NaN: not logged)
 
 
 @contextmanager
@@ -49,6 +51,14 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file of a run; a `RunDirError` naming it when it is missing or broken."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path}: unreadable: {exc}") from None
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
@@ -57,39 +67,26 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def write_history(path: Path, history: dict[str, list[float]]) -> None:
-    """history.csv: `epoch` then every logged metric; epochs without a value stay empty."""
+def write_history(path: Path, history: History) -> None:
+    """history.csv: `epoch` then every logged quantity (`val_*` last); an epoch that did
+    not log a quantity (validation every `validation_freq` epochs) has an empty cell."""
     keys = sorted(history, key=lambda k: (k.startswith("val_"), k))
     n = max((len(v) for v in history.values()), default=0)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["epoch", *keys])
     for epoch in range(n):
-        writer.writerow([epoch + 1] + [repr(float(history[k][epoch]))
-                                       if epoch < len(history[k]) else "" for k in keys])
+        values = [history[k][epoch] if epoch < len(history[k]) else math.nan for k in keys]
+        writer.writerow([epoch + 1] + ["" if math.isnan(v) else repr(float(v)) for v in values])
     write_text(path, buffer.getvalue())
 
 
-def read_logged(path: Path) -> dict[str, list[float]]:
-    """history.csv back as Keras's History held it: per key, only the epochs that logged it
-    (the empty cells `write_history` pads with are dropped; a logged NaN stays)."""
+def read_history(path: Path) -> History:
+    """history.csv back: one value per epoch for every quantity, NaN where it is empty."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
-    return {k: [float(r[k]) for r in rows if r[k]] for k in keys}
-
-
-def trained(path: Path) -> bool:
-    """Whether a fold (or the run itself) finished: its metrics.json is written last,
-    after model.keras."""
-    return (path / "metrics.json").is_file() and (path / "model.keras").is_file()
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
-    return {k: [float(r[k]) if r[k] else float("nan") for r in rows] for k in keys}
+    return {k: [float(r[k]) if r[k] else math.nan for r in rows] for k in keys}
 
 
 def now() -> str:
@@ -98,7 +95,110 @@ def now() -> str:
 
 @dataclass(frozen=True)
 class RunDir:
+    """A run directory, or one fold's folder inside it (`fold(name)`): both keep a trained
+    model's files under the same names."""
+
     path: Path
+
+    # -- the layout ----------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def info_file(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def preprocessing(self) -> Path:
+        return self.path / "preprocessing.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.txt"
+
+    @property
+    def splits(self) -> Path:
+        return self.path / "splits.json"
+
+    @property
+    def cv_summary(self) -> Path:
+        return self.path / "cv_summary.json"
+
+    @property
+    def cv_history(self) -> Path:
+        return self.path / "cv_history.csv"
+
+    @property
+    def model_png(self) -> Path:
+        return self.path / "model.png"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.keras"
+
+    @property
+    def backup(self) -> Path:
+        """Keras's BackupAndRestore folder and kerastrain's state beside it (resume)."""
+        return self.checkpoints / "backup"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def learning_curves(self) -> Path:
+        return self.path / "plots" / "learning_curves.png"
+
+    def fold(self, name: str) -> RunDir:
+        """The folder of one cross-validation fold, `folds/<repeat>-<fold>/`."""
+        return RunDir(self.path / "folds" / name)
+
+    # -- reading and writing ---------------------------------------------------------------
+    @property
+    def trained(self) -> bool:
+        """Whether this model's files are complete: metrics.json is written last, after
+        model.keras."""
+        return self.metrics.is_file() and self.model.is_file()
+
+    def info(self) -> dict[str, Any]:
+        return read_json(self.info_file)
+
+    def update_info(self, drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into run.json, removing the keys in `drop`."""
+        info = self.info() if self.info_file.exists() else {}
+        for key in drop:
+            info.pop(key, None)
+        info.update(fields)
+        write_json(self.info_file, info)
+        return info
+
+    def add_notes(self, *notes: str | None) -> None:
+        """Append notes (things skipped, never failures) to run.json's `notes`."""
+        notes = tuple(n for n in notes if n)
+        if notes:
+            self.update_info(notes=[*self.info().get("notes", []), *notes])
+
+    def write_config(self, resolved: dict[str, Any]) -> None:
+        text = "# The fully resolved config of this run: `kerastrain fit` on it reproduces it.\n"
+        write_text(self.config, text + yaml.safe_dump(resolved, sort_keys=False,
+                                                      allow_unicode=True))
 
     @classmethod
     def create(cls, runs_dir: str | Path, name: str) -> RunDir:
@@ -119,75 +219,18 @@ class RunDir:
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
         """An existing run directory, checked to hold what `evaluate`/`predict` need."""
-        path = Path(path)
-        if not path.is_dir():
-            raise RunDirError(f"{path}: no such run directory.")
-        if not (path / "run.json").exists():
-            raise RunDirError(f"{path}: not a kerastrain run directory (no run.json).")
-        run = cls(path)
-        status = run.info().get("status")
-        missing = [f for f in RUN_FILES if not (path / f).exists()]
-        if missing and status == "completed" and run.info().get("no_model_reason"):
-            raise RunDirError(f"{path}: {run.info()['no_model_reason']}")
+        run = cls(Path(path))
+        if not run.path.is_dir():
+            raise RunDirError(f"{run.path}: no such run directory.")
+        if not run.info_file.exists():
+            raise RunDirError(f"{run.path}: not a kerastrain run directory (no run.json).")
+        info = run.info()
+        status = info.get("status")
+        needed = (run.config, run.info_file, run.preprocessing, run.model)
+        missing = [p.name for p in needed if not p.exists()]
+        if missing and status == "completed" and info.get("no_model_reason"):
+            raise RunDirError(f"{run.path}: {info['no_model_reason']}")
         if missing:
-            raise RunDirError(f"{path}: the run is {status!r} and has no "
+            raise RunDirError(f"{run.path}: the run is {status!r} and has no "
                               f"{', '.join(missing)}; only completed runs can be used.")
         return run
-
-    def info(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunDirError(f"{self.path / 'run.json'}: unreadable: {exc}") from None
-
-    def read_json(self, name: str) -> Any:
-        try:
-            return json.loads((self.path / name).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunDirError(f"{self.path / name}: unreadable: {exc}") from None
-
-    def update_info(self, drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
-        """Merge `fields` into run.json, removing the keys in `drop`."""
-        info = self.info() if (self.path / "run.json").exists() else {}
-        for key in drop:
-            info.pop(key, None)
-        info.update(fields)
-        write_json(self.path / "run.json", info)
-        return info
-
-    def add_notes(self, *notes: str | None) -> None:
-        """Append notes (things skipped, never failures) to run.json's `notes`."""
-        notes = tuple(n for n in notes if n)
-        if notes:
-            self.update_info(notes=[*self.info().get("notes", []), *notes])
-
-    def write_config(self, resolved: dict[str, Any]) -> None:
-        text = "# The fully resolved config of this run: `kerastrain fit` on it reproduces it.\n"
-        write_text(self.path / "config.yaml",
-                   text + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-
-    def sub(self, *parts: str) -> Path:
-        path = self.path.joinpath(*parts)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
-    """Every run under `runs_dir`, newest first: name, status, start, final metrics."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise RunDirError(f"{runs_dir}: no such runs directory.")
-    found = []
-    for path in sorted(runs_dir.iterdir(), reverse=True):
-        if not (path / "run.json").is_file():
-            continue
-        run = RunDir(path)
-        try:
-            info = run.info()
-            metrics = run.read_json("metrics.json") if (path / "metrics.json").exists() else {}
-        except RunDirError:
-            info, metrics = {"status": "unreadable"}, {}
-        found.append({"run_dir": str(path), "status": info.get("status"),
-                      "started_at": info.get("started_at"), "metrics": metrics})
-    found.sort(key=lambda r: r["started_at"] or "", reverse=True)
-    return found

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import secrets
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from kerastrain.config.schema import Config
 from kerastrain.config.yamlpos import PathKey, Positions, dotted, load_yaml
-from kerastrain.errors import ConfigError, Issue, did_you_mean
+from kerastrain.errors import ConfigError, Issue, KeyProblem, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,14 @@ class LoadedConfig:
 
     def issue(self, path: PathKey, message: str, hint: str | None = None) -> Issue:
         return self.positions.issue(path, message, hint)
+
+    @contextmanager
+    def at_keys(self) -> Iterator[None]:
+        """Turn a `KeyProblem` raised inside into a `ConfigError` with its file and line."""
+        try:
+            yield
+        except KeyProblem as exc:
+            raise ConfigError([self.issue(exc.path, exc.message, exc.hint)]) from None
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:

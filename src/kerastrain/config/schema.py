@@ -11,119 +11,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from kerastrain.errors import did_you_mean
+from kerastrain.config.base import KerasObject, Name, Strict
+from kerastrain.config.data_schema import (
+    GENERATORS,
+    SKLEARN_SETS,
+    SOURCE_FIELDS,
+    SOURCE_REQUIRED,
+    DataSpec,
+    PreprocessingSpec,
+    SourceSpec,
+    TargetSpec,
+)
 
-Name = str | int  # a column, by name or by index
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors; parsed configs never change."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KerasObject(BaseModel):
-    """`{type: ClassName, <constructor arguments>}`; the arguments are checked by the registry."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    type: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _class_name_alias(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "class_name" in data and "type" not in data:
-            data = dict(data)
-            data["type"] = data.pop("class_name")
-            if isinstance(data.get("config"), dict):
-                data.update(data.pop("config"))
-        return data
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-SKLEARN_SETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
-GENERATORS = ("gaussian_clouds", "classification", "regression", "tickets")
-SOURCE_FIELDS: dict[str, set[str]] = {
-    "sklearn": {"name"},
-    "csv": {"path", "delimiter"},
-    "parquet": {"path"},
-    "npz": {"path"},
-    "npy": {"path", "target_path"},
-    "synthetic": {"name", "n_samples", "n_features", "n_classes", "noise"},
-    "fashion_mnist": set(),
-}
-SOURCE_REQUIRED: dict[str, set[str]] = {
-    "sklearn": {"name"},
-    "csv": {"path"},
-    "parquet": {"path"},
-    "npz": {"path"},
-    "npy": {"path", "target_path"},
-    "synthetic": {"name"},
-    "fashion_mnist": set(),
-}
-
-
-class SourceSpec(Strict):
-    """Where the rows come from. Which fields apply depends on `type`."""
-
-    type: Literal["sklearn", "csv", "parquet", "npz", "npy", "synthetic", "fashion_mnist"]
-    name: str | None = None
-    path: str | None = None
-    target_path: str | None = None
-    delimiter: str | None = None
-    n_samples: int | None = Field(default=None, gt=0)
-    n_features: int | None = Field(default=None, gt=0)
-    n_classes: int | None = Field(default=None, ge=2)
-    noise: float | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _fields_fit_type(self) -> SourceSpec:
-        given = {k for k in type(self).model_fields if k != "type" and getattr(self, k) is not None}
-        extra = given - SOURCE_FIELDS[self.type]
-        if extra:
-            allowed = ", ".join(sorted(SOURCE_FIELDS[self.type])) or "no other keys"
-            raise ValueError(f"a '{self.type}' source takes no {', '.join(sorted(extra))} "
-                             f"(it takes {allowed}).")
-        missing = SOURCE_REQUIRED[self.type] - given
-        if missing:
-            raise ValueError(f"a '{self.type}' source needs {', '.join(sorted(missing))}.")
-        known = {"sklearn": SKLEARN_SETS, "synthetic": GENERATORS}.get(self.type)
-        if known and self.name not in known:
-            raise ValueError(f"unknown {self.type} set {self.name!r}."
-                             f"{did_you_mean(self.name, known)}  Known: {', '.join(known)}.")
-        return self
-
-
-class PreprocessingSpec(Strict):
-    """Feature preprocessing, fitted on training rows only."""
-
-    numeric: Literal["standardize", "minmax", "none"] = "standardize"
-    categorical: Literal["one_hot", "integer"] = "one_hot"
-    categorical_columns: list[Name] = Field(default_factory=list)
-    rescale: float | None = None
-
-
-class TargetSpec(Strict):
-    """One output's target: its column and, where it differs from `data`'s, its task."""
-
-    column: Name
-    task: Literal["auto", "classification", "regression"] = "auto"
-    target_encoding: Literal["auto", "integer", "one_hot"] = "auto"
-
-
-class DataSpec(Strict):
-    source: SourceSpec
-    features: list[Name] | None = None
-    target: Name | None = None
-    targets: dict[str, Name | TargetSpec] | None = None  # graph models: output name -> target
-    task: Literal["auto", "classification", "regression"] = "auto"
-    target_encoding: Literal["auto", "integer", "one_hot"] = "auto"
-    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
+__all__ = ["GENERATORS", "SKLEARN_SETS", "SOURCE_FIELDS", "SOURCE_REQUIRED", "CompileSpec",
+           "Config", "DataSpec", "KerasObject", "ModelSpec", "Name", "OutputSpec",
+           "PreprocessingSpec", "RuntimeSpec", "SourceSpec", "Strict", "TargetSpec",
+           "TrainingSpec", "ValidationSpec"]
 
 
 NodeName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
@@ -135,27 +40,35 @@ class GraphInput(Strict):
     Without `columns`, the column of the input's own name feeds it; with one input only,
     `data.features` (or every column that is no target)."""
 
-    name: NodeName
-    columns: list[Name] | None = Field(default=None, min_length=1)
-    shape: list[int] | None = None  # checked against the data when given
+    name: NodeName = Field(description="The input's name, used by nodes' inputs.")
+    columns: list[Name] | None = Field(default=None, min_length=1,
+                                       description="The feature columns that feed it.")
+    shape: list[int] | None = Field(default=None, description="Expected shape without the "
+                                    "batch axis; checked against the data.")
 
 
 class GraphNode(KerasObject):
     """A named layer called on earlier names: `{name, type, inputs: [...], <arguments>}`."""
 
-    name: NodeName
-    inputs: list[NodeName] = Field(min_length=1)
+    name: NodeName = Field(description="The node's name, used by later nodes and outputs.")
+    inputs: list[NodeName] = Field(min_length=1, description="Names of the inputs or earlier "
+                                   "nodes this layer is called on.")
 
 
 class ModelSpec(Strict):
     """A layer stack (Keras `Sequential`, `layers`) or a graph (the functional API:
     `inputs`, `nodes`, `outputs`). Input shapes come from the data."""
 
-    name: str | None = None
-    layers: list[KerasObject] | None = Field(default=None, min_length=1)
-    inputs: list[GraphInput] | None = Field(default=None, min_length=1)
-    nodes: list[GraphNode] | None = Field(default=None, min_length=1)
-    outputs: list[NodeName] | None = Field(default=None, min_length=1)
+    name: str | None = Field(default=None, description="The Keras model's name.")
+    layers: list[KerasObject] | None = Field(
+        default=None, min_length=1, description="A Sequential stack: {type: Dense, units: "
+                                                "32, ...} per layer.")
+    inputs: list[GraphInput] | None = Field(default=None, min_length=1,
+                                            description="Graph models: the named inputs.")
+    nodes: list[GraphNode] | None = Field(default=None, min_length=1,
+                                          description="Graph models: the named layers.")
+    outputs: list[NodeName] | None = Field(default=None, min_length=1,
+                                           description="Graph models: the output node names.")
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelSpec:
@@ -180,14 +93,19 @@ class ModelSpec(Strict):
 class CompileSpec(Strict):
     """The arguments of `keras.Model.compile`."""
 
-    optimizer: str | KerasObject = "rmsprop"
+    optimizer: str | KerasObject = Field(default="rmsprop", description="A Keras optimizer: "
+                                         "a name (adam) or {type: Adam, learning_rate: ...}.")
     loss: Annotated[str | KerasObject | dict[str, str | KerasObject],
-                    Field(union_mode="left_to_right")]
+                    Field(union_mode="left_to_right")] = Field(
+        description="A Keras loss, or output name -> loss for graph models.")
     metrics: Annotated[list[str | KerasObject] | dict[str, list[str | KerasObject]],
-                       Field(union_mode="left_to_right")] = Field(default_factory=list)
+                       Field(union_mode="left_to_right")] = Field(
+        default_factory=list, description="Keras metrics, or output name -> metrics.")
     weighted_metrics: Annotated[list[str | KerasObject] | dict[str, list[str | KerasObject]],
-                                Field(union_mode="left_to_right")] = Field(default_factory=list)
-    loss_weights: dict[str, float] | None = None  # graph models: output name -> weight
+                                Field(union_mode="left_to_right")] = Field(
+        default_factory=list, description="Metrics weighted by class or sample weights.")
+    loss_weights: dict[str, float] | None = Field(
+        default=None, description="Graph models: output name -> weight of its loss.")
 
     @field_validator("loss", "loss_weights", mode="before")
     @classmethod
@@ -204,20 +122,24 @@ class CompileSpec(Strict):
         if isinstance(value, dict):
             return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
         return value
-    steps_per_execution: int = Field(default=32, ge=1)
-    jit_compile: bool | Literal["auto"] = False
-    run_eagerly: bool = False
+    steps_per_execution: int = Field(default=32, ge=1, description="Batches per compiled "
+                                     "call (faster on CPU; Keras's default is 1).")
+    jit_compile: bool | Literal["auto"] = Field(default=False, description="Compile with XLA.")
+    run_eagerly: bool = Field(default=False, description="Run without tf.function (debugging).")
 
 
 class TrainingSpec(Strict):
     """The arguments of `keras.Model.fit` that are not data or validation."""
 
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    shuffle: bool = True
-    class_weight: Literal["balanced"] | dict[Name, float] | None = None
-    validation_freq: int = Field(default=1, ge=1)
-    validation_batch_size: int | None = Field(default=None, ge=1)
+    epochs: int = Field(default=10, ge=1, description="Passes over the training rows.")
+    batch_size: int = Field(default=32, ge=1, description="Rows per gradient step.")
+    shuffle: bool = Field(default=True, description="Shuffle the training rows every epoch.")
+    class_weight: Literal["balanced"] | dict[Name, float] | None = Field(
+        default=None, description="balanced, or class label -> weight.")
+    validation_freq: int = Field(default=1, ge=1, description="Validate every this many "
+                                                              "epochs.")
+    validation_batch_size: int | None = Field(default=None, ge=1,
+                                              description="Default: batch_size.")
 
 
 class ValidationSpec(Strict):
@@ -228,23 +150,38 @@ class ValidationSpec(Strict):
     docs/validation.md.
     """
 
-    scheme: Literal["holdout", "kfold", "repeated_kfold"] = "holdout"
+    scheme: Literal["holdout", "kfold", "repeated_kfold"] = Field(
+        default="holdout", description="holdout: one split; kfold: n_splits folds; "
+                                       "repeated_kfold: n_splits folds, n_repeats times.")
     # holdout: the share of non-test rows Keras validates on (and callbacks steer on).
     # kfold/repeated_kfold: the share of each fold's training rows set apart as an inner
     # validation split that Keras validates on, so that what steers training (early
     # stopping, best checkpoints) is never the fold's scored rows; 0 validates on them.
-    validation_split: float = Field(default=0.2, ge=0, lt=1)
-    test_split: float = Field(default=0.0, ge=0, lt=1)
-    n_splits: int | None = Field(default=None, ge=2)      # kfold schemes; default 5
-    n_repeats: int | None = Field(default=None, ge=2)     # repeated_kfold; default 3
-    shuffle: bool | None = None          # default: true, false under time_order
-    seed: int | None = Field(default=None, ge=0, lt=2**32)  # default: the config's seed
-    stratify: bool | Literal["auto"] = "auto"
-    groups: Name | None = None           # a column: rows of one group stay in one split
-    time_order: Name | bool = False      # a column to sort by, or true for the row order
-    steer_on_scored_rows: bool = False   # allow validation_split 0 with val_* callbacks
-    refit: bool = True                   # CV: train the run's model on all non-test rows
-    leakage: Literal["warn", "error", "ignore"] = "warn"
+    validation_split: float = Field(
+        default=0.2, ge=0, lt=1, description="holdout: share of non-test rows to validate "
+        "on. Cross-validation: share of each fold's training rows that steers callbacks.")
+    test_split: float = Field(default=0.0, ge=0, lt=1, description="Share of all rows set "
+                              "aside first and scored once after training.")
+    n_splits: int | None = Field(default=None, ge=2,
+                                 description="Folds per repeat (kfold schemes); default 5.")
+    n_repeats: int | None = Field(default=None, ge=2,
+                                  description="Repeats (repeated_kfold); default 3.")
+    shuffle: bool | None = Field(default=None, description="Shuffle before splitting; "
+                                 "default true, false under time_order.")
+    seed: int | None = Field(default=None, ge=0, lt=2**32, description="random_state of "
+                             "every splitter; default: the config's seed.")
+    stratify: bool | Literal["auto"] = Field(default="auto", description="Keep class "
+                                             "proportions in every split (classification).")
+    groups: Name | None = Field(default=None, description="A column: rows of one group "
+                                "stay on one side of every split.")
+    time_order: Name | bool = Field(default=False, description="A column to sort rows by, "
+                                    "or true for the row order: never train on the future.")
+    steer_on_scored_rows: bool = Field(default=False, description="Allow validation_split "
+                                       "0 with callbacks acting on val_* (optimistic scores).")
+    refit: bool = Field(default=True, description="Cross-validation: train the run's model "
+                        "on every non-test row after the folds.")
+    leakage: Literal["warn", "error", "ignore"] = Field(
+        default="warn", description="What to do about rows duplicated across splits.")
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> ValidationSpec:
@@ -260,18 +197,31 @@ class ValidationSpec(Strict):
 
 
 class RuntimeSpec(Strict):
+    """Where and how TensorFlow runs."""
+
     strategy: Literal["auto", "default", "one_device", "mirrored",
-                      "multi_worker_mirrored", "tpu"] = "auto"
-    devices: list[str] | None = None
-    dtype_policy: str | None = None
-    deterministic: bool = False
+                      "multi_worker_mirrored", "tpu"] = Field(
+        default="auto", description="The tf.distribute strategy; auto: mirrored on several "
+                                    "GPUs, else the default.")
+    devices: list[str] | None = Field(default=None, description="Devices to use, e.g. "
+                                      "[/gpu:0, /gpu:1]; default: all.")
+    dtype_policy: str | None = Field(default=None, description="A Keras dtype policy, e.g. "
+                                     "mixed_float16.")
+    deterministic: bool = Field(default=False, description="Enable TensorFlow's op "
+                                "determinism (slower).")
 
 
 class OutputSpec(Strict):
-    runs_dir: str = "runs"
-    checkpoints: bool = True
-    tensorboard: bool | Literal["auto"] = "auto"  # auto: when the tensorboard package is there
-    plots: bool = True
+    """What a run writes besides its model and metrics."""
+
+    runs_dir: str = Field(default="runs", description="Where run directories are created.")
+    checkpoints: bool = Field(default=True, description="Keep checkpoints/best.keras by "
+                              "val_loss.")
+    tensorboard: bool | Literal["auto"] = Field(
+        default="auto", description="TensorBoard logs in logs/; auto: when the tensorboard "
+                                    "package is installed.")
+    plots: bool = Field(default=True, description="Learning curves in plots/ (needs "
+                        "matplotlib).")
 
 
 ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]
@@ -280,17 +230,26 @@ ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][
 class Config(Strict):
     """A whole experiment, as written in YAML and resolved (defaults, overrides)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
-    seed: int | None = Field(default=None, ge=0, lt=2**32)
-    plugins: list[ModuleName] = Field(default_factory=list)  # imported before names are checked
-    data: DataSpec
-    model: ModelSpec
-    compile: CompileSpec
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
-    callbacks: list[KerasObject] = Field(default_factory=list)
-    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
-    output: OutputSpec = Field(default_factory=OutputSpec)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80,
+                      description="The experiment's name; runs go to "
+                                  "<runs_dir>/<name>-<time>-<id>.")
+    seed: int | None = Field(default=None, ge=0, lt=2**32, description="Seeds Python, NumPy "
+                             "and TensorFlow; drawn and recorded if absent.")
+    plugins: list[ModuleName] = Field(default_factory=list, description="Python modules "
+                                      "imported first; they register custom Keras objects.")
+    data: DataSpec = Field(description="The rows and their preprocessing.")
+    model: ModelSpec = Field(description="A layer stack or a graph of layers.")
+    compile: CompileSpec = Field(description="The arguments of keras.Model.compile.")
+    training: TrainingSpec = Field(default_factory=TrainingSpec,
+                                   description="The arguments of keras.Model.fit.")
+    validation: ValidationSpec = Field(default_factory=ValidationSpec,
+                                       description="How rows are split and scored.")
+    callbacks: list[KerasObject] = Field(default_factory=list, description="Keras "
+                                         "callbacks, e.g. {type: EarlyStopping, patience: 5}.")
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec,
+                                 description="Distribution strategy, devices, precision.")
+    output: OutputSpec = Field(default_factory=OutputSpec,
+                               description="Where runs go and what they keep.")
 
     def resolved(self) -> dict[str, Any]:
         """Plain data that, written as YAML and loaded again, gives this same config."""

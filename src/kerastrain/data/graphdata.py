@@ -13,16 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from kerastrain.config.schema import Config, KerasObject, TargetSpec
+from kerastrain.config.schema import DataSpec, ModelSpec, TargetSpec
 from kerastrain.data.preprocess import (
     FORMAT_VERSION,
     Preprocessor,
+    TargetHints,
     infer_target_encoding,
     infer_task,
 )
 from kerastrain.data.sources import default_target
 from kerastrain.data.table import Table
-from kerastrain.errors import DataError, KeyProblem, did_you_mean
+from kerastrain.errors import KeyProblem, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -45,28 +46,8 @@ class GraphColumns:
         return list(dict.fromkeys(c for cols in self.inputs.values() for c in cols))
 
 
-def _resolve(table: Table, ref: Any, path: tuple) -> str:
-    try:
-        return table.resolve(ref)
-    except DataError:
-        raise KeyProblem(path, f"no column {ref!r} in {table.origin}."
-                         f"{did_you_mean(str(ref), table.names)}  Columns: "
-                         f"{', '.join(table.names)}.") from None
-
-
-def _output_loss_metrics(cfg: Config, output: str) -> tuple[Any, list[Any]]:
-    loss = cfg.compile.loss
-    if isinstance(loss, dict) and not isinstance(loss, KerasObject):
-        loss = loss.get(output, "")
-    metrics = cfg.compile.metrics
-    if isinstance(metrics, dict):
-        metrics = metrics.get(output, [])
-    return loss, list(metrics)
-
-
-def _targets(cfg: Config, table: Table) -> list[OutputTarget]:
-    data = cfg.data
-    outputs = list(cfg.model.outputs)
+def _targets(data: DataSpec, outputs: list[str], table: Table,
+             hints: dict[str, TargetHints]) -> list[OutputTarget]:
     refs: dict[str, tuple[Any, tuple, TargetSpec | None]] = {}
     if data.targets is not None:
         if data.target is not None:
@@ -91,48 +72,55 @@ def _targets(cfg: Config, table: Table) -> list[OutputTarget]:
             raise KeyProblem(where, f"output {name!r} has no target: add `{name}: <column>` under "
                              f"data.targets. Columns: {', '.join(table.names)}.")
         ref, path, spec = refs[name]
-        column = _resolve(table, ref, path)
-        loss, metrics = _output_loss_metrics(cfg, name)
-        settings = data.model_copy(update={
-            "task": spec.task if spec and spec.task != "auto" else data.task,
-            "target_encoding": spec.target_encoding if spec and spec.target_encoding != "auto"
-            else data.target_encoding})
-        task = infer_task(settings, table.columns[column], loss, metrics)
-        found.append(OutputTarget(name, column, task, infer_target_encoding(settings, loss)))
+        column = table.resolve_at(ref, path)
+        task = spec.task if spec and spec.task != "auto" else data.task
+        encoding = (spec.target_encoding if spec and spec.target_encoding != "auto"
+                    else data.target_encoding)
+        task = infer_task(task, table.columns[column], hints[name])
+        found.append(OutputTarget(name, column, task, infer_target_encoding(encoding,
+                                                                             hints[name])))
     return found
 
 
-def graph_columns(cfg: Config, table: Table) -> GraphColumns:
-    """The columns of every input and output, checked against the table."""
-    targets = _targets(cfg, table)
+def graph_columns(data: DataSpec, model: ModelSpec, table: Table,
+                  hints: dict[str, TargetHints], steering: tuple[str, ...] = ()) -> GraphColumns:
+    """The columns of every input and output, checked against the table. `hints` (per
+    output) come from its loss and metrics; the `steering` columns (groups, time order)
+    are never features."""
+    targets = _targets(data, list(model.outputs), table, hints)
     target_columns = {t.column for t in targets}
-    feeds_single = len(cfg.model.inputs) == 1 and cfg.model.inputs[0].columns is None \
-        and cfg.model.inputs[0].name not in table.columns
-    if cfg.data.features is not None and not feeds_single:
+    feeds_single = len(model.inputs) == 1 and model.inputs[0].columns is None \
+        and model.inputs[0].name not in table.columns
+    if data.features is not None and not feeds_single:
         raise KeyProblem(("data", "features"), "a graph model takes its columns from "
                          "model.inputs (columns: [...]); data.features only feeds a single "
                          "input that names none. Move the columns to the input.")
     inputs: dict[str, list[str]] = {}
-    for i, inp in enumerate(cfg.model.inputs):
+    for i, inp in enumerate(model.inputs):
         path = ("model", "inputs", i)
         if inp.columns is not None:
-            columns = [_resolve(table, ref, path + ("columns", k))
+            columns = [table.resolve_at(ref, path + ("columns", k))
                        for k, ref in enumerate(inp.columns)]
         elif inp.name in table.columns:
             columns = [inp.name]
-        elif len(cfg.model.inputs) == 1:
-            refs = cfg.data.features
-            columns = ([_resolve(table, r, ("data", "features", k)) for k, r in enumerate(refs)]
+        elif len(model.inputs) == 1:
+            refs = data.features
+            columns = ([table.resolve_at(r, ("data", "features", k)) for k, r in enumerate(refs)]
                        if refs is not None else
-                       [n for n in table.names if n not in target_columns])
+                       [n for n in table.names if n not in target_columns
+                        and n not in steering])
         else:
             raise KeyProblem(path, f"input {inp.name!r} names no columns and the data has no "
                              f"column of that name: add columns: [...]. Columns: "
                              f"{', '.join(table.names)}.")
         for k, column in enumerate(columns):
+            where = path + (("columns", k) if inp.columns else ())
             if column in target_columns:
-                raise KeyProblem(path + (("columns", k) if inp.columns else ()),
-                                 f"{column!r} is a target; an input cannot also read it.")
+                raise KeyProblem(where, f"{column!r} is a target; an input cannot also read it.")
+            if column in steering:
+                raise KeyProblem(where, f"{column!r} steers the splits (validation.groups or "
+                                 "time_order): a feature must not also be one (the model would "
+                                 "learn the split). Remove one of them.")
         if not columns:
             raise KeyProblem(path, f"input {inp.name!r} has no columns left.")
         inputs[inp.name] = columns

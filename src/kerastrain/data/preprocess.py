@@ -19,17 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from kerastrain.config.schema import DataSpec, PreprocessingSpec
+from kerastrain.config.schema import PreprocessingSpec
 from kerastrain.data import chunked
 from kerastrain.data.table import MISSING_TOKENS, Table
 from kerastrain.errors import DataError
 
 FORMAT_VERSION = 1
-_ONE_HOT_LOSSES = {"categorical_crossentropy", "categoricalcrossentropy",
-                   "categorical_focal_crossentropy", "categoricalfocalcrossentropy",
-                   "categorical_hinge", "categoricalhinge"}
-_CLASSIFICATION_WORDS = ("crossentropy", "hinge", "focal", "accuracy", "auc", "precision",
-                         "recall", "f1", "fbeta", "bce")
 
 
 def _is_missing(values: np.ndarray) -> np.ndarray:
@@ -60,26 +55,30 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
                                 f"the column in data.preprocessing.categorical_columns.") from None
 
 
-def _name(spec: Any) -> str:
-    return (spec if isinstance(spec, str) else spec.type).lower()
+@dataclass(frozen=True)
+class TargetHints:
+    """What the caller knows of a target beyond its values (from the loss and metrics that
+    will score it), so the data layer never reads the compile settings itself."""
+
+    classification: bool = False  # a classification loss or metric scores it
+    one_hot: bool = False         # its loss takes one-hot labels
 
 
-def infer_task(data: DataSpec, target: np.ndarray, loss: Any, metrics: list[Any]) -> str:
-    """'classification' or 'regression': as configured, else from the labels and the loss."""
-    if data.task != "auto":
-        return data.task
+def infer_task(task: str, target: np.ndarray, hints: TargetHints) -> str:
+    """'classification' or 'regression': `task` unless 'auto', else from the labels (strings
+    are classes) and then the hints."""
+    if task != "auto":
+        return task
     if target.dtype == object or target.dtype.kind in "bU":
         return "classification"
-    words = [_name(loss)] + [_name(m) for m in metrics]
-    if any(w in name for name in words for w in _CLASSIFICATION_WORDS):
-        return "classification"
-    return "regression"
+    return "classification" if hints.classification else "regression"
 
 
-def infer_target_encoding(data: DataSpec, loss: Any) -> str:
-    if data.target_encoding != "auto":
-        return data.target_encoding
-    return "one_hot" if _name(loss) in _ONE_HOT_LOSSES else "integer"
+def infer_target_encoding(encoding: str, hints: TargetHints) -> str:
+    """'integer' or 'one_hot': `encoding` unless 'auto', else as the loss takes labels."""
+    if encoding != "auto":
+        return encoding
+    return "one_hot" if hints.one_hot else "integer"
 
 
 def label_value(value: Any) -> Any:

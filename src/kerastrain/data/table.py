@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerastrain.errors import DataError, did_you_mean
+from kerastrain.errors import DataError, KeyProblem, did_you_mean
 
 MISSING_TOKENS = {"", "na", "nan", "null", "none", "n/a"}
 
@@ -47,21 +47,34 @@ class Table:
             return f"row {row + 1} (line {row + 1 + self.header_lines})"
         return f"row {row}"
 
+    def no_column(self, ref: str | int, what: str = "column") -> str:
+        """The one message for a column the table lacks: the closest names, then all."""
+        if isinstance(ref, int):
+            return (f"no {what} {ref} in {self.origin}: the index is out of range "
+                    f"({len(self.names)} columns: {', '.join(self.names)}).")
+        return (f"no {what} {ref!r} in {self.origin}.{did_you_mean(ref, self.names)}"
+                f"  Columns: {', '.join(self.names)}.")
+
     def column(self, name: str, what: str = "column") -> np.ndarray:
         if name not in self.columns:
-            raise DataError(f"{self.origin}: no {what} {name!r}.{did_you_mean(name, self.names)}"
-                            f"  Columns: {', '.join(self.names)}.")
+            raise DataError(self.no_column(name, what))
         return self.columns[name]
 
     def resolve(self, ref: str | int) -> str:
         """A column name from a name or a 0-based index."""
         if isinstance(ref, int):
             if not -len(self.names) <= ref < len(self.names):
-                raise DataError(f"{self.origin}: column index {ref} is out of range "
-                                f"({len(self.names)} columns).")
+                raise DataError(self.no_column(ref))
             return self.names[ref]
         self.column(ref)
         return ref
+
+    def resolve_at(self, ref: str | int, path: tuple) -> str:
+        """`resolve` for a column named in the config: a miss is a problem at `path`."""
+        try:
+            return self.resolve(ref)
+        except DataError:
+            raise KeyProblem(path, self.no_column(ref)) from None
 
 
 def fingerprint_columns(table: Table, names: list[str]) -> str:

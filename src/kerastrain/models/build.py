@@ -1,4 +1,5 @@
-"""Config -> compiled `keras.Model`: layers, optimizer, loss and metrics through the registry.
+"""Config -> compiled `keras.Model` (a layer stack): layers, optimizer, loss and metrics
+through the registry, and what a loss says about its target.
 
 Every failure names the config key it came from (a `KeyProblem`), so the user sees the
 file and line of the layer or argument Keras rejected.
@@ -8,33 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kerastrain import _keras, registry
+from kerastrain import _keras
 from kerastrain.config.schema import CompileSpec, KerasObject, ModelSpec
+from kerastrain.data.preprocess import TargetHints
 from kerastrain.errors import KeyProblem
+from kerastrain.registry import create_object
 
 SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape")
-
-
-def create_object(kind: str, spec: str | KerasObject, path: tuple, build: bool = True) -> Any:
-    """A Keras object from a name or `{type: ..., args}`; problems point at `path`.
-    With `build=False` only the name and argument names are checked (nothing is made)."""
-    name, args = (spec, {}) if isinstance(spec, str) else (spec.type, spec.args)
-    type_path = path if isinstance(spec, str) else path + ("type",)
-    try:
-        if not build:
-            registry.check_arguments(registry.lookup(kind, name), args)
-            return None
-        return registry.create(kind, name, args)
-    except registry.UnknownName as exc:
-        raise KeyProblem(type_path, str(exc)) from None
-    except registry.BadArguments as exc:
-        raise KeyProblem(path + ((exc.argument,) if exc.argument else ()), str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        raise KeyProblem(path, f"Keras rejected {name}({_args_text(args)}): {exc}") from None
-
-
-def _args_text(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
 def build_sequential(spec: ModelSpec, input_shape: list[int]) -> Any:
@@ -113,3 +94,24 @@ def check_output_width(model: Any, spec: ModelSpec, task: str, classes: list[Any
     problem = output_width_problem(model.output_shape[-1], task, classes, encoding)
     if problem:
         raise KeyProblem(("model", "layers", len(spec.layers) - 1), problem)
+
+
+_ONE_HOT_LOSSES = {"categorical_crossentropy", "categoricalcrossentropy",
+                   "categorical_focal_crossentropy", "categoricalfocalcrossentropy",
+                   "categorical_hinge", "categoricalhinge"}
+_CLASSIFICATION_WORDS = ("crossentropy", "hinge", "focal", "accuracy", "auc", "precision",
+                         "recall", "f1", "fbeta", "bce")
+
+
+def _lower_name(spec: str | KerasObject) -> str:
+    return (spec if isinstance(spec, str) else spec.type).lower()
+
+
+def target_hints(loss: str | KerasObject, metrics: list[str | KerasObject]) -> TargetHints:
+    """What one output's loss and metrics say about its target: a classification loss or
+    metric (when the labels themselves do not tell), and one-hot labels (categorical
+    losses)."""
+    words = [_lower_name(loss)] + [_lower_name(m) for m in metrics]
+    return TargetHints(
+        classification=any(w in name for name in words for w in _CLASSIFICATION_WORDS),
+        one_hot=_lower_name(loss) in _ONE_HOT_LOSSES)

@@ -14,7 +14,8 @@ from typing import Any
 from kerastrain import _keras
 from kerastrain.config.schema import CompileSpec, KerasObject, ModelSpec
 from kerastrain.errors import KeyProblem, did_you_mean
-from kerastrain.models.build import SHAPE_ARGS, create_object, output_width_problem
+from kerastrain.models.build import SHAPE_ARGS, output_width_problem
+from kerastrain.registry import create_object
 
 
 def _check_names(spec: ModelSpec) -> None:
@@ -192,32 +193,3 @@ def check_graph_outputs(model: Any, spec: ModelSpec, targets: dict[str, Any]) ->
                                        if pre.task == "classification" else "")
         if problem:
             raise KeyProblem(("model", "outputs", j), f"output {name!r}: {problem}")
-
-
-def evaluate_model(model: Any, x: Any, y: Any, batch_size: int) -> dict[str, float]:
-    """`model.evaluate` as a dict of floats.
-
-    Keras (3.15, compiled) averages each per-output loss over batches without weighting
-    them by their size, so with a short last batch `loss` (which is weighted right) no
-    longer equals the weighted sum of the per-output losses. For several outputs, those
-    are recomputed here from the full batches and the rest, weighted by their rows.
-    """
-    scores = {k: float(v) for k, v in model.evaluate(x, y, batch_size=batch_size, verbose=0,
-                                                     return_dict=True).items()}
-    n = len(next(iter(y.values())) if isinstance(y, dict) else y)
-    rest = n % batch_size
-    if len(model.outputs) < 2 or rest == 0 or n < batch_size:
-        return scores
-    cut = n - rest
-
-    def part(data: Any, rows: slice) -> Any:
-        return {k: v[rows] for k, v in data.items()} if isinstance(data, dict) else data[rows]
-
-    head = model.evaluate(part(x, slice(0, cut)), part(y, slice(0, cut)), batch_size=batch_size,
-                          verbose=0, return_dict=True)
-    tail = model.evaluate(part(x, slice(cut, n)), part(y, slice(cut, n)), batch_size=rest,
-                          verbose=0, return_dict=True)
-    for key in scores:
-        if key.endswith("_loss") and key != "loss" and key in head and key in tail:
-            scores[key] = (float(head[key]) * cut + float(tail[key]) * rest) / n
-    return scores

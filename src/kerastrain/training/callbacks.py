@@ -1,25 +1,28 @@
 """Callbacks: the user's (by Keras name, paths placed inside the run directory), the run's
-own checkpoint and TensorBoard logs, and a Rich progress display on stderr."""
+own (best checkpoint, TensorBoard logs, held-out curves) and the one that reports epochs
+to a `Progress`. Importing this module imports Keras."""
 
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from kerastrain import _keras
-from kerastrain.config.schema import Config, KerasObject
+from kerastrain.config.schema import Config, KerasObject, OutputSpec
 from kerastrain.errors import KeyProblem, did_you_mean
-from kerastrain.models.build import create_object
+from kerastrain.registry import create_object
+from kerastrain.rundir import RunDir
+from kerastrain.training.progress import Progress
+
+keras = _keras.keras()
 
 # Callback arguments that name a file or folder, with the default placed in the run dir.
 _PATH_ARGS = {"ModelCheckpoint": ("filepath", "checkpoints/checkpoint.keras"),
               "TensorBoard": ("log_dir", "logs"),
               "CSVLogger": ("filename", "callbacks_log.csv")}
+_STEERING_TYPES = {"earlystopping", "reducelronplateau", "modelcheckpoint"}
+_ONE_BATCH_ROWS = 4096
 
 
 def check_monitors(cfg: Config, log_names: list[str]) -> None:
@@ -45,9 +48,6 @@ def check_no_backup(cfg: Config) -> None:
                              "this callback.")
 
 
-_STEERING_TYPES = {"earlystopping", "reducelronplateau", "modelcheckpoint"}
-
-
 def steering_callbacks(cfg: Config) -> list[int]:
     """Indices of the callbacks that act on a validation quantity (`val_*`): early
     stopping, learning-rate plateaus, best checkpoints (they monitor val_loss unless told)."""
@@ -61,118 +61,74 @@ def steering_callbacks(cfg: Config) -> list[int]:
     return found
 
 
-def user_callbacks(cfg: Config, out_dir: Path, skip: tuple[int, ...] = ()) -> list[Any]:
+def user_callbacks(specs: list[KerasObject], place: RunDir,
+                   skip: tuple[int, ...] = ()) -> list[Any]:
     """Fresh instances of the configured callbacks (but those in `skip`); relative paths
-    land in `out_dir`."""
+    land in `place`."""
     made = []
-    for i, spec in enumerate(cfg.callbacks):
+    for i, spec in enumerate(specs):
         if i in skip:
             continue
         args = spec.args
-        name = spec.type
         for class_name, (arg, default) in _PATH_ARGS.items():
-            if name.lower() == class_name.lower():
+            if spec.type.lower() == class_name.lower():
                 target = Path(args.get(arg, default))
                 if not target.is_absolute():
-                    target = out_dir / target
+                    target = place.path / target
                 target.parent.mkdir(parents=True, exist_ok=True)
                 args[arg] = str(target)
-        made.append(create_object("callbacks", KerasObject(type=name, **args), ("callbacks", i)))
+        made.append(create_object("callbacks", KerasObject(type=spec.type, **args),
+                                  ("callbacks", i)))
     return made
 
 
-_ONE_BATCH_ROWS = 4096
-
-
-def held_out_curves(x: Any, y: Any, batch_size: int, into: dict[str, list[float]]) -> Any:
-    """A callback scoring the fold's scored rows after every epoch, into `into` as
-    `heldout_<metric>`. It never writes to the logs, so no other callback can steer on it."""
-    keras = _keras.keras()
-
-    one_batch = len(x) <= _ONE_BATCH_ROWS
-
-    class HeldOutCurves(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
-            scores = (self.model.test_on_batch(x, y, return_dict=True) if one_batch else
-                      self.model.evaluate(x, y, batch_size=batch_size, verbose=0,
-                                          return_dict=True))
-            for key, value in scores.items():
-                into.setdefault(f"heldout_{key}", []).append(float(value))
-
-    return HeldOutCurves()
-
-
-def tensorboard_enabled(cfg: Config) -> bool:
+def tensorboard_enabled(output: OutputSpec) -> bool:
     """TensorBoard logs need the tensorboard package, which TensorFlow no longer brings."""
     installed = importlib.util.find_spec("tensorboard") is not None
-    if cfg.output.tensorboard is True and not installed:
+    if output.tensorboard is True and not installed:
         raise KeyProblem(("output", "tensorboard"), "TensorBoard logs need the tensorboard "
                          "package: pip install tensorboard, or set output.tensorboard: auto.")
-    return bool(cfg.output.tensorboard) and installed
+    return bool(output.tensorboard) and installed
 
 
-def run_callbacks(cfg: Config, out_dir: Path) -> list[Any]:
+def run_callbacks(output: OutputSpec, place: RunDir) -> list[Any]:
     """The run's own: the best model by val_loss in checkpoints/, TensorBoard in logs/."""
-    keras = _keras.keras()
     made = []
-    if cfg.output.checkpoints:
-        (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if output.checkpoints:
+        place.checkpoints.mkdir(parents=True, exist_ok=True)
         made.append(keras.callbacks.ModelCheckpoint(
-            str(out_dir / "checkpoints" / "best.keras"), monitor="val_loss",
-            save_best_only=True, verbose=0))
-    if tensorboard_enabled(cfg):
-        made.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs")))
+            str(place.best_checkpoint), monitor="val_loss", save_best_only=True, verbose=0))
+    if tensorboard_enabled(output):
+        made.append(keras.callbacks.TensorBoard(log_dir=str(place.logs)))
     return made
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if math.isfinite(value) else str(value)
+class HeldOutCurves(keras.callbacks.Callback):
+    """Scores the fold's scored rows after every epoch, into `into` as `heldout_<metric>`
+    (one value per epoch). It never writes to the logs, so no other callback can steer
+    on it."""
+
+    def __init__(self, x: Any, y: Any, batch_size: int, into: dict[str, list[float]]):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.into = x, y, batch_size, into
+        self.one_batch = len(x) <= _ONE_BATCH_ROWS
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
+        scores = (self.model.test_on_batch(self.x, self.y, return_dict=True) if self.one_batch
+                  else self.model.evaluate(self.x, self.y, batch_size=self.batch_size,
+                                           verbose=0, return_dict=True))
+        for key, value in scores.items():
+            self.into.setdefault(f"heldout_{key}", []).append(float(value))
 
 
-def progress_display(console: Console) -> Progress:
-    """The one Rich display of a run: a bar over folds and one per fold over its epochs."""
-    return Progress(TextColumn("[bold]{task.fields[label]}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.description}"), console=console, transient=False)
+class EpochProgress(keras.callbacks.Callback):
+    """Reports each epoch's logs (learning rate aside) of the model `label` to `progress`."""
 
+    def __init__(self, progress: Progress, label: str, epochs: int):
+        super().__init__()
+        self.progress, self.label, self.epochs = progress, label, epochs
 
-def progress_callback(console: Console, epochs: int, label: str,
-                      display: Progress | None = None, overall: Any = None) -> Any:
-    """A Keras callback showing epochs and the latest logs: a live bar on a terminal,
-    one line per epoch otherwise. With a shared `display` (started by the caller) the
-    fold's bar joins it and the `overall` task advances when the fold ends."""
-    keras = _keras.keras()
-
-    class RichProgress(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.live = console.is_terminal
-            self.own = display is None
-            self.progress = progress_display(console) if self.own else display
-            self.task = None
-
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            if self.live:
-                if self.own:
-                    self.progress.start()
-                self.task = self.progress.add_task("", total=epochs, label=label)
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            text = "  ".join(f"{k} {_fmt(float(v))}" for k, v in (logs or {}).items()
-                             if k != "learning_rate")
-            if self.live:
-                self.progress.update(self.task, completed=epoch + 1, description=text)
-            else:
-                console.print(f"{label} epoch {epoch + 1}/{epochs}  {text}", highlight=False)
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            if self.live:
-                done = next(t.completed for t in self.progress.tasks if t.id == self.task)
-                self.progress.update(self.task, total=done)
-                if overall is not None:
-                    self.progress.advance(overall)
-                if self.own:
-                    self.progress.stop()
-
-    return RichProgress()
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        shown = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        self.progress.epoch_end(self.label, epoch + 1, self.epochs, shown)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from kerastrain.config import LoadedConfig
-    from kerastrain.rundir import RunDir
+from rich.console import Console
+from rich.table import Table
+
+from kerastrain import _keras
+from kerastrain.config import LoadedConfig
+from kerastrain.rundir import RunDir
 
 
 def summary_text(model: Any, metrics: dict[str, dict[str, float]]) -> str:
@@ -70,36 +74,42 @@ def plot_history(history: dict[str, list[float]], path: Path,
 
 
 def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.6g}"
+    return "" if value is None else f"{value:.4f}"
+
+
+def cv_table(summary: dict[str, Any]) -> Table:
+    """Every metric per fold, then its mean, sample std and 95% confidence interval: the
+    one drawing of a cross-validation summary (the terminal's, and summary.txt's)."""
+    metrics = summary["metrics"]
+    names = list(metrics)
+    table = Table(title=f"cross-validation: {summary['splitter']}")
+    table.add_column("fold")
+    for name in names:
+        table.add_column(name, justify="right")
+    for fold in summary["folds"]:
+        table.add_row(fold, *[_number(metrics[n]["per_fold"].get(fold)) for n in names])
+    table.add_section()
+    for row in ("mean", "std"):
+        table.add_row(row, *[_number(metrics[n][row]) for n in names])
+    table.add_row("95% CI", *["" if metrics[n]["ci95"] is None else
+                              f"{metrics[n]['ci95'][0]:.4f} .. {metrics[n]['ci95'][1]:.4f}"
+                              for n in names])
+    return table
 
 
 def cv_text(summary: dict[str, Any]) -> str:
-    """The cross-validation summary as plain text: every metric per fold, mean, std, CI."""
-    metrics = summary["metrics"]
-    names = list(metrics)
-    width = max([12, *(len(n) + 2 for n in names)])
-    lines = ["", f"Cross-validation: {summary['splitter']}",
-             f"  scored on {summary['scored_on']}; steered on {summary['steered_on']}",
-             "  " + "fold".ljust(12) + "".join(n.rjust(width) for n in names)]
-    for fold in summary["folds"]:
-        lines.append("  " + fold.ljust(12) + "".join(
-            _number(metrics[n]["per_fold"].get(fold)).rjust(width) for n in names))
-    for row in ("mean", "std"):
-        lines.append("  " + row.ljust(12) + "".join(_number(metrics[n][row]).rjust(width)
-                                                    for n in names))
-    cis = ["" if metrics[n]["ci95"] is None else
-           f"{metrics[n]['ci95'][0]:.5g} .. {metrics[n]['ci95'][1]:.5g}" for n in names]
-    lines.append("  " + "95% CI".ljust(12) + "".join(
-        ci.rjust(max(width, len(ci) + 2)) for ci in cis))
-    lines.append(f"  {summary['note']}")
-    return "\n".join(lines) + "\n"
+    """The cross-validation summary as plain text for summary.txt: `cv_table`, where the
+    folds were scored and steered, and what the interval means."""
+    console = Console(record=True, width=200, file=io.StringIO(), color_system=None)
+    console.print(cv_table(summary))
+    table = "\n".join(line.rstrip() for line in console.export_text().splitlines())
+    return (f"\n{table}\n  scored on {summary['scored_on']}; steered on "
+            f"{summary['steered_on']}\n  {summary['note']}\n")
 
 
 def plot_graph(model: Any, path: Path) -> str | None:
     """The model's graph as a picture (Keras's `plot_model`); a note when pydot or Graphviz
     is missing, never a failure: the picture is optional."""
-    from kerastrain import _keras
-
     try:
         _keras.keras().utils.plot_model(model, to_file=str(path), show_shapes=True,
                                         show_layer_names=True)
@@ -118,4 +128,4 @@ def record_model(run: RunDir, loaded: LoadedConfig, model: Any) -> list[str | No
         run.update_info(plugin_path=[str(loaded.path.resolve().parent)])
     if not cfg.model.is_graph:
         return []
-    return [plot_graph(model, run.path / "model.png")]
+    return [plot_graph(model, run.model_png)]

@@ -11,34 +11,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from kerastrain.config import load_config
 from kerastrain.errors import RunDirError
-from kerastrain.rundir import RunDir, now, trained
+from kerastrain.rundir import RunDir, now, read_json
 from kerastrain.training.backup import backup_epoch
-from kerastrain.training.fit import Checked, check, data_fingerprint, train_run, warn
+from kerastrain.training.check import Checked, check
+from kerastrain.training.fit import train_run
+from kerastrain.training.progress import Progress
 
 RESUMABLE = ("interrupted", "failed")
 
 
 def open_resumable(run_dir: str | Path, force: bool = False) -> tuple[RunDir, dict[str, Any]]:
     """The run directory and its run.json, if its status lets it be resumed."""
-    path = Path(run_dir)
-    if not (path / "run.json").is_file() or not (path / "config.yaml").is_file():
+    run = RunDir(Path(run_dir))
+    path = run.path
+    if not run.info_file.is_file() or not run.config.is_file():
         raise RunDirError(f"{path}: not a kerastrain run directory (no run.json and "
                           "config.yaml).")
-    run = RunDir(path)
     info = run.info()
     status = info.get("status")
     if status == "completed":
         raise RunDirError(f"{path}: the run is completed; there is nothing to resume. To "
                           "train it again, start a new run from its config: kerastrain fit "
-                          f"{shlex.quote(str(path / 'config.yaml'))}")
+                          f"{shlex.quote(str(run.config))}")
     if status == "running" and not force:
         raise RunDirError(f"{path}: the run is marked 'running': another kerastrain may be "
                           "training it now. If its process died without recording it (killed, "
-                          "out of memory, a lost machine), resume it with --force.")
+                          "out of memory, a lost machine), resume it forcibly.", option="force")
     if status not in (*RESUMABLE, "running"):
         raise RunDirError(f"{path}: run.json has status {status!r}; only "
                           f"{' or '.join(RESUMABLE)} runs can be resumed.")
@@ -49,13 +49,12 @@ def _check_same_data(checked: Checked, run: RunDir, info: dict[str, Any]) -> Non
     """Resuming on other rows would mix two experiments in one run directory."""
     experiment = checked.experiment
     recorded = info.get("data_sha256")
-    if recorded is not None and recorded != data_fingerprint(experiment):
+    if recorded is not None and recorded != checked.fingerprint:
         raise RunDirError(f"{run.path}: the data changed since the run started (its "
                           "fingerprint differs from run.json's data_sha256); resuming would "
                           "train on other rows. Start a new run with kerastrain fit.")
-    splits = run.path / "splits.json"
-    if splits.is_file():
-        planned, recorded_plan = experiment.plan.to_json(), run.read_json("splits.json")
+    if run.splits.is_file():
+        planned, recorded_plan = experiment.plan.to_json(), read_json(run.splits)
         if any(json.loads(json.dumps(planned[k])) != recorded_plan.get(k)
                for k in ("test", "folds")):
             raise RunDirError(f"{run.path}: the splits made now differ from splits.json; "
@@ -68,34 +67,37 @@ def resume_point(checked: Checked, run: RunDir) -> dict[str, Any]:
     its epochs the backup holds."""
     cfg = checked.experiment.loaded.config
     if not cfg.validation.cross_validated:
-        places = [(checked.experiment.plan.folds[0].name, run.path)]
+        places = [(checked.experiment.plan.folds[0].name, run)]
     else:
-        places = [(f.name, run.path / "folds" / f.name) for f in checked.experiment.plan.folds]
+        places = [(f.name, run.fold(f.name)) for f in checked.experiment.plan.folds]
         if cfg.validation.refit:
-            places.append(("refit", run.path))
-    for name, path in places:
-        if not trained(path):
-            return {"fold": name, "epochs_done": backup_epoch(path) or 0}
+            places.append(("refit", run))
+    for name, place in places:
+        if not place.trained:
+            return {"fold": name, "epochs_done": backup_epoch(place) or 0}
     return {"fold": None, "epochs_done": None}
 
 
-def resume(run_dir: str | Path, console: Console | None = None,
-           argv: list[str] | None = None, force: bool = False) -> tuple[RunDir, dict[str, Any]]:
+def resume(run_dir: str | Path, progress: Progress | None = None,
+           command: list[str] | None = None,
+           force: bool = False) -> tuple[RunDir, dict[str, Any]]:
     """Re-check the run's own config and data, then continue training in the same run
-    directory. Returns it and the final metrics, as `fit` does."""
+    directory. Returns it and the final metrics, as `fit` does. `force` resumes a run
+    still marked running (its process died without recording it)."""
+    progress = progress or Progress()
     run, info = open_resumable(run_dir, force)
-    loaded = load_config(run.path / "config.yaml")
+    loaded = load_config(run.config)
     checked = check(loaded)
     _check_same_data(checked, run, info)
     where = resume_point(checked, run)
-    warn(checked, console)
-    if console is not None:
-        place = ("writing the final files" if where["fold"] is None else
-                 f"{where['fold']} after epoch {where['epochs_done']}")
-        console.print(f"resuming {run.path} ({info.get('status')}): {place}", markup=False)
+    for warning in checked.summary["warnings"]:
+        progress.warning(warning)
+    place = ("writing the final files" if where["fold"] is None else
+             f"{where['fold']} after epoch {where['epochs_done']}")
+    progress.note(f"resuming {run.path} ({info.get('status')}): {place}")
     started = time.time()
     resumes = [*info.get("resumes", []),
                {"at": now(), "was": info.get("status"), **where,
-                "command": argv or sys.argv}]
+                "command": command or sys.argv}]
     run.update_info(drop=("error", "finished_at"), status="running", resumes=resumes)
-    return run, train_run(checked, run, console, started, float(info.get("duration_s") or 0))
+    return run, train_run(checked, run, progress, started, float(info.get("duration_s") or 0))

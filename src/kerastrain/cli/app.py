@@ -1,0 +1,87 @@
+"""The command line's frame: the Typer app, the two consoles (stdout for results, stderr for
+progress and messages), the options every command shares, and `guard`, which maps errors
+to exit codes: 0 success; 2 the user's mistake (config, data, arguments), with a message
+and no traceback; 1 an internal error; 130 interrupted. TensorFlow is imported only
+inside the commands that build or run a model."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from kerastrain.errors import UserError
+
+app = typer.Typer(
+    name="kerastrain",
+    help="Turn a YAML experiment file into a trained, validated Keras model and a run directory.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override a config field by its dotted path (repeatable), e.g. training.epochs=50.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the essential "
+                                           "result on stdout; no progress.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+# How the command line gets past an error whose library call would take this argument.
+OPTION_HINTS = {"force": "Pass --force.", "data": "Use --data FILE.",
+                "overwrite": "Pass --overwrite to replace it."}
+
+
+def guard(action: Callable[[], Any], as_json: bool = False) -> Any:
+    """Run a command body, turning errors into messages and exit codes (with --json, the
+    error is also the one JSON object on stdout)."""
+
+    def fail(code: int, message: str, prefix: str = "", detail: str = "",
+             **extra: Any) -> typer.Exit:
+        err.print(prefix + message + detail, markup=False)
+        if as_json:
+            print_json({"status": "error", "exit_code": code, "error": message, **extra})
+        return typer.Exit(code)
+
+    try:
+        return action()
+    except UserError as exc:
+        message = exc.render()
+        if exc.option in OPTION_HINTS:
+            message += f"  {OPTION_HINTS[exc.option]}"
+        raise fail(2, message, "error: ") from None
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        if run_dir is None:
+            raise fail(130, "interrupted.") from None
+        command = f"kerastrain resume {shlex.quote(str(run_dir))}"
+        raise fail(130, f"interrupted. The run directory {run_dir} keeps every finished fold "
+                   f"and epoch; continue it with:\n  {command}", run_dir=str(run_dir),
+                   resume=command) from None
+    except typer.Exit:
+        raise
+    except Exception:
+        raise fail(1, "internal error (a bug in kerastrain; please report it with this trace):",
+                   detail="\n" + traceback.format_exc()) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+def progress(quiet: bool, json_: bool) -> Any:
+    """The live display on stderr, unless the output is for a script."""
+    if quiet or json_:
+        return None
+    from kerastrain.cli.render import ConsoleProgress
+
+    return ConsoleProgress(err)

@@ -1,0 +1,89 @@
+"""What the command line shows: Rich tables of metrics and the live display of a run's
+training (a `Progress` drawn on stderr). The library never imports this module."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBars
+from rich.table import Table
+
+from kerastrain.training.progress import Progress
+
+
+def metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
+    """One row per split, one column per metric."""
+    names = sorted({k for scores in metrics.values() for k in scores})
+    table = Table(title=title)
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, scores in metrics.items():
+        table.add_row(split, *[f"{scores[n]:.4f}" if n in scores else "" for n in names])
+    return table
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+class ConsoleProgress(Progress):
+    """A run's progress on `console`: on a terminal one live display (a bar over the
+    models to train when there are several, and one per fold over its epochs, the epoch
+    counter before the logs so a narrow terminal cuts only logs); elsewhere one line per
+    epoch. Warnings and notes are printed as they come."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.live = console.is_terminal
+        self.bars: RichBars | None = None
+        self.overall: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def begin(self, total: int) -> None:
+        if not self.live:
+            return
+        self.bars = RichBars(TextColumn("[bold]{task.fields[label]}"), MofNCompleteColumn(),
+                             BarColumn(bar_width=20), TimeElapsedColumn(),
+                             TextColumn("{task.description}"), console=self.console,
+                             transient=False)
+        if total > 1:
+            self.overall = self.bars.add_task("", total=total, label="all")
+        self.bars.start()
+
+    def fold_begin(self, label: str, epochs: int, done: int = 0) -> None:
+        if self.bars is not None:
+            self.tasks[label] = self.bars.add_task("", total=epochs, completed=done,
+                                                   label=label)
+
+    def epoch_end(self, label: str, epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        text = "  ".join(f"{k} {_fmt(v)}" for k, v in logs.items())
+        if self.bars is not None and label in self.tasks:
+            self.bars.update(self.tasks[label], completed=epoch, description=text)
+        else:
+            self.console.print(f"{label} epoch {epoch}/{epochs}  {text}", highlight=False,
+                               markup=False)
+
+    def fold_end(self, label: str) -> None:
+        if self.bars is None:
+            return
+        task = self.tasks.get(label)
+        if task is not None:
+            done = next(t.completed for t in self.bars.tasks if t.id == task)
+            self.bars.update(task, total=done)  # early stopping: the bar ends full
+        if self.overall is not None:
+            self.bars.advance(self.overall)
+
+    def end(self) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+            self.bars = None
+
+    def warning(self, text: str) -> None:
+        self.console.print(f"warning: {text}", markup=False, highlight=False)
+
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)

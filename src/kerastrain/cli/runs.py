@@ -1,0 +1,207 @@
+"""Commands that read runs back without TensorFlow: runs (list, show, compare) and the
+paired comparison of two cross-validation runs."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from kerastrain.cli.app import JsonOption, app, err, guard, out, print_json
+from kerastrain.cli.render import metrics_table
+
+
+class _RunsGroup(TyperGroup):
+    """`kerastrain runs [RUNS_DIR] [options]` lists runs (the `list` subcommand) unless the
+    first word names a subcommand: `runs show RUN`, `runs compare RUN RUN...`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+runs_app = typer.Typer(
+    cls=_RunsGroup, rich_markup_mode=None,
+    help="List runs (kerastrain runs [RUNS_DIR] [options], the same as runs list), show one "
+         "(runs show RUN), or compare several (runs compare RUN RUN...).")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+        runs_dir: Annotated[Path | None, typer.Argument(
+            metavar="RUNS_DIR", help="Where the runs are (default: runs).",
+            show_default=False)] = None,
+        name: Annotated[str | None, typer.Option(
+            help="Only runs whose name holds this text, or matches this glob (iris-*).")]
+        = None,
+        status: Annotated[list[str] | None, typer.Option(
+            metavar="STATUS", help="Only runs of this status (repeatable): running, "
+                                   "completed, failed, interrupted, unreadable.")] = None,
+        sweep: Annotated[Path | None, typer.Option(
+            help="Only the runs a sweep directory's manifest.csv lists, wherever they are "
+                 "(instead of RUNS_DIR).")] = None,
+        sort: Annotated[str | None, typer.Option(
+            metavar="METRIC", help="Best first by this metric: val_loss, validation.loss, "
+                                   "test.accuracy (lower is better for losses and errors, "
+                                   "higher for accuracy, auc, ...).")] = None,
+        json_: JsonOption = False,
+        csv_: Annotated[bool, typer.Option("--csv", help="Print the runs as CSV on stdout.")]
+        = False) -> None:
+    """List runs with their status and final metrics (imports no TensorFlow)."""
+
+    def action() -> None:
+        from kerastrain import runs
+
+        if sweep is not None and runs_dir is not None:
+            raise runs.RunsError("give either RUNS_DIR or --sweep DIR, not both.")
+        found = runs.sweep_runs(sweep) if sweep is not None else \
+            runs.find_runs(runs_dir or Path("runs"))
+        found = runs.filter_runs(found, name, status or ())
+        order = None
+        if sort:
+            found, order = runs.sort_runs(found, sort)
+            if not json_:
+                err.print(f"sorted by {order['metric']}: {order['order']}", markup=False)
+        if json_:
+            print_json({"runs": found, **({"sort": order} if order else {})})
+        elif csv_:
+            sys.stdout.write(runs.to_csv(found))
+        else:
+            where = sweep if sweep is not None else runs_dir or Path("runs")
+            out.print(_runs_table(f"{where}: {len(found)} runs", found))
+
+    guard(action, json_)
+
+
+def _runs_table(title: str, found: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("run", "status", "started", "validation", "test"):
+        table.add_column(column)
+    for run in found:
+        shown = [", ".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items()
+                           if isinstance(v, (int, float)))
+                 for split in ("validation", "test")]
+        table.add_row(Text(Path(run["run_dir"]).name), str(run["status"]),
+                      str(run["started_at"] or ""), *map(Text, shown))
+    return table
+
+
+@runs_app.command("show")
+def runs_show(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+              json_: JsonOption = False) -> None:
+    """One run: status, config summary, metrics, and where its files are."""
+
+    def action() -> None:
+        from kerastrain.runview import show_run
+
+        shown = show_run(run_dir)
+        if json_:
+            print_json(shown)
+            return
+        head = Table(title=shown["run_dir"], show_header=False)
+        for key in ("name", "status", "started_at", "finished_at", "duration_s", "seed",
+                    "task", "strategy", "error", "no_model_reason"):
+            if key in shown:
+                head.add_row(key, Text(str(shown[key])))
+        for key, value in shown["overrides"].items():
+            head.add_row(f"--set {key}", Text(str(value)))
+        for key, value in shown["config"].items():
+            head.add_row(f"config: {key}", Text(str(value)))
+        out.print(head)
+        if "cv_summary" in shown and shown["cv_summary"].get("metrics"):
+            from kerastrain.training.report import cv_table
+
+            out.print(cv_table(shown["cv_summary"]))
+        if shown["metrics"]:
+            out.print(metrics_table("final metrics", shown["metrics"]))
+        for problem in shown["problems"]:
+            out.print(f"unreadable: {problem}", markup=False)
+        files = Table(title="files", show_header=False)
+        for file_name, path in shown["files"].items():
+            files.add_row(Text(file_name), Text(path))
+        out.print(files)
+
+    guard(action, json_)
+
+
+@runs_app.command("compare")
+def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
+                     metavar="RUN...", help="Two or more run directories.")],
+                 json_: JsonOption = False) -> None:
+    """The config keys that differ between runs (dotted paths), and their metrics side by
+    side."""
+
+    def action() -> None:
+        from kerastrain.runview import compare_configs
+
+        result = compare_configs(run_dirs)
+        if json_:
+            print_json(result)
+            return
+        caption = Text("\n".join(f"{i}: {run}" for i, run in enumerate(result["runs"], 1)))
+        for title, rows, fmt, missing in (
+                ("config keys that differ", result["config_differences"], str, "(not set)"),
+                ("metrics", result["metrics"], lambda v: f"{v:.4g}", "")):
+            table = Table(title=title, caption=caption if title == "metrics" else None,
+                          caption_justify="left")
+            table.add_column("key", no_wrap=True)
+            for i in range(1, len(result["runs"]) + 1):
+                table.add_column(str(i), justify="right" if title == "metrics" else "left")
+            for key, values in rows.items():
+                table.add_row(Text(key), *[Text(missing if v is None else fmt(v))
+                                           for v in values])
+            out.print(table)
+
+    guard(action, json_)
+
+
+class Direction(str, Enum):
+    auto = "auto"
+    lower = "lower"
+    higher = "higher"
+
+
+@app.command()
+def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (A).")],
+            run_b: Annotated[Path, typer.Argument(help="A run on the same folds (B).")],
+            metric: Annotated[str, typer.Option(
+                help="The per-fold metric to compare (as in cv_summary.json).")] = "loss",
+            direction: Annotated[Direction, typer.Option(
+                help="Whether lower or higher is better; auto: from the metric's name.")]
+            = Direction.auto,
+            json_: JsonOption = False) -> None:
+    """Paired comparison of two cross-validation runs on identical folds: per-fold
+    differences B - A and the corrected resampled t-test (docs/compare.md)."""
+
+    def action() -> None:
+        from kerastrain.compare import compare_runs
+
+        result = compare_runs(run_a, run_b, metric,
+                              None if direction is Direction.auto else direction.value)
+        if json_:
+            print_json(result.to_json())
+            return
+        table = Table(title=f"{metric} per fold",
+                      caption=Text(f"A: {result.run_a}\nB: {result.run_b}"))
+        for column in ("fold", "A", "B", "B - A"):
+            table.add_column(column, justify="right")
+        for fold, a, b, d in zip(result.folds, result.a, result.b, result.differences,
+                                 strict=True):
+            table.add_row(fold, f"{a:.4f}", f"{b:.4f}", f"{d:+.4f}")
+        table.add_section()
+        table.add_row("mean", f"{result.mean_a:.4f}", f"{result.mean_b:.4f}",
+                      f"{result.mean_difference:+.4f}")
+        table.add_row("95% CI", "", "",
+                      f"{result.ci95[0]:+.4f} .. {result.ci95[1]:+.4f}")
+        out.print(table)
+        out.print(result.statement, markup=False)
+
+    guard(action, json_)

@@ -1,0 +1,178 @@
+"""Commands that train or use a model: fit, resume, validate, evaluate, predict."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kerastrain.cli.app import (
+    JsonOption,
+    QuietOption,
+    SetOption,
+    app,
+    err,
+    guard,
+    out,
+    print_json,
+    progress,
+)
+
+
+@app.command()
+def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+        set_: SetOption = None, quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Validate everything, then train and write a new run directory."""
+
+    def action() -> None:
+        from kerastrain.config import load_config
+
+        loaded = load_config(config, set_ or [])
+        from kerastrain.training.fit import fit as fit_run
+
+        run, metrics = fit_run(loaded, progress(quiet, json_), sys.argv)
+        _render_trained(run, metrics, loaded.config.name, quiet, json_)
+
+    guard(action, json_)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or failed run.")],
+           force: Annotated[bool, typer.Option(
+               "--force", help="Also resume a run still marked running (its process died "
+                               "without recording it).")]
+           = False,
+           set_: Annotated[list[str] | None, typer.Option("--set", hidden=True)] = None,
+           quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Continue an interrupted or failed run, in its own directory.
+
+    Finished folds are kept; the interrupted one continues from its last epoch, with the
+    run's own config.yaml (hence no --set). See docs/resume.md."""
+
+    def action() -> None:
+        from kerastrain.errors import RunDirError
+
+        if set_:
+            raise RunDirError(
+                "resume takes no --set: a resumed run continues with exactly the config it "
+                "started with (its config.yaml), so that its folds and epochs stay one "
+                "experiment. To change the config, start a new run: kerastrain fit "
+                f"{shlex.quote(str(run_dir / 'config.yaml'))} --set ...")
+        from kerastrain.config import load_config
+        from kerastrain.training.resume import resume as resume_run
+
+        run, metrics = resume_run(run_dir, progress(quiet, json_), sys.argv, force)
+        name = load_config(run.config).config.name
+        _render_trained(run, metrics, name, quiet, json_)
+
+    guard(action, json_)
+
+
+def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
+                    json_: bool) -> None:
+    """What `fit` and `resume` print once training is done."""
+    from kerastrain.cli.render import metrics_table
+    from kerastrain.rundir import read_json
+    from kerastrain.training.report import cv_table
+
+    show_progress = not quiet and not json_
+    info = run.info()
+    cv = read_json(run.cv_summary) if run.cv_summary.exists() else None
+    if not show_progress:
+        for warning in info.get("warnings", []):
+            err.print(f"warning: {warning}", markup=False)
+    if json_:
+        print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
+                     **({"cv_summary": cv} if cv else {})})
+    elif quiet:
+        sys.stdout.write(f"{run.path}\n")
+    else:
+        title = f"{name}: final metrics"
+        if cv:
+            out.print(cv_table(cv))
+            title += f" (validation: mean of {len(cv['folds'])} folds"
+            title += "; test: the refit model)" if "test" in metrics else ")"
+        out.print(metrics_table(title, metrics))
+        if info.get("no_model_reason"):
+            out.print(f"note: {info['no_model_reason']}", markup=False)
+        out.print(f"run directory: {run.path}", markup=False)
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+             set_: SetOption = None, quiet: QuietOption = False,
+             json_: JsonOption = False) -> None:
+    """Every check fit makes (schema, names, data, splits, building the model), no training."""
+
+    def action() -> None:
+        from kerastrain.config import load_config
+
+        loaded = load_config(config, set_ or [])
+        from kerastrain.training.check import check
+
+        summary = check(loaded).summary
+        if json_:
+            print_json({"config": str(config), "valid": True, **summary})
+        elif not quiet:
+            table = Table(title=f"{config}: valid", show_header=False)
+            for key, value in summary.items():
+                table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
+                              else str(value))
+            out.print(table)
+
+    guard(action, json_)
+
+
+@app.command()
+def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+             data: Annotated[Path | None, typer.Option(
+                 help="Score the rows of this file (CSV, Parquet, NPZ) instead of the test "
+                      "split.")] = None,
+             quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Score the run's model on its held-out test split, or on --data FILE."""
+
+    def action() -> None:
+        from kerastrain.cli.render import metrics_table
+        from kerastrain.inference import evaluate as evaluate_run
+
+        result = evaluate_run(run_dir, data)
+        if json_:
+            print_json(result)
+        elif quiet:
+            sys.stdout.write(" ".join(f"{k}={v:.6g}" for k, v in result["metrics"].items())
+                             + "\n")
+        else:
+            title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
+            out.print(metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
+
+    guard(action, json_)
+
+
+@app.command()
+def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+            input_file: Annotated[Path, typer.Argument(
+                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ).")],
+            output: Annotated[Path, typer.Option("--output", "-o",
+                                                 help="Where to write predictions.")],
+            overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
+            = False,
+            quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Apply the run's saved preprocessing and model to new raw rows."""
+
+    def action() -> None:
+        from kerastrain.inference import predict as predict_run
+
+        result = predict_run(run_dir, input_file, output, overwrite)
+        if json_:
+            print_json(result)
+        elif quiet:
+            sys.stdout.write(f"{result['output']}\n")
+        else:
+            out.print(f"{result['rows']} predictions written to {result['output']} "
+                      f"({', '.join(result['columns'])})", markup=False)
+
+    guard(action, json_)

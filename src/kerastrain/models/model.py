@@ -1,0 +1,58 @@
+"""The model of a run, whatever its form: built from the `model` and `compile` specs on the
+shapes of the fitted preprocessing, its outputs checked against their targets; and
+scored the way Keras should score it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kerastrain.config.schema import CompileSpec, ModelSpec
+from kerastrain.data.graphdata import GraphPreprocessor
+from kerastrain.data.preprocess import Preprocessor
+from kerastrain.models.build import build_sequential, check_output_width, compile_model
+from kerastrain.models.graph import build_graph, check_graph_outputs
+
+
+def build_model(model: ModelSpec, compile_spec: CompileSpec,
+                pre: Preprocessor | GraphPreprocessor) -> Any:
+    """The configured model, compiled, each output's width checked against its target
+    (`KeyProblem`s at the config key that is wrong)."""
+    if isinstance(pre, GraphPreprocessor):
+        built = build_graph(model, pre.input_shape)
+        compile_model(built, compile_spec)
+        check_graph_outputs(built, model, pre.outputs)
+        return built
+    built = build_sequential(model, pre.input_shape)
+    compile_model(built, compile_spec)
+    check_output_width(built, model, pre.task, pre.classes,
+                       pre.target.get("encoding", "") if pre.target else "")
+    return built
+
+
+def evaluate_model(model: Any, x: Any, y: Any, batch_size: int) -> dict[str, float]:
+    """`model.evaluate` as a dict of floats.
+
+    Keras (3.15, compiled) averages each per-output loss over batches without weighting
+    them by their size, so with a short last batch `loss` (which is weighted right) no
+    longer equals the weighted sum of the per-output losses. For several outputs, those
+    are recomputed here from the full batches and the rest, weighted by their rows.
+    """
+    scores = {k: float(v) for k, v in model.evaluate(x, y, batch_size=batch_size, verbose=0,
+                                                     return_dict=True).items()}
+    n = len(next(iter(y.values())) if isinstance(y, dict) else y)
+    rest = n % batch_size
+    if len(model.outputs) < 2 or rest == 0 or n < batch_size:
+        return scores
+    cut = n - rest
+
+    def part(data: Any, rows: slice) -> Any:
+        return {k: v[rows] for k, v in data.items()} if isinstance(data, dict) else data[rows]
+
+    head = model.evaluate(part(x, slice(0, cut)), part(y, slice(0, cut)), batch_size=batch_size,
+                          verbose=0, return_dict=True)
+    tail = model.evaluate(part(x, slice(cut, n)), part(y, slice(cut, n)), batch_size=rest,
+                          verbose=0, return_dict=True)
+    for key in scores:
+        if key.endswith("_loss") and key != "loss" and key in head and key in tail:
+            scores[key] = (float(head[key]) * cut + float(tail[key]) * rest) / n
+    return scores

@@ -1,0 +1,172 @@
+"""`validate`: every check `fit` makes before training, in order (names, runtime, data,
+splits, steering, leakage, the model on the real input shape, one evaluation batch for
+the names Keras will log, callbacks), and what they found: a `Checked` experiment that
+training starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from kerastrain import _keras
+from kerastrain.config import LoadedConfig
+from kerastrain.config.schema import RuntimeSpec, TrainingSpec
+from kerastrain.data.leakage import LeakageReport, check_leakage
+from kerastrain.data.preprocess import label_value
+from kerastrain.data.table import fingerprint_columns
+from kerastrain.errors import KeyProblem
+from kerastrain.experiment import Experiment, check_names, load_experiment
+from kerastrain.models.model import build_model
+from kerastrain.training.callbacks import (
+    check_monitors,
+    check_no_backup,
+    steering_callbacks,
+    tensorboard_enabled,
+)
+from kerastrain.training.strategy import StrategyChoice, choose_strategy
+
+
+@dataclass
+class Checked:
+    """What `validate` found: the experiment, the strategy, the model's log names, and a
+    summary for the user."""
+
+    experiment: Experiment
+    strategy: StrategyChoice
+    log_names: list[str]
+    n_params: int
+    summary: dict[str, Any] = field(default_factory=dict)
+    leakage: LeakageReport | None = None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The SHA-256 of the columns the run uses (once per run): `resume` and `evaluate`
+        check the data is unchanged."""
+        return fingerprint_columns(self.experiment.table, self.experiment.used_columns)
+
+
+def configure_runtime(runtime: RuntimeSpec) -> None:
+    """The process-wide settings a run asks for: dtype policy and op determinism."""
+    keras = _keras.keras()
+    if runtime.dtype_policy:
+        try:
+            keras.config.set_dtype_policy(runtime.dtype_policy)
+        except ValueError as exc:
+            raise KeyProblem(("runtime", "dtype_policy"), str(exc)) from None
+    if runtime.deterministic:
+        _keras.tf().config.experimental.enable_op_determinism()
+
+
+def check_steering(loaded: LoadedConfig) -> None:
+    """Under cross-validation, what steers training must not be what a fold is scored on,
+    unless the user says so."""
+    spec = loaded.config.validation
+    if not spec.cross_validated or spec.validation_split > 0 or spec.steer_on_scored_rows:
+        return
+    steering = steering_callbacks(loaded.config)
+    if steering:
+        i = steering[0]
+        raise KeyProblem(("callbacks", i), f"{loaded.config.callbacks[i].type} acts on a val_ "
+                         "quantity, and with validation.validation_split: 0 each fold validates "
+                         "on the rows it is scored on: its scores would be optimistic. Set "
+                         "validation.validation_split above 0 (an inner split of each fold's "
+                         "training rows steers instead), or validation.steer_on_scored_rows: "
+                         "true to accept it knowingly.")
+
+
+def leakage_report(experiment: Experiment) -> LeakageReport | None:
+    """Counted before training; `validation.leakage: error` stops the run."""
+    spec = experiment.loaded.config.validation
+    if spec.leakage == "ignore":
+        return None
+    report = check_leakage(experiment.table, experiment.features, experiment.plan,
+                           experiment.groups)
+    if report.total and spec.leakage == "error":
+        raise KeyProblem(("validation", "leakage"), report.message())
+    return report
+
+
+def class_weight(training: TrainingSpec, task: str, classes: list[Any],
+                 y_train: np.ndarray) -> dict | None:
+    """Keras's `class_weight` by class index: 'balanced' from the training labels, or the
+    configured weight of each label (1 for the others)."""
+    spec = training.class_weight
+    if spec is None:
+        return None
+    if task != "classification":
+        raise KeyProblem(("training", "class_weight"), "class_weight needs a classification "
+                                                        "target.")
+    codes = y_train.argmax(axis=1) if y_train.ndim > 1 else y_train
+    n = len(classes)
+    if spec == "balanced":
+        counts = np.bincount(codes.astype(np.int64), minlength=n).astype(np.float64)
+        counts[counts == 0] = 1.0
+        return {i: float(len(codes) / (n * counts[i])) for i in range(n)}
+    index = {c: i for i, c in enumerate(classes)}
+    weights = {i: 1.0 for i in range(n)}
+    for label, weight in spec.items():
+        if label_value(label) not in index:
+            raise KeyProblem(("training", "class_weight", label),
+                             f"{label!r} is not a class; the classes are {classes}.")
+        weights[index[label_value(label)]] = float(weight)
+    return weights
+
+
+def _warnings(experiment: Experiment, leakage: LeakageReport | None) -> list[str]:
+    spec = experiment.loaded.config.validation
+    warnings = list(experiment.plan.notes)
+    if spec.cross_validated and not spec.refit and len(experiment.plan.test):
+        warnings.append("the test split is kept apart but never scored: without "
+                        "validation.refit there is no final model to score it once.")
+    if leakage is not None and leakage.total:
+        warnings.append(leakage.message())
+    return warnings
+
+
+def check(loaded: LoadedConfig) -> Checked:
+    """Every check `fit` makes before training; a `ConfigError` (file, line, key) for the
+    first stage that fails."""
+    cfg = loaded.config
+    check_names(loaded)
+    with loaded.at_keys():
+        configure_runtime(cfg.runtime)
+    experiment = load_experiment(loaded)
+    with loaded.at_keys():
+        check_steering(loaded)
+        leakage = leakage_report(experiment)
+        strategy = choose_strategy(cfg.runtime)
+    fold = experiment.plan.folds[0]
+    pre = experiment.preprocessor(fold.fit_rows)
+    with strategy.strategy.scope(), loaded.at_keys():
+        model = build_model(cfg.model, cfg.compile, pre)
+    probe = fold.fit_rows[: cfg.training.batch_size]
+    x, y = experiment.arrays(pre, probe, "training rows")
+    logs = model.evaluate(x, y, batch_size=len(probe), verbose=0, return_dict=True)
+    log_names = list(logs)
+    with loaded.at_keys():
+        check_monitors(cfg, log_names)
+        check_no_backup(cfg)
+        tensorboard_enabled(cfg.output)
+        class_weight(cfg.training, experiment.task, pre.classes, y)
+    plan = experiment.plan
+    summary = {"rows": experiment.table.n_rows, "features": experiment.features,
+               "target": experiment.target, "task": experiment.task,
+               "input_shape": pre.input_shape, "classes": pre.classes,
+               "scheme": plan.scheme, "folds": len(plan.folds),
+               "train_rows": len(fold.fit_rows), "validation_rows": len(fold.validation),
+               "test_rows": len(plan.test), "parameters": int(model.count_params()),
+               "strategy": strategy.name, "logged": log_names}
+    if cfg.validation.cross_validated:
+        summary.update(splitter=plan.splitter, inner_validation_rows=len(fold.inner))
+    if leakage is not None:
+        summary["leakage"] = leakage.headline()
+    summary["warnings"] = _warnings(experiment, leakage)
+    if experiment.graph is not None:
+        summary.update(target={t.output: t.column for t in experiment.graph.targets},
+                       task={t.output: t.task for t in experiment.graph.targets},
+                       classes=pre.output_classes)
+    return Checked(experiment, strategy, log_names, int(model.count_params()), summary,
+                   leakage)

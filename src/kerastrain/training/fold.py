@@ -1,0 +1,127 @@
+"""Training one model (a fold, the hold-out, or the refit) and saving what it made: a fresh
+model on the fold's training rows, preprocessing fitted on them only, every epoch backed
+up for `resume`, and its files written so that the last one marks it trained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kerastrain import _keras
+from kerastrain.data.graphdata import GraphPreprocessor
+from kerastrain.data.preprocess import Preprocessor
+from kerastrain.data.splits import Fold
+from kerastrain.models.model import build_model, evaluate_model
+from kerastrain.rundir import History, RunDir, atomic_path, write_history, write_json, write_text
+from kerastrain.training import report
+from kerastrain.training.backup import resumable
+from kerastrain.training.callbacks import (
+    EpochProgress,
+    HeldOutCurves,
+    run_callbacks,
+    steering_callbacks,
+    user_callbacks,
+)
+from kerastrain.training.check import Checked, class_weight
+from kerastrain.training.progress import Progress
+
+
+@dataclass
+class FoldResult:
+    model: Any
+    pre: Preprocessor | GraphPreprocessor
+    history: History
+    metrics: dict[str, dict[str, float]]
+
+
+def train_fold(checked: Checked, fold: Fold, place: RunDir, label: str, progress: Progress,
+               epochs: int | None = None) -> FoldResult:
+    """A fresh model (state cleared) trained on the fold's `fit_rows`, preprocessing fitted
+    on them only; Keras validates on `steer_rows` and the fold is scored on `validation`.
+    A fold without validation rows is a refit: fixed epochs, no callback acting on val_*.
+    Every epoch is backed up in `place.backup`; a backup left there by an interrupted run
+    is where training resumes (the history merges both parts)."""
+    keras = _keras.keras()
+    experiment = checked.experiment
+    loaded = experiment.loaded
+    cfg = loaded.config
+    training = cfg.training
+    refit = not len(fold.validation)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(experiment.seed)
+    pre = experiment.preprocessor(fold.fit_rows)
+    x_train, y_train = experiment.arrays(pre, fold.fit_rows, "training rows")
+    with checked.strategy.strategy.scope(), loaded.at_keys():
+        model = build_model(cfg.model, cfg.compile, pre)
+    with loaded.at_keys():
+        skip = tuple(steering_callbacks(cfg)) if refit else ()
+        callbacks = user_callbacks(cfg.callbacks, place, skip)
+        if not refit:
+            callbacks += run_callbacks(cfg.output, place)
+        weights = class_weight(training, experiment.task, pre.classes, y_train)
+    eval_batch = training.validation_batch_size or training.batch_size
+    validation_data = None
+    heldout: dict[str, list[float]] = {}
+    if not refit:
+        validation_data = experiment.arrays(pre, fold.steer_rows, "validation rows")
+        x_val, y_val = (validation_data if not len(fold.inner) else
+                        experiment.arrays(pre, fold.validation, "validation rows"))
+        if len(fold.inner):
+            callbacks.append(HeldOutCurves(x_val, y_val, eval_batch, heldout))
+    resuming = resumable(place, list(callbacks), heldout)
+    state = resuming[0]
+    epochs = epochs or training.epochs
+    progress.fold_begin(label, epochs, state.resumed_from or 0)
+    model.fit(
+        x_train, y_train, batch_size=training.batch_size, epochs=epochs,
+        validation_data=validation_data, shuffle=training.shuffle, class_weight=weights,
+        validation_freq=training.validation_freq,
+        validation_batch_size=training.validation_batch_size,
+        callbacks=[*callbacks, *resuming, EpochProgress(progress, label, epochs)], verbose=0)
+    progress.fold_end(label)
+    metrics = {}
+    if not refit:
+        metrics["validation"] = evaluate_model(model, x_val, y_val, eval_batch)
+    return FoldResult(model, pre, state.history(), metrics)
+
+
+def score_test(checked: Checked, result: FoldResult) -> dict[str, float] | None:
+    """The model's scores on the test split, or None when there is none."""
+    experiment = checked.experiment
+    if not len(experiment.plan.test):
+        return None
+    x_test, y_test = experiment.arrays(result.pre, experiment.plan.test, "test rows")
+    return evaluate_model(result.model, x_test, y_test,
+                          experiment.loaded.config.training.batch_size)
+
+
+def save_model(model: Any, path: Path) -> None:
+    """model.keras, replaced in one step: an interruption never leaves half a file."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def write_fold_files(place: RunDir, result: FoldResult) -> None:
+    """One cross-validation fold's history, preprocessing, model and (last, marking the
+    fold trained) metrics."""
+    write_history(place.history, result.history)
+    write_json(place.preprocessing, result.pre.to_json())
+    save_model(result.model, place.model)
+    write_json(place.metrics, result.metrics)
+
+
+def write_model_files(run: RunDir, checked: Checked, result: FoldResult,
+                      metrics: dict[str, Any], extra_summary: str = "") -> list[str]:
+    """The run's root files for `evaluate`/`predict`: model, preprocessing, history,
+    metrics, summary (and model.png for graph models). Returns notes for run.json."""
+    experiment = checked.experiment
+    pre_json = result.pre.to_json()
+    pre_json["data"] = {"rows": experiment.table.n_rows, "sha256": checked.fingerprint}
+    write_json(run.preprocessing, pre_json)
+    write_history(run.history, result.history)
+    save_model(result.model, run.model)
+    write_text(run.summary, report.summary_text(result.model, metrics) + extra_summary)
+    notes = [n for n in report.record_model(run, experiment.loaded, result.model) if n]
+    write_json(run.metrics, metrics)  # last: marks the model as trained
+    return notes

@@ -1,0 +1,163 @@
+"""`kerastrain compare`: the corrected resampled t-test on two K-fold runs of the same
+splits, checked against the formula computed here by hand; refusals with the reason."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from conftest import Cli, iris_config, write_config
+from kerastrain.compare import corrected_t_test, metric_direction
+
+
+def _kfold_run(tmp: Path, name: str, learning_rate: float, **validation) -> Path:
+    config = iris_config(tmp / "runs", name=name)
+    config["compile"]["optimizer"]["learning_rate"] = learning_rate
+    config["training"] = {"epochs": 3, "batch_size": 16}
+    config["validation"] = {"scheme": "kfold", "n_splits": 3, "refit": False,
+                            "leakage": "ignore", **validation}
+    config["output"] = {"runs_dir": str(tmp / "runs"), "plots": False, "checkpoints": False}
+    result = Cli()("fit", write_config(tmp / f"{name}.yaml", config), "--json")
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.stdout)["run_dir"])
+
+
+@pytest.fixture(scope="module")
+def kfold_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """Two iris 3-fold runs on the same splits (same seed), different learning rates."""
+    tmp = tmp_path_factory.mktemp("compare")
+    return _kfold_run(tmp, "iris-a", 0.01), _kfold_run(tmp, "iris-b", 0.05)
+
+
+def _by_hand(run_a: Path, run_b: Path, metric: str) -> dict:
+    a = json.loads((run_a / "cv_summary.json").read_text())["metrics"][metric]["per_fold"]
+    b = json.loads((run_b / "cv_summary.json").read_text())["metrics"][metric]["per_fold"]
+    folds = json.loads((run_a / "splits.json").read_text())["folds"]
+    d = [b[f["name"]] - a[f["name"]] for f in folds]
+    j = len(d)
+    mean = sum(d) / j
+    var = sum((x - mean) ** 2 for x in d) / (j - 1)
+    ratio = sum(len(f["validation"]) / len(f["train"]) for f in folds) / j
+    se = math.sqrt((1 / j + ratio) * var)
+    t = mean / se
+    half = stats.t.ppf(0.975, j - 1) * se
+    return {"d": d, "mean": mean, "t": t, "p": 2 * stats.t.sf(abs(t), j - 1),
+            "ci95": [mean - half, mean + half], "ratio": ratio}
+
+
+@pytest.mark.parametrize("metric", ["loss", "accuracy"])
+def test_corrected_t_matches_the_formula(cli, kfold_runs, metric) -> None:
+    run_a, run_b = kfold_runs
+    result = cli("compare", run_a, run_b, "--metric", metric, "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    want = _by_hand(run_a, run_b, metric)
+    assert got["folds"] == ["0-0", "0-1", "0-2"]
+    assert got["differences"] == pytest.approx(want["d"])
+    assert got["mean_difference"] == pytest.approx(want["mean"])
+    assert got["test_train_ratio"] == pytest.approx(want["ratio"])
+    assert got["test_train_ratio"] == pytest.approx(0.5, abs=0.02)  # 3 folds: 50 vs 100 rows
+    assert got["t"] == pytest.approx(want["t"])
+    assert got["p_value"] == pytest.approx(want["p"])
+    assert got["ci95"] == pytest.approx(want["ci95"])
+    assert got["dof"] == 2
+    assert got["direction"] == ("lower" if metric == "loss" else "higher")
+    lower_is_better = metric == "loss"
+    b_better = (want["mean"] < 0) == lower_is_better
+    assert got["better"] == ("B" if b_better else "A")
+    assert got["significant"] == (want["p"] < 0.05)
+
+
+def test_default_metric_is_loss_and_says_it_in_words(cli, kfold_runs) -> None:
+    run_a, run_b = kfold_runs
+    result = cli("compare", run_a, run_b)
+    assert result.exit_code == 0, result.output
+    assert "loss per fold" in result.stdout
+    assert "lower is better" in result.stdout
+    assert "p = " in result.stdout
+    assert ("not distinguishable at the 5% level" in result.stdout
+            or "significant at the 5% level" in result.stdout)
+
+
+def test_a_run_against_itself_is_identical(cli, kfold_runs) -> None:
+    run_a, _ = kfold_runs
+    got = json.loads(cli("compare", run_a, run_a, "--json").stdout)
+    assert got["t"] == 0.0 and got["p_value"] == 1.0 and got["better"] is None
+    assert "exactly the same" in got["statement"]
+
+
+def test_different_splits_are_refused(cli, kfold_runs, tmp_path) -> None:
+    run_a, _ = kfold_runs
+    other = _kfold_run(tmp_path, "iris-c", 0.01, seed=7)
+    result = cli("compare", run_a, other)
+    assert result.exit_code == 2
+    assert "split the rows differently" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def _copy(run: Path, tmp_path: Path, name: str) -> Path:
+    return Path(shutil.copytree(run, tmp_path / name))
+
+
+def test_refusals_name_the_reason(cli, kfold_runs, tmp_path, iris_run) -> None:
+    run_a, run_b = kfold_runs
+    result = cli("compare", run_a, iris_run)
+    assert result.exit_code == 2 and "not a cross-validation run" in result.stderr
+
+    running = _copy(run_b, tmp_path, "running")
+    info = json.loads((running / "run.json").read_text())
+    (running / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    result = cli("compare", run_a, running)
+    assert result.exit_code == 2 and "'interrupted'" in result.stderr
+
+    renamed = _copy(run_b, tmp_path, "renamed")
+    splits = json.loads((renamed / "splits.json").read_text())
+    splits["folds"][0]["name"] = "1-0"
+    (renamed / "splits.json").write_text(json.dumps(splits))
+    result = cli("compare", run_a, renamed)
+    assert result.exit_code == 2 and "different folds" in result.stderr
+
+    result = cli("compare", run_a, run_b, "--metric", "acuracy", "--json")
+    assert result.exit_code == 2
+    assert "Did you mean 'accuracy'?" in result.stderr
+    assert json.loads(result.stdout)["exit_code"] == 2
+
+    result = cli("compare", run_a, tmp_path / "nowhere")
+    assert result.exit_code == 2 and "no such run directory" in result.stderr
+
+
+def test_zero_variance() -> None:
+    constant = corrected_t_test([0.1, 0.1, 0.1], 0.5)
+    assert constant["t"] is None and constant["p"] is None
+    assert constant["ci95"] == pytest.approx([0.1, 0.1])
+    same = corrected_t_test([0.0, 0.0, 0.0], 0.5)
+    assert same["t"] == 0.0 and same["p"] == 1.0
+
+
+@pytest.mark.parametrize(("name", "direction"), [
+    ("loss", "lower"), ("mae", "lower"), ("mean_squared_error", "lower"),
+    ("sparse_categorical_crossentropy", "lower"), ("main_output_loss", "lower"),
+    ("hinge", "lower"), ("accuracy", "higher"), ("auc", "higher"), ("precision", "higher"),
+    ("f1_score", "higher"), ("sparse_categorical_accuracy", "higher")])
+def test_metric_direction(name, direction) -> None:
+    assert metric_direction(name) == (direction, True)
+
+
+def test_unknown_metric_is_assumed_lower() -> None:
+    assert metric_direction("widgets") == ("lower", False)
+
+
+def test_compare_imports_no_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, kerastrain.compare, kerastrain.runs, kerastrain.starter, "
+            "kerastrain.schema_export; print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
