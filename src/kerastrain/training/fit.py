@@ -39,11 +39,12 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
     with WorkerPool(early_workers(loaded.config)) as pool:
         checked = check(loaded)
         run = RunDir.create(loaded.config.output.runs_dir, loaded.config.name)
-        started = time.time()
-        record_start(checked, run, command)
-        for warning in checked.summary["warnings"]:
-            progress.warning(warning)
-        return run, train_run(checked, run, progress, started, pool=pool)
+        with run.lock():
+            started = time.time()
+            record_start(checked, run, command)
+            for warning in checked.summary["warnings"]:
+                progress.warning(warning)
+            return run, train_run(checked, run, progress, started, pool=pool)
 
 
 def early_workers(cfg: Config) -> int:
