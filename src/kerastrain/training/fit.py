@@ -14,6 +14,7 @@ from kerastrain import __version__, _keras
 from kerastrain.config import LoadedConfig
 from kerastrain.errors import RunInterrupted
 from kerastrain.rundir import RunDir, now, write_json
+from kerastrain.training.callbacks import tensorboard_installed, tensorboard_status
 from kerastrain.training.check import Checked, check
 from kerastrain.training.progress import Progress
 from kerastrain.training.schemes import cross_validate, holdout, models_to_train
@@ -31,9 +32,11 @@ def versions() -> dict[str, str]:
 
 
 def fit(loaded: LoadedConfig, progress: Progress | None = None,
-        command: list[str] | None = None) -> tuple[RunDir, dict[str, Any]]:
+        command: list[str] | None = None, overrides: dict[str, Any] | None = None,
+        sweep: dict[str, Any] | None = None) -> tuple[RunDir, dict[str, Any]]:
     """Check everything, then train into a new run directory. Returns it and the metrics.
-    `command` is recorded in run.json (default: this process's `sys.argv`)."""
+    Recorded in run.json: `command` (default: this process's `sys.argv`), `overrides`
+    (the `--set` values, by key) and `sweep` (the sweep directory and trial it belongs to)."""
     progress = progress or Progress()
     checked = check(loaded)
     experiment = checked.experiment
@@ -47,9 +50,14 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
                     task=experiment.task, data=checked.summary,
                     data_sha256=checked.fingerprint,
                     warnings=checked.summary["warnings"],
-                    leakage=checked.leakage.to_json() if checked.leakage else "not checked")
+                    leakage=checked.leakage.to_json() if checked.leakage else "not checked",
+                    tensorboard=tensorboard_status(cfg.output),
+                    **({"overrides": overrides} if overrides else {}),
+                    **({"sweep": sweep} if sweep else {}))
     for warning in checked.summary["warnings"]:
         progress.warning(warning)
+    if cfg.output.tensorboard == "auto" and not tensorboard_installed():
+        progress.warning(f"TensorBoard logs {tensorboard_status(cfg.output)}.")
     write_json(run.splits, experiment.plan.to_json())
     return run, train_run(checked, run, progress, started)
 
