@@ -200,9 +200,8 @@ def execute(sweep: Sweep, jobs: int = 1, fail_fast: bool = False, executor: str 
                 break
     except GeneratorExit:
         raise
-    except BaseException as exc:  # Ctrl-C, or a worker lost: keep what is known
-        _interrupted(sweep, [r for i, (r, _) in enumerate(to_run) if i not in ended],
-                     getattr(exc, "run_dir", None))
+    except BaseException:  # Ctrl-C, or a worker lost: keep what is known
+        _interrupted(sweep, [r for i, (r, _) in enumerate(to_run) if i not in ended])
         raise
     finally:
         close = getattr(outcomes, "close", None)
@@ -210,12 +209,11 @@ def execute(sweep: Sweep, jobs: int = 1, fail_fast: bool = False, executor: str 
             close()
 
 
-def _interrupted(sweep: Sweep, rows: list[Row], run_dir: Path | None) -> None:
-    """After Ctrl-C: the trials that had started are `interrupted` (resumed by a rerun)."""
+def _interrupted(sweep: Sweep, rows: list[Row]) -> None:
+    """After Ctrl-C: the trials that had started (their run.json names the sweep) are
+    `interrupted`, and a rerun resumes them."""
     _find_runs(sweep, rows)
     for row in rows:
-        if run_dir is not None and not row.run_dir and _status(str(run_dir)) == "interrupted":
-            row.run_dir = str(run_dir)
         status = _status(row.run_dir)
         if status is not None:
             row.status = "interrupted" if status == "running" else status
