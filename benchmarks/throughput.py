@@ -39,9 +39,12 @@ def hand_written(x: np.ndarray, y: np.ndarray, epochs: int, spe: int) -> float:
     return time.perf_counter() - start
 
 
-def with_kerastrain(rows: int, epochs: int, folder: Path) -> float:
+def with_kerastrain(rows: int, epochs: int, folder: Path) -> tuple[float, int]:
     from kerastrain.config import load_config
-    from kerastrain.training.fit import check, train_fold
+    from kerastrain.rundir import RunDir
+    from kerastrain.training.check import check
+    from kerastrain.training.fold import train_fold
+    from kerastrain.training.progress import Progress
 
     config = {
         "name": "bench", "seed": 0,
@@ -61,7 +64,7 @@ def with_kerastrain(rows: int, epochs: int, folder: Path) -> float:
     checked = check(load_config(path))
     fold = checked.experiment.plan.folds[0]
     start = time.perf_counter()
-    train_fold(checked, fold, folder, None, "bench")
+    train_fold(checked, fold, RunDir(folder), "bench", Progress())
     return time.perf_counter() - start, len(fold.train)
 
 

@@ -160,6 +160,7 @@ def test_cross_validation_resumes_the_interrupted_fold_and_keeps_finished_ones(
     config["training"] = {"epochs": 4, "batch_size": 16}
     config["validation"] = {"scheme": "kfold", "n_splits": 3, "test_split": 0.2}
     config["output"]["plots"] = False
+    config["runtime"] = {"workers": 1}  # the interruption is patched into this process
     path = write_config(tmp_path / "iris.yaml", config)
     with monkeypatch.context() as patch:
         _interrupt(patch, epoch=2, where="0-1")

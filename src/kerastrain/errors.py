@@ -37,6 +37,9 @@ class UserError(Exception):
         super().__init__(message)
         self.option = option
 
+    def __reduce__(self) -> tuple:  # travels from worker processes intact
+        return type(self), (str(self), self.option)
+
     def render(self) -> str:
         return str(self)
 
@@ -67,6 +70,9 @@ class ConfigError(UserError):
     def __init__(self, issues: list[Issue]):
         self.issues = issues
         super().__init__(self.render())
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.issues,)
 
     def render(self) -> str:
         head = "" if len(self.issues) == 1 else f"{len(self.issues)} problems in the config:\n"

@@ -18,7 +18,7 @@ from kerastrain.data.preprocess import (
     infer_target_encoding,
     infer_task,
 )
-from kerastrain.data.sources import default_target, load_source
+from kerastrain.data.sources import default_target, load_configured_source
 from kerastrain.data.splits import SplitPlan, make_splits
 from kerastrain.data.table import Table
 from kerastrain.errors import ConfigError, KeyProblem
@@ -187,7 +187,7 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
     if cfg.model.is_graph:
         return _load_graph_experiment(loaded)
     with loaded.at_keys():
-        table = load_source(cfg.data.source, int(cfg.seed))
+        table = load_configured_source(cfg.data.source, int(cfg.seed))
         features, target = _columns(loaded, table)
         if not features:
             raise KeyProblem(("data", "features"), "no feature columns are left.")
@@ -220,7 +220,7 @@ def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
     the first classification output."""
     cfg = loaded.config
     with loaded.at_keys():
-        table = load_source(cfg.data.source, int(cfg.seed))
+        table = load_configured_source(cfg.data.source, int(cfg.seed))
         steering = tuple(_split_columns(loaded, table).values())
         graph = graph_columns(cfg.data, cfg.model, table, _output_hints(cfg), steering)
         labels = next((table.columns[t.column] for t in graph.targets

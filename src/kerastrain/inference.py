@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig, load_config
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
-from kerastrain.data.preprocess import Preprocessor, check_column
+from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.sources import load_source
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table, fingerprint_columns, read_file
@@ -86,6 +87,7 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     if data is not None:
         table = read_file(data)
         pre.check_columns(table, with_target=True)
+        pre.check_values(table, with_target=True)
         rows, split = np.arange(table.n_rows), str(data)
     else:
         table, rows, split = _run_rows(loaded_run)
@@ -130,12 +132,47 @@ def graph_prediction_columns(pre: GraphPreprocessor, outputs: Any) -> dict[str, 
     return columns
 
 
+OUTPUT_TYPES = (".csv", ".npz", ".parquet")
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse an output file that cannot be written, before any work: a type we do not
+    write, a directory, an existing file (unless `overwrite`), a folder that cannot be made
+    or written in."""
+    if path.suffix.lower() not in OUTPUT_TYPES:
+        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
+                        "file with one of those extensions.")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; name a file in it, e.g. "
+                        f"{path / ('predictions' + path.suffix)}.")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists; choose another name, or replace it knowingly.",
+                        option="overwrite")
+    folder = path.parent.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{path}: {folder} is a file, so no folder can be made there; "
+                        "choose another place for the predictions.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: {folder} is not writable; choose another place for the "
+                        "predictions.")
+
+
 def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
     """CSV, NPZ or Parquet by extension, written atomically: a failure leaves no file."""
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".npz", ".parquet"):
+    if suffix not in OUTPUT_TYPES:
         raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
                         "file with one of those extensions.")
+    try:
+        _write_table(path, suffix, columns)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the predictions there: "
+                        f"{exc.strerror or exc}.") from None
+
+
+def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp:
         if suffix == ".csv":
             with open(tmp, "w", newline="", encoding="utf-8") as handle:
@@ -163,16 +200,12 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
             overwrite: bool = False, batch_size: int | None = None) -> dict[str, Any]:
     """Apply the run's preprocessing and model to raw rows; write one row of output each."""
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise UserError(f"{output} exists; choose another name, or replace it knowingly.",
-                        option="overwrite")
+    check_output(output, overwrite)
     loaded_run = load_run(path)
     pre = loaded_run.pre
     table = read_file(input_file)
     pre.check_columns(table, with_target=False)
-    for entry in pre.features:
-        if entry["kind"] != "categorical":
-            check_column(table, entry["name"], numeric=True)
+    pre.check_values(table, with_target=False)
     x = pre.transform_x(table)
     size = batch_size or loaded_run.loaded.config.training.batch_size
     outputs = loaded_run.model.predict(x, batch_size=size, verbose=0)

@@ -32,6 +32,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".tmp",
                                dir=target.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -40,6 +41,13 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: Path, text: str) -> None:
@@ -205,7 +213,10 @@ class RunDir:
         """`<runs_dir>/<name>-<YYYYmmdd-HHMMSS>-<id>/`, made with one `mkdir` that fails
         rather than reuse a name."""
         runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unusable_runs_dir(runs_dir, exc) from None
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for _ in range(100):
             path = runs_dir / f"{name}-{stamp}-{secrets.token_hex(2)}"
@@ -213,6 +224,8 @@ class RunDir:
                 path.mkdir()
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise unusable_runs_dir(runs_dir, exc) from None
             return cls(path)
         raise RunDirError(f"{runs_dir}: could not find a free run directory name.")
 
@@ -234,3 +247,13 @@ class RunDir:
             raise RunDirError(f"{run.path}: the run is {status!r} and has no "
                               f"{', '.join(missing)}; only completed runs can be used.")
         return run
+
+
+def unusable_runs_dir(runs_dir: Path, exc: OSError) -> RunDirError:
+    """The user's error for a runs_dir that cannot hold a new run (a file in the way, no
+    permission, a read-only disk)."""
+    what = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) \
+        else exc.strerror or str(exc)
+    return RunDirError(f"output.runs_dir {runs_dir}: cannot make a run directory there "
+                       f"({what}: {exc.filename or runs_dir}). Set output.runs_dir to a "
+                       "folder you can write in.")

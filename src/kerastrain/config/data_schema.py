@@ -42,7 +42,8 @@ class SourceSpec(Strict):
     path: str | None = Field(default=None, description="csv, parquet, npz, npy: the file, "
                              "relative to the config file.")
     target_path: str | None = Field(default=None, description="npy: the file of targets.")
-    delimiter: str | None = Field(default=None, description="csv: the field separator.")
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1,
+                                  description="csv: the field separator, one character.")
     n_samples: int | None = Field(default=None, gt=0, description="synthetic: rows to draw.")
     n_features: int | None = Field(default=None, gt=0,
                                    description="synthetic: feature columns.")

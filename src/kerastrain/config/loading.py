@@ -16,7 +16,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kerastrain.config.schema import Config
-from kerastrain.config.yamlpos import PathKey, Positions, dotted, load_yaml
+from kerastrain.config.yamlpos import (
+    PathKey,
+    Positions,
+    dotted,
+    load_yaml,
+    refused_tag,
+    tag_refusal,
+)
 from kerastrain.errors import ConfigError, Issue, KeyProblem, did_you_mean
 
 
@@ -47,6 +54,10 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         raise ConfigError([Issue("", f"--set {text!r}: expected KEY=VALUE, "
                                      "e.g. --set training.epochs=50", "--set")])
     try:
+        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        bad = refused_tag(node) if node is not None else None
+        if bad is not None:
+            raise ConfigError([Issue(key, tag_refusal(bad), f"--set {text}")])
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError([Issue(key, f"the value {raw!r} is not valid YAML: {exc}",
@@ -79,8 +90,10 @@ def apply_override(data: dict, text: str, positions: Positions) -> None:
                                      where)])
         if last:
             node[part] = value
-        else:
-            node = node.setdefault(part, {})
+            continue
+        if node.get(part) is None:  # absent, or written empty (`training:`)
+            node[part] = {}
+        node = node[part]
     positions.overrides[tuple(parts)] = where
 
 

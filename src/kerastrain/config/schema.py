@@ -209,6 +209,17 @@ class RuntimeSpec(Strict):
                                      "mixed_float16.")
     deterministic: bool = Field(default=False, description="Enable TensorFlow's op "
                                 "determinism (slower).")
+    workers: int | Literal["auto"] = Field(
+        default="auto", description="Cross-validation folds trained side by side, each in "
+        "a process of its own sharing the cores; auto: as many as the cores allow for a "
+        "model of up to a million parameters on the CPU, else 1.")
+
+    @field_validator("workers")
+    @classmethod
+    def _at_least_one(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"workers is {value}: give 1 or more, or auto.")
+        return value
 
 
 class OutputSpec(Strict):

@@ -22,14 +22,22 @@ class Positions:
     overrides: dict[PathKey, str] = field(default_factory=dict)
 
     def locate(self, path: PathKey) -> tuple[str, int | None]:
-        """The source (file or override) and line of `path`, or of its nearest ancestor."""
+        """The source (file or override) and line of `path`, or of its nearest ancestor.
+
+        An override of `path` or of any ancestor wins over file lines (it replaced what the
+        file wrote there), and so does an override below a `path` the file never wrote
+        (`--set a.b.c=1` created `a.b`)."""
         path = tuple(path)
         for i in range(len(path), -1, -1):
-            prefix = path[:i]
-            if prefix in self.overrides:
-                return self.overrides[prefix], None
-            if prefix in self.lines:
-                return self.file, self.lines[prefix]
+            if path[:i] in self.overrides:
+                return self.overrides[path[:i]], None
+        if path and path not in self.lines:
+            for key, where in self.overrides.items():
+                if key[: len(path)] == path:
+                    return where, None
+        for i in range(len(path), -1, -1):
+            if path[:i] in self.lines:
+                return self.file, self.lines[path[:i]]
         return self.file, None
 
     def issue(self, path: PathKey, message: str, hint: str | None = None) -> Issue:
@@ -41,12 +49,66 @@ def dotted(path: PathKey) -> str:
     return ".".join(str(p) for p in path)
 
 
-def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: yaml.SafeLoader) -> Any:
+_YAML_TAG = "tag:yaml.org,2002:"
+
+
+def refused_tag(node: yaml.Node) -> yaml.Node | None:
+    """The first node (keys included) whose tag `safe_load` has no constructor for, such as
+    `!!python/object/apply:os.system`; None when every tag is plain YAML."""
+    pending, seen = [node], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:  # an alias met again
+            continue
+        seen.add(id(current))
+        if current.tag not in yaml.SafeLoader.yaml_constructors:
+            return current
+        if isinstance(current, yaml.MappingNode):
+            pending.extend(n for pair in reversed(current.value) for n in reversed(pair))
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend(reversed(current.value))
+    return None
+
+
+def tag_refusal(node: yaml.Node) -> str:
+    """Why a tagged node is refused: a config is data, and a tag must never run code."""
+    shown = "!!" + node.tag.removeprefix(_YAML_TAG) if node.tag.startswith(_YAML_TAG) else node.tag
+    kind = "unsafe" if "python/" in node.tag else "unknown"
+    return (f"{kind} tag refused: {shown}. A config holds plain YAML data (mappings, lists, "
+            "strings, numbers, booleans) and is read with safe_load; write the value "
+            "without the tag.")
+
+
+def _refuse_tags(node: yaml.Node, path: PathKey, positions: Positions) -> None:
+    bad = refused_tag(node)
+    if bad is not None:
+        raise ConfigError([Issue(dotted(path), tag_refusal(bad), positions.file,
+                                 bad.start_mark.line + 1)])
+
+
+MAX_ENTRIES = 100_000  # keys and items, aliases expanded: far above any real experiment
+
+
+def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: yaml.SafeLoader,
+           within: frozenset[int] = frozenset()) -> Any:
+    """Plain data from `node`, recording the line of every key path. `within` holds the
+    collections being built around it, so that an alias of one of them is refused rather
+    than expanded forever."""
     positions.lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in within or len(positions.lines) > MAX_ENTRIES:
+        raise ConfigError([Issue(dotted(path), "YAML aliases here refer to themselves or "
+                                 f"expand to more than {MAX_ENTRIES} keys and items; write "
+                                 "the values out.", positions.file, node.start_mark.line + 1)])
+    within = within | {id(node)}
+    plain = {yaml.MappingNode: f"{_YAML_TAG}map", yaml.SequenceNode: f"{_YAML_TAG}seq"}
+    if node.tag != plain.get(type(node)):  # a scalar, or a tagged collection (!!set, !!omap)
+        _refuse_tags(node, path, positions)
+        return loader.construct_object(node, deep=True)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            _refuse_tags(key_node, path, positions)
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
                 raise ConfigError([Issue(dotted(path), "a mapping key must be a scalar.",
@@ -56,11 +118,10 @@ def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: yaml.Sa
                 raise ConfigError([Issue(dotted(child), f"the key {key!r} appears twice.",
                                          positions.file, key_node.start_mark.line + 1)])
             positions.lines[child] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, child, positions, loader)
+            result[key] = _build(value_node, child, positions, loader, within)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), positions, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return [_build(item, path + (i,), positions, loader, within)
+            for i, item in enumerate(node.value)]
 
 
 def load_yaml(path: Path) -> tuple[Any, Positions]:

@@ -183,6 +183,14 @@ class GraphPreprocessor:
             for pre in self.outputs.values():
                 pre.check_columns(table, with_target=True)
 
+    def check_values(self, table: Table, with_target: bool) -> None:
+        """Each input's (and with `with_target`, each output's) `Preprocessor.check_values`."""
+        for pre in self.inputs.values():
+            pre.check_values(table, with_target=False)
+        if with_target:
+            for pre in self.outputs.values():
+                pre.check_values(table, with_target=True)
+
     def transform_x(self, table: Table, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         return {name: pre.transform_x(table, rows) for name, pre in self.inputs.items()}
 

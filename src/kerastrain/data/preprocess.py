@@ -4,6 +4,12 @@ Features: numeric columns are rescaled and standardized or min-max scaled; strin
 declared categorical) columns are one-hot or integer encoded; N-D array columns (images)
 are scaled with one mean/std (or min/max) over all their values. Targets: class labels
 are encoded to integers (or one-hot), regression targets are cast to float32.
+
+Large arrays (60k x 784 images) pass through without float64 copies: statistics are
+accumulated in float64 over chunks of rows, and `transform_x` writes straight into the
+one float32 array the model reads, again chunk by chunk, with the same float64
+arithmetic as a whole-array computation (so the values are bit-for-bit those of
+`((x.astype(float64) * rescale - mean) / std).astype(float32)`); see `data/chunked.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kerastrain.config.schema import PreprocessingSpec
+from kerastrain.data import chunked
 from kerastrain.data.table import MISSING_TOKENS, Table
 from kerastrain.errors import DataError
 
@@ -31,21 +38,33 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
 
 
 def check_column(table: Table, name: str, numeric: bool) -> None:
-    """DataError for the first missing or (in a numeric column) non-numeric value."""
+    """DataError for the first missing value, and in a numeric column for the first
+    non-numeric or infinite one."""
     values = table.columns[name]
     missing = np.flatnonzero(_is_missing(values))
     if missing.size:
         raise DataError(f"{table.origin}: column {name!r} has a missing value at "
                         f"{table.row_ref(int(missing[0]))} ({missing.size} rows in all). "
                         "Fill or drop those rows first.")
-    if numeric and values.dtype == object:
+    if not numeric:
+        return
+    finite = np.ones(len(values), dtype=bool)
+    if values.dtype == object:
         for i, value in enumerate(values):
             try:
-                float(value)
+                finite[i] = np.isfinite(float(value))
             except (TypeError, ValueError):
                 raise DataError(f"{table.origin}: column {name!r} is numeric but "
                                 f"{table.row_ref(i)} holds {value!r}. Fix the value, or list "
                                 f"the column in data.preprocessing.categorical_columns.") from None
+    elif values.dtype.kind == "f":
+        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    infinite = np.flatnonzero(~finite)
+    if infinite.size:
+        raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
+                        f"{table.row_ref(int(infinite[0]))} ({infinite.size} rows in all); "
+                        "only finite numbers can be scaled and trained on. Fix or drop those "
+                        "rows first.")
 
 
 @dataclass(frozen=True)
@@ -109,7 +128,7 @@ class Preprocessor:
                     raise DataError(f"{table.origin}: array {name!r} must be numeric, "
                                     f"not {values.dtype}.")
                 check_column(table, name, numeric=True)
-                features.append(cls._fit_numeric(name, values[train_rows], spec, "array"))
+                features.append(cls._fit_numeric(name, values, train_rows, spec, "array"))
             elif values.dtype == object or name in categorical:
                 if values.dtype == object and name not in categorical and \
                         table.numeric_hint.get(name) is False and _mostly_numeric(values):
@@ -122,7 +141,7 @@ class Preprocessor:
                                  "encoding": spec.categorical, "categories": categories})
             else:
                 check_column(table, name, numeric=True)
-                features.append(cls._fit_numeric(name, values[train_rows], spec, "numeric"))
+                features.append(cls._fit_numeric(name, values, train_rows, spec, "numeric"))
         target = None
         if target_name is not None:
             target = cls._fit_target(table, target_name, train_rows, task, target_encoding)
@@ -137,18 +156,19 @@ class Preprocessor:
         return cls([], cls._fit_target(table, target_name, train_rows, task, target_encoding))
 
     @staticmethod
-    def _fit_numeric(name: str, train: np.ndarray, spec: PreprocessingSpec,
-                     kind: str) -> dict[str, Any]:
-        train = train.astype(np.float64) * (spec.rescale or 1.0)
-        axis = None if kind == "array" else 0
+    def _fit_numeric(name: str, values: np.ndarray, train_rows: np.ndarray,
+                     spec: PreprocessingSpec, kind: str) -> dict[str, Any]:
+        """Scaling statistics of `values[train_rows]` (times `rescale`) over all its values,
+        accumulated in float64 chunk by chunk: no copy of the training rows is made."""
         entry: dict[str, Any] = {"name": name, "kind": kind, "scale": spec.numeric}
         if kind == "array":
-            entry["shape"] = list(train.shape[1:])
+            entry["shape"] = list(values.shape[1:])
+        factor = spec.rescale or 1.0
         if spec.numeric == "standardize":
-            std = float(np.std(train, axis=axis))
-            entry.update(mean=float(np.mean(train, axis=axis)), std=std if std > 0 else 1.0)
+            mean, std = chunked.mean_std(values, train_rows, factor)
+            entry.update(mean=mean, std=std if std > 0 else 1.0)
         elif spec.numeric == "minmax":
-            low, high = float(np.min(train, axis=axis)), float(np.max(train, axis=axis))
+            low, high = chunked.min_max(values, train_rows, factor)
             entry.update(min=low, max=high if high > low else low + 1.0)
         return entry
 
@@ -191,24 +211,92 @@ class Preprocessor:
         for name in needed:
             table.column(name, "column (the model was trained with it)")
 
-    def transform_x(self, table: Table, rows: np.ndarray | None = None) -> np.ndarray:
-        parts = []
+    def check_values(self, table: Table, with_target: bool) -> None:
+        """DataError for the first value of new rows (evaluate, predict) that the fitted
+        preprocessing cannot take as training took it: a missing value, text or an infinite
+        number in a numeric column, an array of another shape, a category or (checked by
+        `transform_y`) a label never seen in training."""
         for entry in self.features:
-            values = table.columns[entry["name"]]
-            values = values if rows is None else values[rows]
+            name = entry["name"]
             if entry["kind"] == "categorical":
-                parts.append(self._encode_categorical(entry, values))
+                check_column(table, name, numeric=False)
+                _check_categories(table, entry)
                 continue
-            x = values.astype(np.float64) * (self.rescale or 1.0)
-            if entry["scale"] == "standardize":
-                x = (x - entry["mean"]) / entry["std"]
-            elif entry["scale"] == "minmax":
-                x = (x - entry["min"]) / (entry["max"] - entry["min"])
-            parts.append(x.astype(np.float32))
-        if len(parts) == 1 and parts[0].ndim > 2:
-            return parts[0]
-        n = len(parts[0])
-        return np.concatenate([p.reshape(n, -1) for p in parts], axis=1).astype(np.float32)
+            values = table.columns[name]
+            if entry["kind"] == "array" and (values.dtype.kind not in "iufb" or
+                                             list(values.shape[1:]) != entry["shape"]):
+                raise DataError(f"{table.origin}: array {name!r} holds {values.dtype} values of "
+                                f"shape {list(values.shape[1:])} per row; the model was trained "
+                                f"on numbers of shape {entry['shape']}.")
+            if entry["kind"] == "numeric" and values.ndim > 1:
+                raise DataError(f"{table.origin}: column {name!r} holds arrays of shape "
+                                f"{list(values.shape[1:])} per row; the model was trained on "
+                                "one number per row.")
+            check_column(table, name, numeric=True)
+        if with_target and self.target is not None:
+            check_column(table, self.target["name"], numeric=self.task == "regression")
+
+    def transform_x(self, table: Table, rows: np.ndarray | None = None) -> np.ndarray:
+        """The model's input for `rows` (all rows by default): one float32 array, of shape
+        (rows, features), or the array's own shape for a single N-D array feature.
+
+        It is built in place, with no float64 copy. A single float32 feature that needs no
+        scaling is returned without any copy where `rows` is all rows or a contiguous
+        range: a read-only view of the table's array, which is never modified."""
+        rows = None if rows is None else np.asarray(rows)
+        n = table.n_rows if rows is None else len(rows)
+        columns = [table.columns[entry["name"]] for entry in self.features]
+        if len(self.features) == 1 and self._is_identity(self.features[0], columns[0]):
+            return chunked.select_rows(columns[0], rows, shape=columns[0].ndim > 2)
+        widths = [self._width(entry, values)
+                  for entry, values in zip(self.features, columns, strict=True)]
+        out = np.empty((n, sum(widths)), dtype=np.float32)
+        start = 0
+        for entry, values, width in zip(self.features, columns, widths, strict=True):
+            block = out[:, start:start + width]
+            start += width
+            if entry["kind"] == "categorical":
+                block[...] = self._encode_categorical(
+                    entry, values if rows is None else values[rows])
+            else:
+                self._fill_numeric(entry, values, rows, block)
+        if len(columns) == 1 and columns[0].ndim > 2:
+            return out.reshape((n, *columns[0].shape[1:]))
+        return out
+
+    def _is_identity(self, entry: dict[str, Any], values: np.ndarray) -> bool:
+        """True when a numeric entry leaves float32 values as they are."""
+        return (entry["kind"] != "categorical" and entry["scale"] not in ("standardize",
+                "minmax") and (self.rescale or 1.0) == 1.0 and values.dtype == np.float32)
+
+    @staticmethod
+    def _width(entry: dict[str, Any], values: np.ndarray) -> int:
+        """How many model-input columns a feature takes."""
+        if entry["kind"] != "categorical":
+            return int(np.prod(values.shape[1:], dtype=np.int64))
+        return len(entry["categories"]) if entry["encoding"] == "one_hot" else 1
+
+    def _fill_numeric(self, entry: dict[str, Any], values: np.ndarray,
+                      rows: np.ndarray | None, block: np.ndarray) -> None:
+        """Write the scaled `values[rows]` into `block` (a float32 (rows, width) view), chunk
+        by chunk through one reused float64 buffer."""
+        factor = self.rescale or 1.0
+        scale = entry["scale"]
+        if scale == "standardize":
+            shift, divisor = entry["mean"], entry["std"]
+        elif scale == "minmax":
+            shift, divisor = entry["min"], entry["max"] - entry["min"]
+        elif factor == 1.0:
+            for start, stop, chunk in chunked.row_chunks(values, rows):
+                block[start:stop] = chunk          # a cast to float32, if any, on the way
+            return
+        else:
+            shift, divisor = None, None
+        for start, stop, x in chunked.float64_chunks(values, rows, factor):
+            if shift is not None:
+                x -= shift
+                x /= divisor
+            block[start:stop] = x
 
     @staticmethod
     def _encode_categorical(entry: dict[str, Any], values: np.ndarray) -> np.ndarray:
@@ -227,9 +315,9 @@ class Preprocessor:
         values = table.columns[self.target["name"]]
         values = values if rows is None else values[rows]
         if self.task == "regression":
-            return values.astype(np.float32)
+            return values.astype(np.float32, copy=rows is None)
         index = {c: i for i, c in enumerate(self.classes)}
-        codes = np.array([index.get(label_value(v), -1) for v in values], dtype=np.int64)
+        codes = _label_codes(values, index)
         if (codes < 0).any():
             bad = values[int(np.flatnonzero(codes < 0)[0])]
             raise DataError(f"{table.origin}: the label {label_value(bad)!r} in {where} is not "
@@ -260,6 +348,17 @@ class Preprocessor:
                    list(data.get("input_shape", [])))
 
 
+def _check_categories(table: Table, entry: dict[str, Any]) -> None:
+    """DataError naming the first value of a categorical column that training never saw."""
+    known = entry["categories"]
+    index = set(known)
+    for i, value in enumerate(table.columns[entry["name"]]):
+        if label_value(value) not in index:
+            raise DataError(f"{table.origin}: column {entry['name']!r} holds {value!r} at "
+                            f"{table.row_ref(i)}, a category the model never saw in training. "
+                            f"Known categories: {', '.join(map(repr, known))}.")
+
+
 def _mostly_numeric(values: np.ndarray) -> bool:
     """True when most values parse as numbers: a numeric column with a bad value in it."""
     parsed = 0
@@ -270,3 +369,14 @@ def _mostly_numeric(values: np.ndarray) -> bool:
         except (TypeError, ValueError):
             pass
     return parsed > 0.5 * min(len(values), 1000)
+
+
+def _label_codes(values: np.ndarray, index: dict[Any, int]) -> np.ndarray:
+    """The class index of every label (-1 for an unknown one): each distinct label is looked
+    up once."""
+    try:
+        distinct, inverse = np.unique(values, return_inverse=True)
+    except TypeError:  # labels of mixed types: no order to sort them by
+        return np.array([index.get(label_value(v), -1) for v in values], dtype=np.int64)
+    lookup = np.array([index.get(label_value(v), -1) for v in distinct], dtype=np.int64)
+    return lookup[inverse.reshape(-1)]

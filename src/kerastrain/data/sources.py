@@ -15,7 +15,7 @@ import numpy as np
 from kerastrain import _keras
 from kerastrain.config.schema import SourceSpec
 from kerastrain.data.table import Table, read_csv, read_npy, read_npz, read_parquet
-from kerastrain.errors import DataError
+from kerastrain.errors import DataError, KeyProblem
 
 FASHION_MNIST_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
                        "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
@@ -48,6 +48,20 @@ def load_source(spec: SourceSpec, seed: int) -> Table:
     if spec.type == "synthetic":
         return _synthetic(spec, seed)
     return load_fashion_mnist()
+
+
+def load_configured_source(spec: SourceSpec, seed: int) -> Table:
+    """`load_source` for a config: a data file that cannot be used (missing, empty, wrongly
+    delimited) is a problem of the config key that names it, so the message gives that
+    key's line as well as the file."""
+    try:
+        return load_source(spec, seed)
+    except DataError as exc:
+        if spec.path is None:
+            raise
+        key = "target_path" if spec.target_path and str(exc).startswith(spec.target_path) \
+            else "path"
+        raise KeyProblem(("data", "source", key), str(exc)) from None
 
 
 def _sklearn(name: str) -> Table:

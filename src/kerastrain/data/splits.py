@@ -178,16 +178,33 @@ def _set_aside(rows: np.ndarray, fraction: float, ctx: RowContext, spec: Validat
                              f"these {n} rows hold one.")
         if strat is not None:
             splits = max(2, round(1 / fraction))
+            _check_group_count(groups, splits, fraction, what, key)
             splitter = StratifiedGroupKFold(splits, shuffle=True, random_state=seed)
-            keep, out = next(splitter.split(np.zeros((n, 1)), strat, groups))
         else:
             splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-            keep, out = next(splitter.split(np.zeros((n, 1)), None, groups))
+        try:
+            keep, out = next(splitter.split(np.zeros((n, 1)), strat, groups))
+        except ValueError as exc:  # scikit-learn's own checks, worded for its arguments
+            raise KeyProblem(_key(key), f"cannot set whole groups aside for the {what} split "
+                             f"({fraction:g} of {n} rows): {exc}") from None
         return np.sort(rows[keep]), np.sort(rows[out])
     keep, out = train_test_split(rows, test_size=n_out, shuffle=shuffle,
                                  random_state=seed if shuffle else None,
                                  stratify=strat if shuffle else None)
     return np.sort(keep), np.sort(out)
+
+
+def _check_group_count(groups: np.ndarray, splits: int, fraction: float, what: str,
+                       key: str) -> None:
+    """A stratified grouped split of `fraction` is one fold of StratifiedGroupKFold(`splits`),
+    which needs a group per fold."""
+    n_groups = len(np.unique(groups.astype(str)))
+    if n_groups < splits:
+        raise KeyProblem(_key(key), f"a stratified grouped {what} split of {fraction:g} is one "
+                         f"fold of StratifiedGroupKFold(n_splits={splits}), which needs at least "
+                         f"{splits} groups, but these rows hold {n_groups}. Use a split of at "
+                         f"least {1 / n_groups:.2f}, more groups, or validation.stratify: false "
+                         "(whole groups set aside without stratifying).")
 
 
 # -- K-fold ------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,15 +81,25 @@ class Table:
 
 
 def fingerprint_columns(table: Table, names: list[str]) -> str:
-    """A hash of the named columns, so a later command can tell if the data changed."""
+    """A hash of the named columns, so a later command can tell if the data changed.
+
+    SHA-256 (hex) over each column's name, dtype and shape, then its values: numeric
+    arrays are hashed straight from their buffer, without a copy (a non-contiguous one in
+    slices of a few MiB), strings as their text joined by a unit separator."""
     digest = hashlib.sha256()
     for name in names:
         values = table.columns[name]
         digest.update(name.encode())
         if values.dtype == object:
             digest.update("\x1f".join(map(str, values)).encode())
-        else:
-            digest.update(np.ascontiguousarray(values).tobytes())
+            continue
+        digest.update(f"\x1f{values.dtype.str}{values.shape}\x1f".encode())
+        if values.flags.c_contiguous:
+            digest.update(values)
+            continue
+        step = max(1, (4 << 20) // max(1, values[:1].nbytes))
+        for start in range(0, len(values), step):
+            digest.update(np.ascontiguousarray(values[start:start + step]))
     return digest.hexdigest()
 
 
@@ -105,21 +118,64 @@ def _parse_column(values: list[str]) -> tuple[np.ndarray, bool]:
     return out, True
 
 
-def read_csv(path: Path, delimiter: str = ",") -> Table:
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a leading BOM dropped); binary or other encodings refused
+    with the line of the first bad byte."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, delimiter=delimiter))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such data file.") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read it as CSV: {exc}") from None
-    rows = [r for r in rows if r]
-    if len(rows) < 2:
-        raise DataError(f"{path}: needs a header line and at least one row.")
-    header = [h.strip() for h in rows[0]]
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a data file.") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it: {exc.strerror or exc}.") from None
+    if b"\x00" in data[:65536]:
+        raise DataError(f"{path}: is a binary file, not CSV text. Give a CSV file, or the "
+                        "file's own format: data.source.type parquet, npz or npy in a config, "
+                        "a .parquet or .npz file for evaluate and predict.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte "
+                        f"0x{data[exc.start]:02x}). Save the file as UTF-8.") from None
+
+
+def _check_header(path: Path, header: list[str], delimiter: str) -> None:
+    """Column names present and unique; one column that looks separated by another
+    character means the wrong delimiter."""
+    if len(header) == 1:
+        others = [d for d in DELIMITERS if d != delimiter and d in header[0]]
+        if others:
+            raise DataError(f"{path}: line 1 reads as one column, {header[0]!r}: the file looks "
+                            f"separated by {others[0]!r}, not {delimiter!r}. Set "
+                            f"data.source.delimiter: {others[0]!r} in the config (evaluate and "
+                            "predict read .csv files separated by commas, .tsv by tabs).")
+    unnamed = [j + 1 for j, name in enumerate(header) if not name]
+    if unnamed:
+        raise DataError(f"{path}: line 1: column {unnamed[0]} of the header has no name; "
+                        "every column needs one.")
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise DataError(f"{path}: line 1: the column name(s) {', '.join(dup)} appear twice.")
+
+
+def read_csv(path: Path, delimiter: str = ",") -> Table:
+    text = _read_text(path)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise DataError(f"{path}: cannot read it as CSV: {exc}") from None
+    rows = [r for r in rows if r]
+    if not rows:
+        raise DataError(f"{path}: the file is empty; it needs a header line and rows.")
+    if len(rows) < 2:
+        raise DataError(f"{path}: has a header line but no rows.")
+    header = [h.strip() for h in rows[0]]
+    _check_header(path, header, delimiter)
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise DataError(f"{path}: line {i} has {len(row)} fields; the header has "
@@ -142,6 +198,8 @@ def read_parquet(path: Path) -> Table:
         raise DataError(f"{path}: no such data file.") from None
     except Exception as exc:  # pyarrow raises its own error types
         raise DataError(f"{path}: cannot read it as Parquet: {exc}") from None
+    if table.num_rows == 0:
+        raise DataError(f"{path}: has no rows.")
     columns = {}
     for name in table.column_names:
         values = table.column(name).to_numpy(zero_copy_only=False)
@@ -152,26 +210,56 @@ def read_parquet(path: Path) -> Table:
     return Table(columns, str(path))
 
 
+def _check_arrays(path: Path, columns: dict[str, np.ndarray]) -> None:
+    """Every array has rows (a first axis); the Table checks that their counts agree."""
+    if not columns:
+        raise DataError(f"{path}: the archive holds no arrays.")
+    for name, values in columns.items():
+        if values.ndim == 0:
+            raise DataError(f"{path}: array {name!r} is a single value (0-d); every array "
+                            "needs one entry per row along its first axis.")
+        if len(values) == 0:
+            raise DataError(f"{path}: array {name!r} has no rows.")
+
+
 def read_npz(path: Path) -> Table:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: holds one NPY array, not an NPZ archive of named "
+                            "arrays; use data.source.type: npy, or save it with numpy.savez.")
+        with archive:
             columns = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise DataError(f"{path}: no such data file.") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read it as NPZ: {exc}") from None
-    if not columns:
-        raise DataError(f"{path}: the archive holds no arrays.")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable NPZ archive (as numpy.savez writes): "
+                        f"{_numpy_reason(exc)}") from None
+    _check_arrays(path, columns)
     return Table(columns, str(path))
+
+
+def _numpy_reason(exc: Exception) -> str:
+    """NumPy's reason, except that its advice to allow pickles (which can run code) is
+    replaced by what the file is not."""
+    if "pickle" in str(exc):
+        return "neither a NumPy file nor an archive of them (pickled objects are never loaded)."
+    return str(exc)
 
 
 def read_npy(path: Path, name: str) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        values = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such data file.") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read it as NPY ({name}): {exc}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read it as NPY ({name}): {_numpy_reason(exc)}") from None
+    if not isinstance(values, np.ndarray):
+        values.close()
+        raise DataError(f"{path}: holds an NPZ archive, not one NPY array ({name}); use "
+                        "data.source.type: npz.")
+    _check_arrays(path, {name: values})
+    return values
 
 
 READERS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}

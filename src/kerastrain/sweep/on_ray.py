@@ -19,9 +19,10 @@ def _ray_trial(spec: Any, threads: int, cwd: str) -> dict[str, Any]:
     working directory so that relative paths mean what they meant there."""
     if os.path.isdir(cwd):
         os.chdir(cwd)
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ[name] = str(threads)
     from kerastrain.sweep.run import run_trial
+    from kerastrain.training.pool import share_threads
+
+    share_threads(threads)
 
     return run_trial(spec, Progress())
 

@@ -142,13 +142,18 @@ def _find_runs(sweep: Sweep, rows: list[Row]) -> None:
                 row.run_dir = str(found[row.trial])
 
 
-def _spec(sweep: Sweep, row: Row) -> TrialSpec:
+def _spec(sweep: Sweep, row: Row, side_by_side: bool) -> TrialSpec:
+    """How to run a trial: resume its run if it failed or was interrupted, else fit. Trials
+    side by side already share the cores, so their folds train one after another
+    (`runtime.workers=1`, unless the sweep sets it)."""
     status = _status(row.run_dir)
     resume_dir = row.run_dir if status in ("failed", "interrupted", "running") else None
     sets = (*sweep.fixed, *_sets(row.overrides))
-    return TrialSpec(row.trial, str(sweep.config), sets, parsed(dict(
-        (s.partition("=")[0].strip(), s.partition("=")[2]) for s in sets)),
-        str(sweep.dir.path), resume_dir, status == "running")
+    overrides = parsed(dict((s.partition("=")[0].strip(), s.partition("=")[2]) for s in sets))
+    if side_by_side and "runtime.workers" not in overrides:
+        sets = (*sets, "runtime.workers=1")
+    return TrialSpec(row.trial, str(sweep.config), sets, overrides, str(sweep.dir.path),
+                     resume_dir, status == "running")
 
 
 def _finish(sweep: Sweep, row: Row, value: dict[str, Any]) -> None:
@@ -179,7 +184,7 @@ def execute(sweep: Sweep, jobs: int = 1, fail_fast: bool = False, executor: str 
             row.action = "skipped"
             skipped.append(row)
         else:
-            spec = _spec(sweep, row)
+            spec = _spec(sweep, row, jobs > 1 or executor == "ray")
             row.action = "resumed" if spec.resume_dir else "trained"
             row.status, row.error = "pending", ""
             to_run.append((row, spec))
@@ -228,12 +233,8 @@ def _outcomes(specs: list[TrialSpec], jobs: int, executor: str, address: str | N
 
         yield from run_on_ray(specs, jobs, address)
         return
-    try:
-        from kerastrain.training.pool import run_in_workers
-    except ImportError:  # until the worker pool lands: one trial after another, here
-        for index, spec in enumerate(specs):
-            yield index, run_trial(spec, progress)
-        return
+    from kerastrain.training.pool import run_in_workers
+
     for outcome in run_in_workers(run_trial, specs, min(jobs, len(specs)), progress):
         yield outcome.index, (outcome.value if outcome.error is None
                               else failure(outcome.error))

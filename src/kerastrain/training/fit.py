@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from kerastrain import __version__, _keras
-from kerastrain.config import LoadedConfig
+from kerastrain.config import Config, LoadedConfig
 from kerastrain.errors import RunInterrupted
 from kerastrain.rundir import RunDir, now, write_json
 from kerastrain.training.callbacks import tensorboard_installed, tensorboard_status
 from kerastrain.training.check import Checked, check
+from kerastrain.training.pool import WorkerPool, cores
 from kerastrain.training.progress import Progress
 from kerastrain.training.schemes import cross_validate, holdout, models_to_train
 
@@ -38,11 +39,36 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
     Recorded in run.json: `command` (default: this process's `sys.argv`), `overrides`
     (the `--set` values, by key) and `sweep` (the sweep directory and trial it belongs to)."""
     progress = progress or Progress()
-    checked = check(loaded)
+    with WorkerPool(early_workers(loaded.config)) as pool:
+        checked = check(loaded)
+        run = RunDir.create(loaded.config.output.runs_dir, loaded.config.name)
+        started = time.time()
+        record_start(checked, run, command, {
+            **({"overrides": overrides} if overrides else {}),
+            **({"sweep": sweep} if sweep else {})})
+        for warning in checked.summary["warnings"]:
+            progress.warning(warning)
+        if loaded.config.output.tensorboard == "auto" and not tensorboard_installed():
+            progress.warning(f"TensorBoard logs {tensorboard_status(loaded.config.output)}.")
+        return run, train_run(checked, run, progress, started, pool=pool)
+
+
+def early_workers(cfg: Config) -> int:
+    """The worker processes to start before the checks (they load TensorFlow meanwhile):
+    for cross-validation, `runtime.workers`, or for `auto` one per core; the scheme
+    decides after the checks whether to use them."""
+    if not cfg.validation.cross_validated:
+        return 1
+    return cores() if cfg.runtime.workers == "auto" else int(cfg.runtime.workers)
+
+
+def record_start(checked: Checked, run: RunDir, command: list[str] | None,
+                 extra: dict[str, Any] | None = None) -> None:
+    """The config, run.json (`running`, with the fields in `extra`) and the splits,
+    before any training."""
     experiment = checked.experiment
-    cfg = loaded.config
-    run = RunDir.create(cfg.output.runs_dir, cfg.name)
-    started = time.time()
+    cfg = experiment.loaded.config
+    loaded = experiment.loaded
     run.write_config(cfg.resolved())
     run.update_info(status="running", started_at=now(), command=command or sys.argv,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
@@ -51,19 +77,12 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
                     data_sha256=checked.fingerprint,
                     warnings=checked.summary["warnings"],
                     leakage=checked.leakage.to_json() if checked.leakage else "not checked",
-                    tensorboard=tensorboard_status(cfg.output),
-                    **({"overrides": overrides} if overrides else {}),
-                    **({"sweep": sweep} if sweep else {}))
-    for warning in checked.summary["warnings"]:
-        progress.warning(warning)
-    if cfg.output.tensorboard == "auto" and not tensorboard_installed():
-        progress.warning(f"TensorBoard logs {tensorboard_status(cfg.output)}.")
+                    tensorboard=tensorboard_status(cfg.output), **(extra or {}))
     write_json(run.splits, experiment.plan.to_json())
-    return run, train_run(checked, run, progress, started)
 
 
 def train_run(checked: Checked, run: RunDir, progress: Progress, started: float,
-              earlier_s: float = 0.0) -> dict[str, Any]:
+              earlier_s: float = 0.0, pool: WorkerPool | None = None) -> dict[str, Any]:
     """Train under the run's scheme, recording in run.json how it ended (`duration_s`
     adds `earlier_s`, the time of the sessions before a resume). Ctrl-C becomes
     `RunInterrupted`, which names the run to resume."""
@@ -75,7 +94,7 @@ def train_run(checked: Checked, run: RunDir, progress: Progress, started: float,
               else holdout)
     progress.begin(models_to_train(checked))
     try:
-        metrics = scheme(checked, run, progress)
+        metrics = scheme(checked, run, progress, pool or WorkerPool(1))
     except KeyboardInterrupt:
         ended(status="interrupted")
         raise RunInterrupted(run.path) from None

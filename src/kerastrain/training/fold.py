@@ -12,6 +12,7 @@ from kerastrain import _keras
 from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
+from kerastrain.experiment import Experiment
 from kerastrain.models.model import build_model, evaluate_model
 from kerastrain.rundir import History, RunDir, atomic_path, write_history, write_json, write_text
 from kerastrain.training import report
@@ -25,6 +26,7 @@ from kerastrain.training.callbacks import (
 )
 from kerastrain.training.check import Checked, class_weight
 from kerastrain.training.progress import Progress
+from kerastrain.training.strategy import StrategyChoice
 
 
 @dataclass
@@ -35,15 +37,14 @@ class FoldResult:
     metrics: dict[str, dict[str, float]]
 
 
-def train_fold(checked: Checked, fold: Fold, place: RunDir, label: str, progress: Progress,
-               epochs: int | None = None) -> FoldResult:
+def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, place: RunDir,
+               label: str, progress: Progress, epochs: int | None = None) -> FoldResult:
     """A fresh model (state cleared) trained on the fold's `fit_rows`, preprocessing fitted
     on them only; Keras validates on `steer_rows` and the fold is scored on `validation`.
     A fold without validation rows is a refit: fixed epochs, no callback acting on val_*.
     Every epoch is backed up in `place.backup`; a backup left there by an interrupted run
     is where training resumes (the history merges both parts)."""
     keras = _keras.keras()
-    experiment = checked.experiment
     loaded = experiment.loaded
     cfg = loaded.config
     training = cfg.training
@@ -52,7 +53,7 @@ def train_fold(checked: Checked, fold: Fold, place: RunDir, label: str, progress
     keras.utils.set_random_seed(experiment.seed)
     pre = experiment.preprocessor(fold.fit_rows)
     x_train, y_train = experiment.arrays(pre, fold.fit_rows, "training rows")
-    with checked.strategy.strategy.scope(), loaded.at_keys():
+    with strategy.strategy.scope(), loaded.at_keys():
         model = build_model(cfg.model, cfg.compile, pre)
     with loaded.at_keys():
         skip = tuple(steering_callbacks(cfg)) if refit else ()
@@ -86,9 +87,8 @@ def train_fold(checked: Checked, fold: Fold, place: RunDir, label: str, progress
     return FoldResult(model, pre, state.history(), metrics)
 
 
-def score_test(checked: Checked, result: FoldResult) -> dict[str, float] | None:
+def score_test(experiment: Experiment, result: FoldResult) -> dict[str, float] | None:
     """The model's scores on the test split, or None when there is none."""
-    experiment = checked.experiment
     if not len(experiment.plan.test):
         return None
     x_test, y_test = experiment.arrays(result.pre, experiment.plan.test, "test rows")

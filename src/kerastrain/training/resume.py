@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kerastrain.config import load_config
+from kerastrain.config import LoadedConfig, load_config
 from kerastrain.errors import RunDirError
 from kerastrain.rundir import RunDir, now, read_json
 from kerastrain.training.backup import backup_epoch
 from kerastrain.training.check import Checked, check
-from kerastrain.training.fit import train_run
+from kerastrain.training.fit import early_workers, train_run
+from kerastrain.training.pool import WorkerPool
 from kerastrain.training.progress import Progress
 
 RESUMABLE = ("interrupted", "failed")
@@ -87,6 +88,12 @@ def resume(run_dir: str | Path, progress: Progress | None = None,
     progress = progress or Progress()
     run, info = open_resumable(run_dir, force)
     loaded = load_config(run.config)
+    with WorkerPool(early_workers(loaded.config)) as pool:
+        return run, _resume(run, info, loaded, progress, command, pool)
+
+
+def _resume(run: RunDir, info: dict[str, Any], loaded: LoadedConfig, progress: Progress,
+            command: list[str] | None, pool: WorkerPool) -> dict[str, Any]:
     checked = check(loaded)
     _check_same_data(checked, run, info)
     where = resume_point(checked, run)
@@ -100,4 +107,5 @@ def resume(run_dir: str | Path, progress: Progress | None = None,
                {"at": now(), "was": info.get("status"), **where,
                 "command": command or sys.argv}]
     run.update_info(drop=("error", "finished_at"), status="running", resumes=resumes)
-    return run, train_run(checked, run, progress, started, float(info.get("duration_s") or 0))
+    return train_run(checked, run, progress, started, float(info.get("duration_s") or 0),
+                     pool)

@@ -6,15 +6,27 @@ finished work."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kerastrain.data.splits import Fold
-from kerastrain.rundir import RunDir, read_history, read_json, write_history, write_json, write_text
+from kerastrain.experiment import Experiment
+from kerastrain.plugins import import_plugins
+from kerastrain.rundir import (
+    History,
+    RunDir,
+    read_history,
+    read_json,
+    write_history,
+    write_json,
+    write_text,
+)
 from kerastrain.training import report
 from kerastrain.training.callbacks import steering_callbacks
-from kerastrain.training.check import Checked
+from kerastrain.training.check import Checked, configure_runtime
 from kerastrain.training.cvstats import CI_NOTE, best_epoch, mean_history, summarize
 from kerastrain.training.fold import (
     FoldResult,
@@ -23,8 +35,11 @@ from kerastrain.training.fold import (
     write_fold_files,
     write_model_files,
 )
+from kerastrain.training.pool import WorkerPool, cores
 from kerastrain.training.progress import Progress
+from kerastrain.training.strategy import choose_strategy
 
+AUTO_MAX_PARAMS = 1_000_000
 NO_MODEL = ("this cross-validation run kept no final model (validation.refit was false): "
             "each fold's model is in folds/<repeat>-<fold>/model.keras. Run fit again with "
             "validation.refit: true to evaluate or predict.")
@@ -39,18 +54,19 @@ def models_to_train(checked: Checked) -> int:
 def _final_model(checked: Checked, run: RunDir, result: FoldResult, metrics: dict[str, Any],
                  extra_summary: str = "") -> None:
     """The run's own model: scored once on the test split, its files written."""
-    test = score_test(checked, result)
+    test = score_test(checked.experiment, result)
     if test is not None:
         metrics["test"] = test
     run.add_notes(*write_model_files(run, checked, result, metrics, extra_summary))
 
 
-def holdout(checked: Checked, run: RunDir, progress: Progress) -> dict[str, Any]:
+def holdout(checked: Checked, run: RunDir, progress: Progress,
+            pool: WorkerPool | None = None) -> dict[str, Any]:
     """One model, validated on the hold-out rows, scored on the test split."""
     if run.trained:  # interrupted after its files were written
         return read_json(run.metrics)
     fold = checked.experiment.plan.folds[0]
-    result = train_fold(checked, fold, run, fold.name, progress)
+    result = train_fold(checked.experiment, checked.strategy, fold, run, fold.name, progress)
     metrics = dict(result.metrics)
     if checked.experiment.loaded.config.output.plots:
         run.add_notes(report.plot_history(result.history, run.learning_curves))
@@ -92,34 +108,93 @@ def refit(checked: Checked, run: RunDir, progress: Progress, best: dict[str, int
         metrics.update({k: v for k, v in read_json(run.metrics).items() if k == "test"})
         progress.fold_end("refit")
         return
-    result = train_fold(checked, Fold("refit", rows, np.empty(0, dtype=np.int64)), run,
-                        "refit", progress, epochs=epochs)
+    result = train_fold(experiment, checked.strategy,
+                        Fold("refit", rows, np.empty(0, dtype=np.int64)), run, "refit",
+                        progress, epochs=epochs)
     _final_model(checked, run, result, metrics, cv_text)
 
 
-def _fold(checked: Checked, fold: Fold, run: RunDir,
-          progress: Progress) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """One fold's history and scores: trained and saved, or read back when a run being
-    resumed finished it before."""
-    place = run.fold(fold.name)
-    label = f"fold {fold.name}"
-    if place.trained:
-        progress.fold_end(label)
-        return read_history(place.history), read_json(place.metrics)
-    result = train_fold(checked, fold, place, label, progress)
-    write_fold_files(place, result)  # one fold's model and arrays alive at a time
+@dataclass(frozen=True)
+class FoldTask:
+    """One fold to train in a worker process: everything it needs travels with it."""
+
+    experiment: Experiment
+    fold: Fold
+    run_path: Path
+
+
+def train_and_save_fold(task: FoldTask, progress: Progress) -> tuple[History, dict[str, Any]]:
+    """In a worker process: the run's plugins and runtime settings, then one fold trained
+    and saved; its history and scores go back to the parent."""
+    loaded = task.experiment.loaded
+    with loaded.at_keys():
+        import_plugins(loaded.config.plugins, [loaded.path.resolve().parent])
+        configure_runtime(loaded.config.runtime)
+        strategy = choose_strategy(loaded.config.runtime)
+    place = RunDir(task.run_path).fold(task.fold.name)
+    result = train_fold(task.experiment, strategy, task.fold, place, f"fold {task.fold.name}",
+                        progress)
+    write_fold_files(place, result)
     return result.history, result.metrics
 
 
-def cross_validate(checked: Checked, run: RunDir, progress: Progress) -> dict[str, Any]:
+def fold_workers(checked: Checked, folds: int) -> int:
+    """How many folds train side by side: `runtime.workers`, or for `auto` as many as the
+    cores allow on the CPU for a model of up to a million parameters, else 1 (a larger
+    model, or an accelerator, keeps the machine busy with one fold)."""
+    requested = checked.experiment.loaded.config.runtime.workers
+    if requested != "auto":
+        return max(1, min(int(requested), folds))
+    on_cpu = all("CPU" in d.upper() for d in checked.strategy.devices)
+    if not on_cpu or checked.n_params > AUTO_MAX_PARAMS:
+        return 1
+    return max(1, min(cores(), folds))
+
+
+def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
+                   progress: Progress) -> dict[str, tuple[History, dict[str, Any]]]:
+    """Every fold's history and scores: read back when a resumed run finished it before,
+    else trained (side by side when the pool has workers) and saved."""
+    done: dict[str, tuple[History, dict[str, Any]]] = {}
+    todo = []
+    for fold in checked.experiment.plan.folds:
+        place = run.fold(fold.name)
+        if place.trained:
+            progress.fold_end(f"fold {fold.name}")
+            done[fold.name] = read_history(place.history), read_json(place.metrics)
+        else:
+            todo.append(fold)
+    workers = fold_workers(checked, len(todo)) if pool.procs else 1
+    if todo:
+        run.update_info(workers=workers)
+    if workers > 1:
+        tasks = [FoldTask(checked.experiment, fold, run.path) for fold in todo]
+        for outcome in pool.run(train_and_save_fold, tasks, progress):
+            if outcome.error is not None:
+                raise outcome.error
+            done[todo[outcome.index].name] = outcome.value
+        return done
+    for fold in todo:
+        place = run.fold(fold.name)
+        result = train_fold(checked.experiment, checked.strategy, fold, place,
+                            f"fold {fold.name}", progress)
+        write_fold_files(place, result)
+        done[fold.name] = result.history, result.metrics
+        del result  # one fold's model and arrays alive at a time
+    return done
+
+
+def cross_validate(checked: Checked, run: RunDir, progress: Progress,
+                   pool: WorkerPool) -> dict[str, Any]:
     """Train every fold, write its files and the summary over folds, then refit (if asked).
     Returns the run's metrics: the mean over folds, and the refit model on the test split."""
     cfg = checked.experiment.loaded.config
     fold_scores: dict[str, dict[str, float]] = {}
     histories: list[dict[str, list[float]]] = []
     best: dict[str, int] = {}
+    trained = _trained_folds(checked, run, pool, progress)
     for fold in checked.experiment.plan.folds:
-        history, scores = _fold(checked, fold, run, progress)
+        history, scores = trained[fold.name]
         fold_scores[fold.name] = scores["validation"]
         histories.append(history)
         best[fold.name] = best_epoch(history)

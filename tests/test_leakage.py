@@ -1,0 +1,59 @@
+"""Row ids by 64-bit hashes: equal rows get equal ids whatever the dtype, chunking or
+padding, and the leakage counts match a brute-force comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerastrain.data import leakage
+from kerastrain.data.leakage import check_leakage, row_ids
+from kerastrain.data.splits import SplitPlan
+from kerastrain.data.table import Table
+
+
+def _brute_force_equal(table: Table, names: list[str], i: int, j: int) -> bool:
+    return all(np.array_equal(table.columns[n][i], table.columns[n][j], equal_nan=True)
+               if table.columns[n].dtype != object else
+               str(table.columns[n][i]) == str(table.columns[n][j]) for n in names)
+
+
+def test_ids_of_wide_rows_across_chunks_match_brute_force(monkeypatch) -> None:
+    monkeypatch.setattr(leakage, "_CHUNK_WORDS", 8)   # 4-word rows: 2 rows per chunk
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2, (6, 7)).astype(np.float32)           # 28 bytes: padded to 32
+    table = Table({"img": base[rng.integers(0, 6, 41)],
+                   "n": rng.integers(0, 2, 41).astype(np.int16),
+                   "s": np.array(rng.choice(["p", "q"], 41), dtype=object)})
+    names = ["img", "n", "s"]
+    ids = row_ids(table, names)
+    assert ids.dtype == np.uint64
+    for i in range(41):
+        for j in range(41):
+            assert (ids[i] == ids[j]) == _brute_force_equal(table, names, i, j)
+
+
+def test_signed_zeros_and_nans_hash_equal() -> None:
+    odd_nan = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)[0]
+    table = Table({"x": np.array([0.0, -0.0, np.nan, odd_nan, 1.0]),
+                   "a": np.array([[0.0, np.nan], [-0.0, np.nan], [1, 1], [1, 1], [2, 2]],
+                                 dtype=np.float32)})
+    ids = row_ids(table, ["x", "a"])
+    assert ids[0] == ids[1] and ids[2] == ids[3]
+    assert len(set(ids.tolist())) == 3
+
+
+def test_column_order_and_word_position_matter() -> None:
+    table = Table({"a": np.array([1.0, 2.0]), "b": np.array([2.0, 1.0]),
+                   "img": np.array([[1, 2], [2, 1]], dtype=np.float64)})
+    assert row_ids(table, ["a", "b"])[0] != row_ids(table, ["b", "a"])[0]
+    ids = row_ids(table, ["img"])
+    assert ids[0] != ids[1]
+
+
+def test_counts_of_duplicated_image_rows() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 28, 28)).astype(np.float32)
+    x[[10, 250, 251]] = x[3]                  # row 3's image also at 10, 250 and 251
+    plan = SplitPlan("holdout", np.arange(250, 300), [])
+    report = check_leakage(Table({"x": x}), ["x"], plan, None)
+    assert report.duplicates == {"test": 2}
