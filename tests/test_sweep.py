@@ -212,6 +212,19 @@ def test_a_failed_trial_fails_the_sweep_but_not_the_others(cli, config: Path,
     assert len(_run_dirs(tmp_path / "runs")) == 1
 
 
+def test_trials_side_by_side_in_worker_processes(cli, config: Path, tmp_path: Path) -> None:
+    result = cli("sweep", config, "--grid", "training.batch_size=16,32", "--jobs", "2",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    rows = _manifest(Path(_json(result)["sweep_dir"]))
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    for row in rows:  # the trials share the cores: their folds train one after another
+        resolved = yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())
+        assert resolved["runtime"]["workers"] == 1
+        info = json.loads((Path(row["run_dir"]) / "run.json").read_text())
+        assert info["overrides"] == {"training.batch_size": int(row["set:training.batch_size"])}
+
+
 def _interrupt_second_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C at the start of epoch 2 of the second model trained."""
     from kerastrain import _keras
