@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ class Row:
     value: float | None = None
     ci95: list[float] | None = None
     error: str = ""
-    user_error: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"trial": self.trial, "overrides": self.overrides, "status": self.status,

@@ -19,7 +19,7 @@ def _ray_trial(spec: Any, threads: int, cwd: str) -> dict[str, Any]:
     working directory so that relative paths mean what they meant there."""
     if os.path.isdir(cwd):
         os.chdir(cwd)
-    from kerastrain.sweep.run import run_trial
+    from kerastrain.sweep.trial import run_trial
     from kerastrain.training.pool import share_threads
 
     share_threads(threads)
@@ -33,7 +33,7 @@ def run_on_ray(specs: list[Any], jobs: int,
     down at the end; one already running in this process (or a cluster) is left as is."""
     import ray
 
-    from kerastrain.sweep.run import failure
+    from kerastrain.sweep.trial import failure
 
     running: dict[Any, int] = {}
     started = not ray.is_initialized()

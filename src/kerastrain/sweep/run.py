@@ -26,22 +26,10 @@ from kerastrain.sweep.manifest import (
     trial_metric,
 )
 from kerastrain.sweep.space import SweepError, Trial, make_trials, parsed
+from kerastrain.sweep.trial import TrialSpec, failure, run_trial
 from kerastrain.training.progress import Progress
 
 EXECUTORS = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """What a worker needs to run one trial: plain values only (it crosses processes)."""
-
-    trial: str
-    config: str
-    sets: tuple[str, ...]
-    overrides: dict[str, Any]
-    sweep_dir: str
-    resume_dir: str | None = None
-    force: bool = False
 
 
 @dataclass
@@ -162,7 +150,6 @@ def _finish(sweep: Sweep, row: Row, value: dict[str, Any]) -> None:
     if not row.run_dir:
         _find_runs(sweep, [row])
     row.error = value.get("error") or ""
-    row.user_error = bool(value.get("user_error"))
     row.value, row.ci95 = trial_metric(row.run_dir, sweep.metric) if row.run_dir and \
         row.status == "completed" else (None, None)
 
@@ -238,60 +225,6 @@ def _outcomes(specs: list[TrialSpec], jobs: int, executor: str, address: str | N
     for outcome in run_in_workers(run_trial, specs, min(jobs, len(specs)), progress):
         yield outcome.index, (outcome.value if outcome.error is None
                               else failure(outcome.error))
-
-
-def failure(exc: BaseException) -> dict[str, Any]:
-    """run_trial's result for a trial that raised: the message a user can act on."""
-    if isinstance(exc, UserError):
-        return {"status": "failed", "error": exc.render(), "user_error": True}
-    return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "user_error": False}
-
-
-class TrialProgress(Progress):
-    """A trial's events inside a sweep: its models labelled by the trial, its own begin and
-    end dropped (the sweep draws one display)."""
-
-    def __init__(self, trial: str, inner: Progress):
-        self.trial, self.inner = trial, inner
-
-    def fold_begin(self, label: str, epochs: int, done: int = 0) -> None:
-        self.inner.fold_begin(f"{self.trial} {label}", epochs, done)
-
-    def epoch_end(self, label: str, epoch: int, epochs: int, logs: dict[str, float]) -> None:
-        self.inner.epoch_end(f"{self.trial} {label}", epoch, epochs, logs)
-
-    def fold_end(self, label: str) -> None:
-        self.inner.fold_end(f"{self.trial} {label}")
-
-    def warning(self, text: str) -> None:
-        self.inner.warning(text)
-
-    def note(self, text: str) -> None:
-        self.inner.note(f"{self.trial}: {text}")
-
-
-def run_trial(spec: TrialSpec, progress: Progress) -> dict[str, Any]:
-    """One trial, in whichever process runs it: `fit` with its overrides (recorded in
-    run.json with the sweep it belongs to), or `resume` of its failed or interrupted run.
-    Returns {status, run_dir, metrics} or, when it fails, {status, error, user_error}."""
-    from kerastrain.config import load_config
-    from kerastrain.training.fit import fit
-    from kerastrain.training.resume import resume
-
-    shown = TrialProgress(spec.trial, progress)
-    try:
-        if spec.resume_dir:
-            command = ["kerastrain", "resume", spec.resume_dir, *(["--force"] * spec.force)]
-            run, metrics = resume(spec.resume_dir, shown, command, force=spec.force)
-        else:
-            command = ["kerastrain", "fit", spec.config,
-                       *(part for s in spec.sets for part in ("--set", s))]
-            run, metrics = fit(load_config(spec.config, list(spec.sets)), shown, command,
-                               overrides=spec.overrides,
-                               sweep={"dir": spec.sweep_dir, "trial": spec.trial})
-    except Exception as exc:
-        return failure(exc)
-    return {"status": "completed", "run_dir": str(run.path), "metrics": metrics}
 
 
 def rank(rows: list[Row], metric: str) -> tuple[list[Row], str]:
