@@ -288,3 +288,12 @@ def test_multi_worker_without_cluster_is_a_config_error(cli, iris_yaml: Path) ->
     result = cli("validate", iris_yaml, "--set", "runtime.strategy=multi_worker_mirrored")
     assert result.exit_code == 2
     assert "multi_worker_mirrored needs TF_CONFIG" in result.stderr
+
+
+def test_list_takes_every_kind_the_registry_has(cli) -> None:
+    from kerastrain.registry import KINDS
+
+    for kind in KINDS:
+        assert cli("list", kind).exit_code == 0, kind
+    listed = cli("list", "schedules").stdout.split()
+    assert {"ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay"} <= set(listed)

@@ -11,16 +11,12 @@ import numpy as np
 
 from kerastrain.config import LoadedConfig
 from kerastrain.data.graphdata import GraphColumns, GraphPreprocessor, graph_columns
-from kerastrain.data.preprocess import (
-    Preprocessor,
-    TargetHints,
-    check_column,
-    infer_target_encoding,
-    infer_task,
-)
+from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.sources import default_target, load_configured_source
 from kerastrain.data.splits import SplitPlan, make_splits
 from kerastrain.data.table import Table
+from kerastrain.data.targets import TargetHints, infer_target_encoding, infer_task
+from kerastrain.data.values import check_column
 from kerastrain.errors import ConfigError, KeyProblem
 from kerastrain.models.build import target_hints
 from kerastrain.models.graph import check_compile_outputs, graph_order

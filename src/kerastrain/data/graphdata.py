@@ -14,15 +14,10 @@ from typing import Any
 import numpy as np
 
 from kerastrain.config.schema import DataSpec, ModelSpec, TargetSpec
-from kerastrain.data.preprocess import (
-    FORMAT_VERSION,
-    Preprocessor,
-    TargetHints,
-    infer_target_encoding,
-    infer_task,
-)
+from kerastrain.data.preprocess import FORMAT_VERSION, Preprocessor
 from kerastrain.data.sources import default_target
 from kerastrain.data.table import Table
+from kerastrain.data.targets import TargetHints, infer_target_encoding, infer_task
 from kerastrain.errors import KeyProblem, did_you_mean
 
 

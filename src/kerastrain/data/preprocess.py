@@ -21,88 +21,17 @@ import numpy as np
 
 from kerastrain.config.schema import PreprocessingSpec
 from kerastrain.data import chunked
-from kerastrain.data.table import MISSING_TOKENS, Table
+from kerastrain.data.table import Table
+from kerastrain.data.values import (
+    check_categories,
+    check_column,
+    label_order,
+    label_value,
+    mostly_numeric,
+)
 from kerastrain.errors import DataError
 
 FORMAT_VERSION = 1
-
-
-def _is_missing(values: np.ndarray) -> np.ndarray:
-    if values.dtype == object:
-        return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or
-                         (isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
-                         for v in values], dtype=bool)
-    if values.dtype.kind == "f":
-        return np.isnan(values).reshape(len(values), -1).any(axis=1)
-    return np.zeros(len(values), dtype=bool)
-
-
-def check_column(table: Table, name: str, numeric: bool) -> None:
-    """DataError for the first missing value, and in a numeric column for the first
-    non-numeric or infinite one."""
-    values = table.columns[name]
-    missing = np.flatnonzero(_is_missing(values))
-    if missing.size:
-        raise DataError(f"{table.origin}: column {name!r} has a missing value at "
-                        f"{table.row_ref(int(missing[0]))} ({missing.size} rows in all). "
-                        "Fill or drop those rows first.")
-    if not numeric:
-        return
-    finite = np.ones(len(values), dtype=bool)
-    if values.dtype == object:
-        for i, value in enumerate(values):
-            try:
-                finite[i] = np.isfinite(float(value))
-            except (TypeError, ValueError):
-                raise DataError(f"{table.origin}: column {name!r} is numeric but "
-                                f"{table.row_ref(i)} holds {value!r}. Fix the value, or list "
-                                f"the column in data.preprocessing.categorical_columns.") from None
-    elif values.dtype.kind == "f":
-        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
-    infinite = np.flatnonzero(~finite)
-    if infinite.size:
-        raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
-                        f"{table.row_ref(int(infinite[0]))} ({infinite.size} rows in all); "
-                        "only finite numbers can be scaled and trained on. Fix or drop those "
-                        "rows first.")
-
-
-@dataclass(frozen=True)
-class TargetHints:
-    """What the caller knows of a target beyond its values (from the loss and metrics that
-    will score it), so the data layer never reads the compile settings itself."""
-
-    classification: bool = False  # a classification loss or metric scores it
-    one_hot: bool = False         # its loss takes one-hot labels
-
-
-def infer_task(task: str, target: np.ndarray, hints: TargetHints) -> str:
-    """'classification' or 'regression': `task` unless 'auto', else from the labels (strings
-    are classes) and then the hints."""
-    if task != "auto":
-        return task
-    if target.dtype == object or target.dtype.kind in "bU":
-        return "classification"
-    return "classification" if hints.classification else "regression"
-
-
-def infer_target_encoding(encoding: str, hints: TargetHints) -> str:
-    """'integer' or 'one_hot': `encoding` unless 'auto', else as the loss takes labels."""
-    if encoding != "auto":
-        return encoding
-    return "one_hot" if hints.one_hot else "integer"
-
-
-def label_value(value: Any) -> Any:
-    """A label as JSON keeps it: str, or int for integral numbers, or float."""
-    if isinstance(value, (str, np.str_)):
-        return str(value)
-    number = float(value)
-    return int(number) if number.is_integer() else number
-
-
-def _label_order(value: Any) -> tuple[str, Any]:
-    return (type(value).__name__, value)
 
 
 @dataclass
@@ -131,11 +60,11 @@ class Preprocessor:
                 features.append(cls._fit_numeric(name, values, train_rows, spec, "array"))
             elif values.dtype == object or name in categorical:
                 if values.dtype == object and name not in categorical and \
-                        table.numeric_hint.get(name) is False and _mostly_numeric(values):
+                        table.numeric_hint.get(name) is False and mostly_numeric(values):
                     check_column(table, name, numeric=True)
                 check_column(table, name, numeric=False)
                 train = values[train_rows]
-                categories = sorted({label_value(v) for v in train}, key=_label_order)
+                categories = sorted({label_value(v) for v in train}, key=label_order)
                 features.append({"name": name, "kind": "categorical", "dtype": "string"
                                  if values.dtype == object else "number",
                                  "encoding": spec.categorical, "categories": categories})
@@ -179,7 +108,7 @@ class Preprocessor:
         check_column(table, name, numeric=task == "regression")
         if task == "regression":
             return {"name": name, "task": "regression"}
-        classes = sorted({label_value(v) for v in values[train_rows]}, key=_label_order)
+        classes = sorted({label_value(v) for v in values[train_rows]}, key=label_order)
         if len(classes) < 2:
             raise DataError(f"{table.origin}: the target {name!r} has a single class "
                             f"({classes[0]!r}) in the training rows; a classifier needs two.")
@@ -220,7 +149,7 @@ class Preprocessor:
             name = entry["name"]
             if entry["kind"] == "categorical":
                 check_column(table, name, numeric=False)
-                _check_categories(table, entry)
+                check_categories(table, entry)
                 continue
             values = table.columns[name]
             if entry["kind"] == "array" and (values.dtype.kind not in "iufb" or
@@ -346,29 +275,6 @@ class Preprocessor:
     def from_json(cls, data: dict[str, Any]) -> Preprocessor:
         return cls(data["features"], data.get("target"), data.get("rescale"),
                    list(data.get("input_shape", [])))
-
-
-def _check_categories(table: Table, entry: dict[str, Any]) -> None:
-    """DataError naming the first value of a categorical column that training never saw."""
-    known = entry["categories"]
-    index = set(known)
-    for i, value in enumerate(table.columns[entry["name"]]):
-        if label_value(value) not in index:
-            raise DataError(f"{table.origin}: column {entry['name']!r} holds {value!r} at "
-                            f"{table.row_ref(i)}, a category the model never saw in training. "
-                            f"Known categories: {', '.join(map(repr, known))}.")
-
-
-def _mostly_numeric(values: np.ndarray) -> bool:
-    """True when most values parse as numbers: a numeric column with a bad value in it."""
-    parsed = 0
-    for value in values[:1000]:
-        try:
-            float(value)
-            parsed += 1
-        except (TypeError, ValueError):
-            pass
-    return parsed > 0.5 * min(len(values), 1000)
 
 
 def _label_codes(values: np.ndarray, index: dict[Any, int]) -> np.ndarray:

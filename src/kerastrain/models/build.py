@@ -11,7 +11,7 @@ from typing import Any
 
 from kerastrain import _keras
 from kerastrain.config.schema import CompileSpec, KerasObject, ModelSpec
-from kerastrain.data.preprocess import TargetHints
+from kerastrain.data.targets import TargetHints
 from kerastrain.errors import KeyProblem
 from kerastrain.registry import create_object
 

@@ -15,8 +15,8 @@ from kerastrain import _keras
 from kerastrain.config import LoadedConfig
 from kerastrain.config.schema import RuntimeSpec, TrainingSpec
 from kerastrain.data.leakage import LeakageReport, check_leakage
-from kerastrain.data.preprocess import label_value
 from kerastrain.data.table import fingerprint_columns
+from kerastrain.data.values import label_value
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, check_names, load_experiment
 from kerastrain.models.model import build_model

@@ -56,17 +56,10 @@ def cores() -> int:
 
 
 def share_threads(threads: int) -> None:
-    """Size TensorFlow's (and OpenMP's) thread pools to `threads`, before TensorFlow starts."""
+    """Size TensorFlow's (and OpenMP's) thread pools to `threads`: TensorFlow reads these
+    when it starts, in this process."""
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = str(threads)
-    from kerastrain import _keras
-
-    tf = _keras.tf()
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # already initialized: the environment took effect
-        pass
 
 
 class QueueProgress(Progress):
@@ -113,9 +106,14 @@ def _portable(exc: BaseException) -> BaseException:
     return WorkerFailed(f"in a worker process: {type(exc).__name__}: {exc}\n{trace}")
 
 
-def _work(tasks: Any, results: Any, threads: int) -> None:
-    """A worker's life: share the cores, then run tasks until the stop sign (None)."""
+def _work(tasks: Any, results: Any, threads: int, warm: bool) -> None:
+    """A worker's life: share the cores, load TensorFlow while the parent is busy (`warm`),
+    then run tasks until the stop sign (None)."""
     share_threads(threads)
+    if warm:
+        from kerastrain import _keras
+
+        _keras.keras()
     progress = QueueProgress(results)
     while True:
         task = tasks.get()
@@ -139,8 +137,9 @@ class WorkerPool:
     they are ready by the time there is work; `run` hands them items. With one worker
     (or none needed) everything runs in this process."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, warm: bool = True):
         self.workers = max(1, int(workers))
+        self.warm = warm  # load TensorFlow in the workers as they start
         self.procs: list[Any] = []
         self.tasks: Any = None
         self.results: Any = None
@@ -159,7 +158,8 @@ class WorkerPool:
         ctx = mp.get_context(method)
         self.tasks, self.results = ctx.Queue(), ctx.Queue()
         threads = max(1, cores() // self.workers)
-        self.procs = [ctx.Process(target=_work, args=(self.tasks, self.results, threads),
+        self.procs = [ctx.Process(target=_work, args=(self.tasks, self.results, threads,
+                                                       self.warm),
                                   daemon=True, name=f"kerastrain-worker-{i}")
                       for i in range(self.workers)]
         for proc in self.procs:
@@ -239,9 +239,9 @@ class WorkerPool:
 
 
 def run_in_workers(fn: Callable[[Any, Progress], Any], items: list[Any], workers: int,
-                   progress: Progress) -> Iterator[Outcome]:
+                   progress: Progress, warm: bool = True) -> Iterator[Outcome]:
     """`fn(item, progress)` for each item in up to `workers` worker processes (`fn` a
     module-level function, items and results picklable); yields each `Outcome` as it
-    ends. One worker runs everything in this process."""
-    with WorkerPool(min(workers, len(items))) as pool:
+    ends. One worker runs everything in this process. `warm`: the work uses TensorFlow."""
+    with WorkerPool(min(workers, len(items)), warm) as pool:
         yield from pool.run(fn, items, progress)

@@ -1,0 +1,87 @@
+"""Values checked at the boundary, wherever rows come in (training, evaluate, predict):
+missing values, text or infinities in numeric columns, categories never seen in
+training; and labels as JSON keeps them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kerastrain.data.table import MISSING_TOKENS, Table
+from kerastrain.errors import DataError
+
+
+def is_missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:
+        return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or
+                         (isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
+                         for v in values], dtype=bool)
+    if values.dtype.kind == "f":
+        return np.isnan(values).reshape(len(values), -1).any(axis=1)
+    return np.zeros(len(values), dtype=bool)
+
+
+def check_column(table: Table, name: str, numeric: bool) -> None:
+    """DataError for the first missing value, and in a numeric column for the first
+    non-numeric or infinite one."""
+    values = table.columns[name]
+    missing = np.flatnonzero(is_missing(values))
+    if missing.size:
+        raise DataError(f"{table.origin}: column {name!r} has a missing value at "
+                        f"{table.row_ref(int(missing[0]))} ({missing.size} rows in all). "
+                        "Fill or drop those rows first.")
+    if not numeric:
+        return
+    finite = np.ones(len(values), dtype=bool)
+    if values.dtype == object:
+        for i, value in enumerate(values):
+            try:
+                finite[i] = np.isfinite(float(value))
+            except (TypeError, ValueError):
+                raise DataError(f"{table.origin}: column {name!r} is numeric but "
+                                f"{table.row_ref(i)} holds {value!r}. Fix the value, or list "
+                                f"the column in data.preprocessing.categorical_columns.") from None
+    elif values.dtype.kind == "f":
+        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    infinite = np.flatnonzero(~finite)
+    if infinite.size:
+        raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
+                        f"{table.row_ref(int(infinite[0]))} ({infinite.size} rows in all); "
+                        "only finite numbers can be scaled and trained on. Fix or drop those "
+                        "rows first.")
+
+
+def label_value(value: Any) -> Any:
+    """A label as JSON keeps it: str, or int for integral numbers, or float."""
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def label_order(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value)
+
+
+def check_categories(table: Table, entry: dict[str, Any]) -> None:
+    """DataError naming the first value of a categorical column that training never saw."""
+    known = entry["categories"]
+    index = set(known)
+    for i, value in enumerate(table.columns[entry["name"]]):
+        if label_value(value) not in index:
+            raise DataError(f"{table.origin}: column {entry['name']!r} holds {value!r} at "
+                            f"{table.row_ref(i)}, a category the model never saw in training. "
+                            f"Known categories: {', '.join(map(repr, known))}.")
+
+
+def mostly_numeric(values: np.ndarray) -> bool:
+    """True when most values parse as numbers: a numeric column with a bad value in it."""
+    parsed = 0
+    for value in values[:1000]:
+        try:
+            float(value)
+            parsed += 1
+        except (TypeError, ValueError):
+            pass
+    return parsed > 0.5 * min(len(values), 1000)

@@ -1,0 +1,84 @@
+"""The worker pool that trains folds (and sweep trials) side by side: results, errors and
+progress come back to the parent; a cross-validation run made by two workers is the run
+one process makes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import iris_config, write_config
+from kerastrain.errors import DataError
+from kerastrain.training.pool import Outcome, WorkerFailed, run_in_workers
+from kerastrain.training.progress import Progress
+
+
+class Recorded(Progress):
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def note(self, text: str) -> None:
+        self.events.append(("note", text))
+
+    def epoch_end(self, label: str, epoch: int, epochs: int, logs: dict) -> None:
+        self.events.append(("epoch_end", label, epoch, epochs, logs))
+
+
+def double_in_a_worker(item: int, progress: Progress) -> tuple[int, int]:
+    progress.note(f"item {item}")
+    progress.epoch_end(f"item {item}", 1, 1, {"loss": float(item)})
+    if item == 3:
+        raise DataError(f"item {item}: a user's mistake")
+    if item == 4:
+        raise ZeroDivisionError("a bug")
+    return item * 2, os.getpid()
+
+
+def test_items_run_in_other_processes_and_everything_comes_back() -> None:
+    progress = Recorded()
+    outcomes = sorted(run_in_workers(double_in_a_worker, [0, 1, 2, 3, 4], 2, progress,
+                                     warm=False), key=lambda o: o.index)
+    assert [o.index for o in outcomes] == [0, 1, 2, 3, 4]
+    assert [o.value[0] for o in outcomes[:3]] == [0, 2, 4]
+    pids = {o.value[1] for o in outcomes[:3]}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert isinstance(outcomes[3].error, DataError)
+    assert str(outcomes[3].error) == "item 3: a user's mistake"
+    assert isinstance(outcomes[4].error, WorkerFailed)
+    assert "ZeroDivisionError: a bug" in str(outcomes[4].error)
+    assert "Traceback" in str(outcomes[4].error)  # the worker's own trace, for the report
+    assert sorted(e[1] for e in progress.events if e[0] == "note") == \
+        [f"item {i}" for i in range(5)]
+    assert ("epoch_end", "item 2", 1, 1, {"loss": 2.0}) in progress.events
+
+
+def test_one_worker_runs_in_this_process() -> None:
+    outcomes = list(run_in_workers(double_in_a_worker, [5, 3], 1, Recorded()))
+    assert outcomes[0] == Outcome(0, value=(10, os.getpid()))
+    assert isinstance(outcomes[1].error, DataError)
+
+
+@pytest.mark.slow  # two 3-fold runs, one serial, one in two worker processes
+def test_folds_side_by_side_make_the_serial_run(cli, tmp_path: Path) -> None:
+    made = {}
+    for workers in (1, 2):
+        config = iris_config(tmp_path / f"runs{workers}")
+        config["training"] = {"epochs": 4, "batch_size": 16}
+        config["validation"] = {"scheme": "kfold", "n_splits": 3, "test_split": 0.2}
+        config["runtime"] = {"workers": workers}
+        config["output"]["plots"] = False
+        result = cli("fit", write_config(tmp_path / f"c{workers}.yaml", config), "--json")
+        assert result.exit_code == 0, result.output
+        made[workers] = Path(json.loads(result.stdout)["run_dir"])
+    serial, parallel = made[1], made[2]
+    assert json.loads((parallel / "run.json").read_text())["workers"] == 2
+    assert json.loads((serial / "run.json").read_text())["workers"] == 1
+    for name in ("cv_summary.json", "splits.json", "metrics.json", "cv_history.csv"):
+        assert (serial / name).read_text() == (parallel / name).read_text(), name
+    for fold in ("0-0", "0-1", "0-2"):
+        for name in ("history.csv", "metrics.json", "preprocessing.json"):
+            assert (serial / "folds" / fold / name).read_text() == \
+                (parallel / "folds" / fold / name).read_text(), (fold, name)
