@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from kerastrain.sweep.trial import failure, run_trial
+from kerastrain.training.pool import share_threads
 from kerastrain.training.progress import Progress
 
 
@@ -19,9 +21,6 @@ def _ray_trial(spec: Any, threads: int, cwd: str) -> dict[str, Any]:
     working directory so that relative paths mean what they meant there."""
     if os.path.isdir(cwd):
         os.chdir(cwd)
-    from kerastrain.sweep.trial import run_trial
-    from kerastrain.training.pool import share_threads
-
     share_threads(threads)
 
     return run_trial(spec, Progress())
@@ -32,8 +31,6 @@ def run_on_ray(specs: list[Any], jobs: int,
     """(index, run_trial's result) for each trial as it ends. A Ray started here is shut
     down at the end; one already running in this process (or a cluster) is left as is."""
     import ray
-
-    from kerastrain.sweep.trial import failure
 
     running: dict[Any, int] = {}
     started = not ray.is_initialized()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kerastrain.compare import metric_direction
+from kerastrain.config import load_config
 from kerastrain.errors import ConfigError, UserError
 from kerastrain.rundir import read_json
 from kerastrain.runs import metric_key
@@ -25,8 +26,10 @@ from kerastrain.sweep.manifest import (
     tagged_runs,
     trial_metric,
 )
+from kerastrain.sweep.on_ray import run_on_ray
 from kerastrain.sweep.space import SweepError, Trial, make_trials, parsed
 from kerastrain.sweep.trial import TrialSpec, failure, run_trial
+from kerastrain.training.pool import run_in_workers
 from kerastrain.training.progress import Progress
 
 EXECUTORS = ("local", "ray")
@@ -57,8 +60,6 @@ def plan(config: Path, fixed: list[str], grid: list[str], random: int, params: l
          command: list[str] | None = None) -> Sweep:
     """Every check a sweep makes before training: its arguments, then each trial's config
     with its overrides. The sweep directory is found (or named) but not written."""
-    from kerastrain.config import load_config
-
     if executor not in EXECUTORS:
         raise SweepError(f"--executor {executor!r}: use local or ray.")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
@@ -216,12 +217,8 @@ def _outcomes(specs: list[TrialSpec], jobs: int, executor: str, address: str | N
               progress: Progress) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, run_trial's result) for each trial as it ends."""
     if executor == "ray":
-        from kerastrain.sweep.on_ray import run_on_ray
-
         yield from run_on_ray(specs, jobs, address)
         return
-    from kerastrain.training.pool import run_in_workers
-
     for outcome in run_in_workers(run_trial, specs, min(jobs, len(specs)), progress):
         yield outcome.index, (outcome.value if outcome.error is None
                               else failure(outcome.error))
