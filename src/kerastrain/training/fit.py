@@ -14,7 +14,11 @@ from kerastrain import __version__, _keras
 from kerastrain.config import Config, LoadedConfig
 from kerastrain.errors import RunInterrupted
 from kerastrain.rundir import RunDir, now, write_json
-from kerastrain.training.callbacks import tensorboard_installed, tensorboard_status
+from kerastrain.training.callbacks import (
+    TENSORBOARD_MISSING,
+    tensorboard_installed,
+    tensorboard_status,
+)
 from kerastrain.training.check import Checked, check
 from kerastrain.training.pool import WorkerPool, cores
 from kerastrain.training.progress import Progress
@@ -43,13 +47,11 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
         checked = check(loaded)
         run = RunDir.create(loaded.config.output.runs_dir, loaded.config.name)
         started = time.time()
-        record_start(checked, run, command, {
+        warnings = record_start(checked, run, command, {
             **({"overrides": overrides} if overrides else {}),
             **({"sweep": sweep} if sweep else {})})
-        for warning in checked.summary["warnings"]:
+        for warning in warnings:
             progress.warning(warning)
-        if loaded.config.output.tensorboard == "auto" and not tensorboard_installed():
-            progress.warning(f"TensorBoard logs {tensorboard_status(loaded.config.output)}.")
         return run, train_run(checked, run, progress, started, pool=pool)
 
 
@@ -63,22 +65,26 @@ def early_workers(cfg: Config) -> int:
 
 
 def record_start(checked: Checked, run: RunDir, command: list[str] | None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None) -> list[str]:
     """The config, run.json (`running`, with the fields in `extra`) and the splits,
-    before any training."""
+    before any training. Returns the warnings recorded, for the terminal."""
     experiment = checked.experiment
     cfg = experiment.loaded.config
     loaded = experiment.loaded
+    warnings = list(checked.summary["warnings"])
+    if cfg.output.tensorboard == "auto" and not tensorboard_installed():
+        warnings.append(f"no TensorBoard logs: {TENSORBOARD_MISSING}.")
     run.write_config(cfg.resolved())
     run.update_info(status="running", started_at=now(), command=command or sys.argv,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
                     strategy=checked.strategy.name, devices=checked.strategy.devices,
                     task=experiment.task, data=checked.summary,
                     data_sha256=checked.fingerprint,
-                    warnings=checked.summary["warnings"],
+                    warnings=warnings,
                     leakage=checked.leakage.to_json() if checked.leakage else "not checked",
                     tensorboard=tensorboard_status(cfg.output), **(extra or {}))
     write_json(run.splits, experiment.plan.to_json())
+    return warnings
 
 
 def train_run(checked: Checked, run: RunDir, progress: Progress, started: float,
