@@ -212,6 +212,16 @@ def test_a_failed_trial_fails_the_sweep_but_not_the_others(cli, config: Path,
     assert len(_run_dirs(tmp_path / "runs")) == 1
 
 
+def test_fail_fast_stops_at_the_first_failed_trial(cli, config: Path, tmp_path: Path) -> None:
+    result = cli("sweep", config, "--grid", "compile.optimizer.type=Adm,Adam", "--fail-fast")
+    assert result.exit_code == 1, result.output
+    assert "2 trials did not complete" in result.stderr
+    (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
+    assert [(r["status"], r["action"]) for r in _manifest(sweep_dir)] == \
+        [("failed", "trained"), ("pending", "")]
+    assert not _run_dirs(tmp_path / "runs")
+
+
 def test_trials_side_by_side_in_worker_processes(cli, config: Path, tmp_path: Path) -> None:
     result = cli("sweep", config, "--grid", "training.batch_size=16,32", "--jobs", "2")
     assert result.exit_code == 0, result.output

@@ -172,10 +172,8 @@ def execute(sweep: Sweep, jobs: int = 1, fail_fast: bool = False, executor: str 
             row.action = "skipped"
             skipped.append(row)
         else:
-            spec = _spec(sweep, row, jobs > 1 or executor == "ray")
-            row.action = "resumed" if spec.resume_dir else "trained"
-            row.status, row.error = "pending", ""
-            to_run.append((row, spec))
+            row.status, row.action, row.error = "pending", "", ""
+            to_run.append((row, _spec(sweep, row, jobs > 1 or executor == "ray")))
     sweep.dir.write_rows(sweep.rows, sweep.metric)
     yield from skipped
     if not to_run:
@@ -184,8 +182,9 @@ def execute(sweep: Sweep, jobs: int = 1, fail_fast: bool = False, executor: str 
     ended: set[int] = set()
     try:
         for index, value in outcomes:
-            row = to_run[index][0]
+            row, spec = to_run[index]
             _finish(sweep, row, value)
+            row.action = "resumed" if spec.resume_dir else "trained"
             ended.add(index)
             sweep.dir.write_rows(sweep.rows, sweep.metric)
             yield row
@@ -200,6 +199,8 @@ def execute(sweep: Sweep, jobs: int = 1, fail_fast: bool = False, executor: str 
         close = getattr(outcomes, "close", None)
         if close is not None:
             close()
+    if len(ended) < len(to_run):  # --fail-fast: the trials in flight were interrupted
+        _interrupted(sweep, [r for i, (r, _) in enumerate(to_run) if i not in ended])
 
 
 def _interrupted(sweep: Sweep, rows: list[Row]) -> None:
