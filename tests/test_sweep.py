@@ -222,6 +222,7 @@ def test_fail_fast_stops_at_the_first_failed_trial(cli, config: Path, tmp_path: 
     assert not _run_dirs(tmp_path / "runs")
 
 
+@pytest.mark.slow  # two worker processes, each importing TensorFlow (~30 s on 2 busy cores)
 def test_trials_side_by_side_in_worker_processes(cli, config: Path, tmp_path: Path) -> None:
     result = cli("sweep", config, "--grid", "training.batch_size=16,32", "--jobs", "2")
     assert result.exit_code == 0, result.output
