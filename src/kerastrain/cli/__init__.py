@@ -3,7 +3,7 @@ Each module registers its commands on the one Typer app (`kerastrain.cli.app`)."
 
 import signal
 
-from kerastrain.cli import runs, tools, train  # noqa: F401  (they register the commands)
+from kerastrain.cli import runs, sweep, tools, train  # noqa: F401  (they register the commands)
 from kerastrain.cli.app import app
 
 

@@ -83,13 +83,32 @@ def user_callbacks(specs: list[KerasObject], place: RunDir,
     return made
 
 
+TENSORBOARD_MISSING = ("the tensorboard package is not installed (pip install "
+                       "'kerastrain[tensorboard]')")
+
+
+def tensorboard_installed() -> bool:
+    """TensorFlow (since 2.21) no longer installs tensorboard: it is the `[tensorboard]`
+    extra."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def tensorboard_enabled(output: OutputSpec) -> bool:
-    """TensorBoard logs need the tensorboard package, which TensorFlow no longer brings."""
-    installed = importlib.util.find_spec("tensorboard") is not None
+    """Whether the run writes TensorBoard logs; `tensorboard: true` without the package is
+    the user's mistake."""
+    installed = tensorboard_installed()
     if output.tensorboard is True and not installed:
-        raise KeyProblem(("output", "tensorboard"), "TensorBoard logs need the tensorboard "
-                         "package: pip install tensorboard, or set output.tensorboard: auto.")
+        raise KeyProblem(("output", "tensorboard"), f"TensorBoard logs need the tensorboard "
+                         f"package, and {TENSORBOARD_MISSING}; or set output.tensorboard: "
+                         "auto to train without them.")
     return bool(output.tensorboard) and installed
+
+
+def tensorboard_status(output: OutputSpec) -> str:
+    """run.json's `tensorboard`: where the logs are, or why there are none."""
+    if output.tensorboard is False:
+        return "off: output.tensorboard is false"
+    return "logs/" if tensorboard_installed() else f"off: {TENSORBOARD_MISSING}"
 
 
 def run_callbacks(output: OutputSpec, place: RunDir) -> list[Any]:
