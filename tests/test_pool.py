@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from conftest import iris_config, write_config
 from kerastrain.errors import DataError
-from kerastrain.training.pool import Outcome, WorkerFailed, run_in_workers
+from kerastrain.training.pool import Outcome, WorkerDied, WorkerFailed, WorkerPool, run_in_workers
 from kerastrain.training.progress import Progress
 
 
@@ -59,6 +60,45 @@ def test_one_worker_runs_in_this_process() -> None:
     outcomes = list(run_in_workers(double_in_a_worker, [5, 3], 1, Recorded()))
     assert outcomes[0] == Outcome(0, value=(10, os.getpid()))
     assert isinstance(outcomes[1].error, DataError)
+
+
+def die_on_odd(item: int, progress: Progress) -> tuple[int, int]:
+    """Items 1 and 3 kill their worker, as kill -9 or the OOM killer would."""
+    progress.note(f"item {item}")
+    if item % 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item, os.getpid()
+
+
+def test_a_worker_that_dies_fails_only_its_item_and_is_replaced() -> None:
+    progress = Recorded()
+    outcomes = sorted(run_in_workers(die_on_odd, [0, 1, 2, 3, 4, 6], 2, progress,
+                                     warm=False), key=lambda o: o.index)
+    assert [o.index for o in outcomes] == [0, 1, 2, 3, 4, 5]
+    for lost in (outcomes[1], outcomes[3]):
+        assert isinstance(lost.error, WorkerDied) and lost.value is None
+        assert "ended without reporting (exit code -9)" in str(lost.error)
+    done = [o for o in outcomes if o.error is None]
+    assert [o.value[0] for o in done] == [0, 2, 4, 6]
+    assert len({o.value[1] for o in done}) >= 2  # replacements took over the work
+    assert sorted(e[1] for e in progress.events) == [f"item {i}" for i in (0, 1, 2, 3, 4, 6)]
+
+
+def test_every_worker_dying_ends_every_item_without_hanging() -> None:
+    outcomes = list(run_in_workers(die_on_odd, [1, 3, 5, 7, 9], 2, Recorded(), warm=False))
+    assert sorted(o.index for o in outcomes) == [0, 1, 2, 3, 4]
+    assert all(isinstance(o.error, WorkerDied) for o in outcomes)
+
+
+def test_a_worker_dead_before_the_work_starts_is_replaced() -> None:
+    with WorkerPool(2, warm=False) as pool:
+        first = pool.procs[0]
+        os.kill(first.pid, signal.SIGKILL)
+        first.join()
+        outcomes = list(pool.run(die_on_odd, [0, 2, 4], Recorded()))
+        assert sorted(o.value[0] for o in outcomes) == [0, 2, 4]
+        assert first not in pool.procs and len(pool.procs) == 2
+    assert not pool.procs
 
 
 @pytest.mark.slow  # two 3-fold runs, one serial, one in two worker processes

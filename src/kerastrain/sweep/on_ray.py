@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from kerastrain.sweep.trial import failure, run_trial
-from kerastrain.training.pool import share_threads
 from kerastrain.training.progress import Progress
+from kerastrain.training.worker import share_threads
 
 
 def _ray_trial(spec: Any, threads: int, cwd: str) -> dict[str, Any]:

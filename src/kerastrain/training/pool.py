@@ -4,50 +4,36 @@ cores instead of fighting over them.
 
 Workers start before the parent imports TensorFlow when they can (forked, they then
 import it while the parent checks the config), otherwise they are spawned. A task is a
-module-level function and picklable arguments; its progress events travel back through
-a queue to the parent's `Progress`, so one display shows every worker. Ctrl-C (or a
-SIGTERM the command line turns into one) interrupts every worker: each leaves its
-backup, as a serial run would, and the parent raises `KeyboardInterrupt`.
+module-level function and picklable arguments. Each worker has its own pipes: the parent
+hands it one item at a time, so it always knows which item a worker holds, and a worker
+killed mid-message (kill -9, out of memory) damages no one else's. Its progress events
+travel back to the parent's `Progress`, so one display shows every worker.
+
+A worker that dies fails only its item (`Outcome.error` a `WorkerDied`); a new worker
+takes its place while items wait. Ctrl-C (or a SIGTERM the command line turns into one)
+interrupts every worker once: each leaves its backup, as a serial run would, and the
+parent raises `KeyboardInterrupt`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import multiprocessing as mp
 import os
-import pickle
-import queue
 import signal
 import sys
-import traceback
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
-from kerastrain.errors import UserError
 from kerastrain.training.progress import Progress
+from kerastrain.training.worker import Outcome, WorkerDied, WorkerFailed, work
 
-_POLL_S = 0.2
-_PR_SET_PDEATHSIG = 1
+__all__ = ["Outcome", "WorkerDied", "WorkerFailed", "WorkerPool", "cores", "run_in_workers"]
+
 _STOP_S = 60.0  # how long interrupted workers get to leave their backups
-
-
-@dataclass
-class Outcome:
-    """How one item ended: its index in the items given, and its value or its error."""
-
-    index: int
-    value: Any = None
-    error: BaseException | None = None
-
-
-class WorkerFailed(RuntimeError):
-    """An internal error inside a worker process; the message holds its traceback."""
-
-
-class WorkerDied(RuntimeError):
-    """A worker process ended without reporting (killed, out of memory)."""
 
 
 def cores() -> int:
@@ -58,92 +44,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def share_threads(threads: int) -> None:
-    """Size TensorFlow's (and OpenMP's) thread pools to `threads`: TensorFlow reads these
-    when it starts, in this process."""
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ[name] = str(threads)
+@dataclass
+class _Worker:
+    """A worker process, the parent's ends of its two pipes, and the item it holds."""
 
-
-class QueueProgress(Progress):
-    """A worker's `Progress`: every event goes to the parent, which replays it."""
-
-    def __init__(self, results: Any):
-        self.results = results
-
-    def _send(self, name: str, *args: Any) -> None:
-        self.results.put(("event", (name, args)))
-
-    def begin(self, total: int) -> None:
-        """A worker's own work is part of the parent's total: not forwarded."""
-
-    def end(self) -> None:
-        """Not forwarded: the parent ends its display once."""
-
-    def fold_begin(self, label: str, epochs: int, done: int = 0) -> None:
-        self._send("fold_begin", label, epochs, done)
-
-    def epoch_end(self, label: str, epoch: int, epochs: int, logs: dict[str, float]) -> None:
-        self._send("epoch_end", label, epoch, epochs, logs)
-
-    def fold_end(self, label: str) -> None:
-        self._send("fold_end", label)
-
-    def warning(self, text: str) -> None:
-        self._send("warning", text)
-
-    def note(self, text: str) -> None:
-        self._send("note", text)
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """The exception as the parent can receive it: itself if it pickles, else (an internal
-    error) a `WorkerFailed` carrying its traceback."""
-    if isinstance(exc, (UserError, KeyboardInterrupt)):
-        try:
-            pickle.loads(pickle.dumps(exc))
-            return exc
-        except Exception:  # an error type that does not pickle: keep its message
-            return UserError(str(exc)) if isinstance(exc, UserError) else KeyboardInterrupt()
-    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return WorkerFailed(f"in a worker process: {type(exc).__name__}: {exc}\n{trace}")
-
-
-def _die_with_parent() -> None:
-    """Linux: a worker ends when its parent ends, even by kill -9, rather than train on
-    orphaned (and keep the run's lock)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the parent's exit still stops the queue
-        pass
-
-
-def _work(tasks: Any, results: Any, threads: int, warm: bool) -> None:
-    """A worker's life: share the cores, load TensorFlow while the parent is busy (`warm`),
-    then run tasks until the stop sign (None)."""
-    _die_with_parent()
-    share_threads(threads)
-    if warm:
-        from kerastrain import _keras
-
-        _keras.keras()
-    progress = QueueProgress(results)
-    while True:
-        task = tasks.get()
-        if task is None:
-            return
-        index, fn, item = task
-        results.put(("start", (index, os.getpid())))
-        try:
-            outcome = Outcome(index, value=fn(item, progress))
-        except BaseException as exc:  # everything reaches the parent, Ctrl-C included
-            outcome = Outcome(index, error=_portable(exc))
-        if isinstance(outcome.error, KeyboardInterrupt):
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # report once, then leave
-            results.put(("done", outcome))
-            return
-        results.put(("done", outcome))
+    proc: Any
+    tasks: Any
+    results: Any
+    index: int | None = None
 
 
 class WorkerPool:
@@ -154,61 +62,84 @@ class WorkerPool:
     def __init__(self, workers: int, warm: bool = True):
         self.workers = max(1, int(workers))
         self.warm = warm  # load TensorFlow in the workers as they start
-        self.procs: list[Any] = []
-        self.tasks: Any = None
-        self.results: Any = None
+        self.live: list[_Worker] = []
+        self.started = 0
+
+    @property
+    def procs(self) -> list[Any]:
+        return [w.proc for w in self.live]
 
     def __enter__(self) -> WorkerPool:
         if self.workers > 1:
-            self._start()
+            for _ in range(self.workers):
+                self._start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        if kind is None:
+            self.close()
+        else:  # an error or Ctrl-C in the parent: the workers stop now, backups kept
+            self._interrupt()
 
     def _start(self) -> None:
         # Forking is safe while TensorFlow is not loaded here; after that, spawn.
-        method = "spawn" if "tensorflow" in sys.modules else "fork"
-        ctx = mp.get_context(method)
-        self.tasks, self.results = ctx.Queue(), ctx.Queue()
-        threads = max(1, cores() // self.workers)
-        self.procs = [ctx.Process(target=_work, args=(self.tasks, self.results, threads,
-                                                       self.warm),
-                                  daemon=True, name=f"kerastrain-worker-{i}")
-                      for i in range(self.workers)]
-        for proc in self.procs:
-            proc.start()
+        ctx = mp.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+        task_in, task_out = ctx.Pipe(duplex=False)
+        result_in, result_out = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=work, daemon=True, name=f"kerastrain-worker-{self.started}",
+                           args=(task_in, result_out, max(1, cores() // self.workers),
+                                 self.warm))
+        proc.start()
+        task_in.close()  # the worker's ends: only the worker holds them now
+        result_out.close()
+        self.started += 1
+        self.live.append(_Worker(proc, task_out, result_in))
 
     def close(self) -> None:
-        """Stop the workers (they finish the task at hand first)."""
-        for _ in self.procs:
-            self.tasks.put(None)
-        for proc in self.procs:
-            proc.join(timeout=_STOP_S)
-            if proc.is_alive():
-                proc.terminate()
-        self.procs = []
+        """Stop the workers (they are idle once every item has ended)."""
+        for worker in self.live:
+            try:
+                worker.tasks.send(None)
+            except OSError:  # gone already
+                pass
+        self._wait(time.monotonic() + _STOP_S)
 
     def _interrupt(self) -> None:
         """Ctrl-C for every worker (the terminal sends it to them too; a SIGTERM to this
         process does not), then wait for them to leave their backups."""
-        for proc in self.procs:
-            if proc.is_alive():
+        for worker in self.live:
+            if worker.proc.is_alive():
                 try:
-                    os.kill(proc.pid, signal.SIGINT)
+                    os.kill(worker.proc.pid, signal.SIGINT)
                 except ProcessLookupError:
                     pass
-        for proc in self.procs:
-            proc.join(timeout=_STOP_S)
-            if proc.is_alive():
-                proc.kill()
-        self.procs = []
+        self._wait(time.monotonic() + _STOP_S)
+
+    def _wait(self, deadline: float) -> None:
+        """Wait for every worker to end, reading (and dropping) what they still send so
+        that none blocks on a full pipe; kill those still there at `deadline`."""
+        readers = {w.results: w for w in self.live}
+        while any(w.proc.is_alive() for w in self.live) and time.monotonic() < deadline:
+            sentinels = [w.proc.sentinel for w in self.live if w.proc.is_alive()]
+            for ready in wait([*readers, *sentinels], deadline - time.monotonic()):
+                if ready in readers:
+                    try:
+                        ready.recv()
+                    except (EOFError, OSError):
+                        del readers[ready]
+        for worker in self.live:
+            if worker.proc.is_alive():
+                worker.proc.kill()
+            worker.proc.join(timeout=5)
+            worker.tasks.close()
+            worker.results.close()
+        self.live = []
 
     def run(self, fn: Callable[[Any, Progress], Any], items: list[Any],
             progress: Progress) -> Iterator[Outcome]:
         """`fn(item, progress)` for every item, in the workers; yields each `Outcome` as
         it ends (in this process, in order, when the pool has one worker)."""
-        if not self.procs:
+        if not self.live:
             for index, item in enumerate(items):
                 try:
                     yield Outcome(index, value=fn(item, progress))
@@ -217,39 +148,69 @@ class WorkerPool:
                 except Exception as exc:
                     yield Outcome(index, error=exc)
             return
-        for index, item in enumerate(items):
-            self.tasks.put((index, fn, item))
         try:
-            yield from self._collect(len(items), progress)
+            yield from self._collect(fn, items, progress)
         except BaseException:
             self._interrupt()
             raise
 
-    def _collect(self, pending: int, progress: Progress) -> Iterator[Outcome]:
-        running: dict[int, int] = {}  # item index -> worker pid
+    def _collect(self, fn: Callable[[Any, Progress], Any], items: list[Any],
+                 progress: Progress) -> Iterator[Outcome]:
+        todo = deque(range(len(items)))
+        pending, spare = len(items), len(items)  # spare: replacements for dead workers
         while pending:
-            try:
-                kind, payload = self.results.get(timeout=_POLL_S)
-            except queue.Empty:
-                dead = {p.pid for p in self.procs if not p.is_alive()}
-                lost = [i for i, pid in running.items() if pid in dead]
-                if lost:
-                    raise WorkerDied(f"a worker process (pid {running[lost[0]]}) ended "
-                                     "without reporting; was it killed, or out of memory?"
-                                     ) from None
-                continue
-            if kind == "event":
+            for worker in self.live:
+                if worker.index is None and todo:
+                    worker.index = todo.popleft()
+                    try:
+                        worker.tasks.send((worker.index, fn, items[worker.index]))
+                    except OSError:  # it died idle: the item waits for another worker
+                        todo.appendleft(worker.index)
+                        worker.index = None
+            ready = wait([*(w.results for w in self.live), *(w.proc.sentinel
+                                                             for w in self.live)])
+            for worker in list(self.live):
+                done, gone = self._read(worker, ready, progress)
+                if done is not None:
+                    worker.index = None
+                    pending -= 1
+                    if isinstance(done.error, KeyboardInterrupt):
+                        raise KeyboardInterrupt
+                    yield done
+                if not gone:
+                    continue
+                self.live.remove(worker)
+                worker.proc.join()
+                if worker.index is not None:
+                    pending -= 1
+                    yield Outcome(worker.index, error=WorkerDied(
+                        f"its worker process (pid {worker.proc.pid}) ended without reporting "
+                        f"(exit code {worker.proc.exitcode}): was it killed, or out of "
+                        "memory?"))
+                if todo and spare:
+                    spare -= 1
+                    self._start()
+            if todo and not self.live:  # no worker left to start: fail what waits
+                while todo:
+                    pending -= 1
+                    yield Outcome(todo.popleft(), error=WorkerDied("no worker process left"))
+
+    def _read(self, worker: _Worker, ready: list[Any],
+              progress: Progress) -> tuple[Outcome | None, bool]:
+        """Replay the worker's events; returns the outcome it reported, if any, and
+        whether it is gone (its pipe closed, or its process ended with nothing left)."""
+        if worker.results not in ready and worker.proc.sentinel not in ready:
+            return None, False
+        try:
+            while worker.results.poll():
+                kind, payload = worker.results.recv()
+                if kind == "done":
+                    return payload, False
                 name, args = payload
                 getattr(progress, name)(*args)
-            elif kind == "start":
-                index, pid = payload
-                running[index] = pid
-            else:
-                running.pop(payload.index, None)
-                pending -= 1
-                if isinstance(payload.error, KeyboardInterrupt):
-                    raise KeyboardInterrupt
-                yield payload
+        except (EOFError, OSError):  # its end closed, maybe mid-message
+            return None, True
+        return None, not worker.proc.is_alive()
 
 
 def run_in_workers(fn: Callable[[Any, Progress], Any], items: list[Any], workers: int,

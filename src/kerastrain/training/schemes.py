@@ -35,7 +35,7 @@ from kerastrain.training.fold import (
     write_fold_files,
     write_model_files,
 )
-from kerastrain.training.pool import WorkerPool, cores
+from kerastrain.training.pool import WorkerDied, WorkerPool, cores
 from kerastrain.training.progress import Progress
 from kerastrain.training.strategy import choose_strategy
 
@@ -170,6 +170,10 @@ def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
     if workers > 1:
         tasks = [FoldTask(checked.experiment, fold, run.path) for fold in todo]
         for outcome in pool.run(train_and_save_fold, tasks, progress):
+            if isinstance(outcome.error, WorkerDied):  # the run fails; resume continues it
+                raise WorkerDied(f"fold {todo[outcome.index].name}: {outcome.error} The run "
+                                 "keeps every finished fold and epoch; continue it with: "
+                                 f"kerastrain resume {run.path}")
             if outcome.error is not None:
                 raise outcome.error
             done[todo[outcome.index].name] = outcome.value
