@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,43 @@ def test_a_worker_dead_before_the_work_starts_is_replaced() -> None:
         assert sorted(o.value[0] for o in outcomes) == [0, 2, 4]
         assert first not in pool.procs and len(pool.procs) == 2
     assert not pool.procs
+
+
+def clean_up_when_interrupted(path: str, progress: Progress) -> None:
+    progress.note(str(os.getpid()))
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        time.sleep(1.0)  # writing its backup, recording `interrupted`
+        Path(path).write_text("kept")
+        raise
+
+
+class CtrlC(Progress):
+    """Once every item has started: Ctrl-C as a terminal sends it, to the workers and to
+    this process (which then passes it on to the workers as well)."""
+
+    def __init__(self, items: int) -> None:
+        self.pids: list[int] = []
+        self.items = items
+
+    def note(self, text: str) -> None:
+        self.pids.append(int(text))
+        if len(self.pids) == self.items:
+            for pid in self.pids:
+                os.kill(pid, signal.SIGINT)
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_reaches_each_worker_once_and_its_clean_up_finishes(tmp_path: Path) -> None:
+    paths = [str(tmp_path / f"backup{i}") for i in range(2)]
+    progress = CtrlC(len(paths))
+    with pytest.raises(KeyboardInterrupt):
+        list(run_in_workers(clean_up_when_interrupted, paths, 2, progress, warm=False))
+    assert [Path(p).read_text() for p in paths] == ["kept", "kept"]
+    for pid in progress.pids:  # ended, and reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 @pytest.mark.slow  # two 3-fold runs, one serial, one in two worker processes

@@ -180,3 +180,44 @@ def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, how: 
     assert _info(run)["status"] == "completed"
     for fold in ("0-0", "0-1", "0-2"):  # every epoch once, in order
         assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 61)), fold
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of `pid`: its children but multiprocessing's resource tracker
+    (started with spawned workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid and \
+                b"resource_tracker" not in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow  # a 3-fold fit in two worker processes, one killed, then resumed
+def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path) -> None:
+    config = _config(tmp_path, 40, runtime={"workers": 2},
+                     validation={"scheme": "kfold", "n_splits": 3, "test_split": 0.2})
+    proc = _start("fit", config)
+    _wait_for(proc, "fold 0-0 epoch 3/40", "fold 0-1 epoch 3/40")
+    workers = _workers(proc.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[0], signal.SIGKILL)
+    _, rest = proc.communicate(timeout=300)
+    assert proc.returncode == 2, rest
+    assert "Traceback" not in rest and f"worker process (pid {workers[0]})" in rest
+    _no_process_left(proc.pid)
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert f"kerastrain resume {run}" in rest
+    info = _info(run)
+    assert info["status"] == "failed" and "ended without reporting" in info["error"]
+
+    done = _run("resume", run, "--json")
+    assert done.returncode == 0, done.stderr
+    assert _info(run)["status"] == "completed"
+    for fold in ("0-0", "0-1", "0-2"):
+        assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 41)), fold

@@ -143,7 +143,7 @@ class WorkerPool:
             for index, item in enumerate(items):
                 try:
                     yield Outcome(index, value=fn(item, progress))
-                except (KeyboardInterrupt, WorkerDied):
+                except KeyboardInterrupt:
                     raise
                 except Exception as exc:
                     yield Outcome(index, error=exc)
