@@ -241,22 +241,19 @@ def test_trials_side_by_side_in_worker_processes(cli, config: Path, tmp_path: Pa
 
 def _interrupt_second_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C at the start of epoch 2 of the second model trained."""
-    from kerastrain import _keras
+    made: list[object] = []
 
-    keras = _keras.keras()
-    original, calls = fold_module.resumable, []
+    class CtrlC(fold_module.StopOnNaN):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+            self.nth = len(made)
 
-    class CtrlC(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            if epoch == 1:
+            if self.nth == 2 and epoch == 1:
                 raise KeyboardInterrupt
 
-    def patched(place, before: list, heldout: dict) -> list:
-        calls.append(place)
-        made = original(place, before, heldout)
-        return made + [CtrlC()] if len(calls) == 2 else made
-
-    monkeypatch.setattr(fold_module, "resumable", patched)
+    monkeypatch.setattr(fold_module, "StopOnNaN", CtrlC)
 
 
 def test_a_rerun_resumes_interrupted_trials_in_their_run_directories(

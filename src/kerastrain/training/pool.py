@@ -9,8 +9,9 @@ hands it one item at a time, so it always knows which item a worker holds, and a
 killed mid-message (kill -9, out of memory) damages no one else's. Its progress events
 travel back to the parent's `Progress`, so one display shows every worker.
 
-A worker that dies fails only its item (`Outcome.error` a `WorkerDied`); a new worker
-takes its place while items wait. Ctrl-C (or a SIGTERM the command line turns into one)
+A worker that dies fails only the item it had started (`Outcome.error` a `WorkerDied`;
+one it had not started yet goes to another worker); a new worker takes its place while
+items wait. Ctrl-C (or a SIGTERM the command line turns into one)
 interrupts every worker once: each leaves its backup, as a serial run would, and the
 parent raises `KeyboardInterrupt`.
 """
@@ -46,12 +47,14 @@ def cores() -> int:
 
 @dataclass
 class _Worker:
-    """A worker process, the parent's ends of its two pipes, and the item it holds."""
+    """A worker process, the parent's ends of its two pipes, the item it was handed and
+    whether it has started it (an item it never received goes to another worker)."""
 
     proc: Any
     tasks: Any
     results: Any
     index: int | None = None
+    started: bool = False
 
 
 class WorkerPool:
@@ -172,7 +175,7 @@ class WorkerPool:
             for worker in list(self.live):
                 done, gone = self._read(worker, ready, progress)
                 if done is not None:
-                    worker.index = None
+                    worker.index, worker.started = None, False
                     pending -= 1
                     if isinstance(done.error, KeyboardInterrupt):
                         raise KeyboardInterrupt
@@ -181,7 +184,9 @@ class WorkerPool:
                     continue
                 self.live.remove(worker)
                 worker.proc.join()
-                if worker.index is not None:
+                if worker.index is not None and not worker.started:
+                    todo.appendleft(worker.index)
+                elif worker.index is not None:
                     pending -= 1
                     yield Outcome(worker.index, error=WorkerDied(
                         f"its worker process (pid {worker.proc.pid}) ended without reporting "
@@ -193,7 +198,8 @@ class WorkerPool:
             if todo and not self.live:  # no worker left to start: fail what waits
                 while todo:
                     pending -= 1
-                    yield Outcome(todo.popleft(), error=WorkerDied("no worker process left"))
+                    yield Outcome(todo.popleft(), error=WorkerDied(
+                        "no worker process left to run it: each one started died"))
 
     def _read(self, worker: _Worker, ready: list[Any],
               progress: Progress) -> tuple[Outcome | None, bool]:
@@ -206,6 +212,9 @@ class WorkerPool:
                 kind, payload = worker.results.recv()
                 if kind == "done":
                     return payload, False
+                if kind == "start":
+                    worker.started = True
+                    continue
                 name, args = payload
                 getattr(progress, name)(*args)
         except (EOFError, OSError):  # its end closed, maybe mid-message

@@ -121,6 +121,7 @@ def work(tasks: Any, results: Any, threads: int, warm: bool) -> None:
         progress = PipeProgress(results)
         while (task := tasks.recv()) is not None:
             index, fn, item = task
+            results.send(("start", index))  # from here on, the item is this worker's
             try:
                 outcome = Outcome(index, value=fn(item, progress))
             except BaseException as exc:  # everything reaches the parent, Ctrl-C included
