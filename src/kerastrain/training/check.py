@@ -14,12 +14,16 @@ import numpy as np
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig
 from kerastrain.config.schema import RuntimeSpec, TrainingSpec
+from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.leakage import LeakageReport, check_leakage
+from kerastrain.data.preprocess import Preprocessor
+from kerastrain.data.splits import Fold
 from kerastrain.data.table import fingerprint_columns
 from kerastrain.data.values import label_value
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, check_names, load_experiment
 from kerastrain.models.model import build_model
+from kerastrain.models.precision import check_policy, describe
 from kerastrain.training.callbacks import (
     check_monitors,
     check_no_backup,
@@ -40,6 +44,15 @@ class Checked:
     n_params: int
     summary: dict[str, Any] = field(default_factory=dict)
     leakage: LeakageReport | None = None
+    dtype_policy: dict[str, Any] = field(default_factory=dict)
+    first_model: tuple[Any, Preprocessor | GraphPreprocessor] | None = None
+
+    def take_model(self, fold: Fold) -> tuple[Any, Preprocessor | GraphPreprocessor] | None:
+        """The model the checks built (and its preprocessing), for the plan's first fold,
+        once: it is that fold's fresh model (`fresh_model`, same seed), so the run builds
+        one model fewer and reuses the evaluation the checks traced."""
+        first, self.first_model = self.first_model, None
+        return first if fold is self.experiment.plan.folds[0] else None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -49,15 +62,33 @@ class Checked:
 
 
 def configure_runtime(runtime: RuntimeSpec) -> None:
-    """The process-wide settings a run asks for: dtype policy and op determinism."""
-    keras = _keras.keras()
+    """The process-wide settings a run asks for: op determinism. The dtype policy is
+    checked here and applied to every model the run builds (`build_model`), not set
+    globally: `clear_session` would reset it."""
     if runtime.dtype_policy:
         try:
-            keras.config.set_dtype_policy(runtime.dtype_policy)
+            check_policy(runtime.dtype_policy)
         except ValueError as exc:
             raise KeyProblem(("runtime", "dtype_policy"), str(exc)) from None
     if runtime.deterministic:
         _keras.tf().config.experimental.enable_op_determinism()
+
+
+def fresh_model(experiment: Experiment, strategy: StrategyChoice, rows: np.ndarray,
+                free_memory: bool = True) -> tuple[Any, Preprocessor | GraphPreprocessor]:
+    """A model as every fold starts one: Keras's state cleared (`free_memory`: with a
+    garbage collection, worth it only once a model was built), the run's seed set,
+    preprocessing fitted on `rows` only, the model built and compiled under the strategy
+    and `runtime.dtype_policy`."""
+    keras = _keras.keras()
+    loaded = experiment.loaded
+    cfg = loaded.config
+    keras.backend.clear_session(free_memory=free_memory)
+    keras.utils.set_random_seed(experiment.seed)
+    pre = experiment.preprocessor(rows)
+    with strategy.strategy.scope(), loaded.at_keys():
+        model = build_model(cfg.model, cfg.compile, pre, cfg.runtime.dtype_policy)
+    return model, pre
 
 
 def check_steering(loaded: LoadedConfig) -> None:
@@ -139,9 +170,7 @@ def check(loaded: LoadedConfig) -> Checked:
         leakage = leakage_report(experiment)
         strategy = choose_strategy(cfg.runtime)
     fold = experiment.plan.folds[0]
-    pre = experiment.preprocessor(fold.fit_rows)
-    with strategy.strategy.scope(), loaded.at_keys():
-        model = build_model(cfg.model, cfg.compile, pre)
+    model, pre = fresh_model(experiment, strategy, fold.fit_rows, free_memory=False)
     probe = fold.fit_rows[: cfg.training.batch_size]
     x, y = experiment.arrays(pre, probe, "training rows")
     logs = model.evaluate(x, y, batch_size=len(probe), verbose=0, return_dict=True)
@@ -169,4 +198,4 @@ def check(loaded: LoadedConfig) -> Checked:
                        task={t.output: t.task for t in experiment.graph.targets},
                        classes=pre.output_classes)
     return Checked(experiment, strategy, log_names, int(model.count_params()), summary,
-                   leakage)
+                   leakage, describe(model), (model, pre))

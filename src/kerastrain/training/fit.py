@@ -64,7 +64,8 @@ def record_start(checked: Checked, run: RunDir, command: list[str] | None) -> No
     run.update_info(status="running", started_at=now(), command=command or sys.argv,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
                     strategy=checked.strategy.name, devices=checked.strategy.devices,
-                    task=experiment.task, data=checked.summary,
+                    dtype_policy=checked.dtype_policy, task=experiment.task,
+                    data=checked.summary,
                     data_sha256=checked.fingerprint,
                     warnings=checked.summary["warnings"],
                     leakage=checked.leakage.to_json() if checked.leakage else "not checked")

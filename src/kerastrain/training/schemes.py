@@ -66,7 +66,8 @@ def holdout(checked: Checked, run: RunDir, progress: Progress,
     if run.trained:  # interrupted after its files were written
         return read_json(run.metrics)
     fold = checked.experiment.plan.folds[0]
-    result = train_fold(checked.experiment, checked.strategy, fold, run, fold.name, progress)
+    result = train_fold(checked.experiment, checked.strategy, fold, run, fold.name, progress,
+                        start=checked.take_model(fold))
     metrics = dict(result.metrics)
     if checked.experiment.loaded.config.output.plots:
         run.add_notes(report.plot_history(result.history, run.learning_curves))
@@ -177,7 +178,7 @@ def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
     for fold in todo:
         place = run.fold(fold.name)
         result = train_fold(checked.experiment, checked.strategy, fold, place,
-                            f"fold {fold.name}", progress)
+                            f"fold {fold.name}", progress, start=checked.take_model(fold))
         write_fold_files(place, result)
         done[fold.name] = result.history, result.metrics
         del result  # one fold's model and arrays alive at a time
