@@ -108,7 +108,9 @@ class Preprocessor:
         check_column(table, name, numeric=task == "regression")
         if task == "regression":
             return {"name": name, "task": "regression"}
-        classes = sorted({label_value(v) for v in values[train_rows]}, key=label_order)
+        picked = values[train_rows]
+        distinct = picked if picked.dtype == object else np.unique(picked)
+        classes = sorted({label_value(v) for v in distinct}, key=label_order)
         if len(classes) < 2:
             raise DataError(f"{table.origin}: the target {name!r} has a single class "
                             f"({classes[0]!r}) in the training rows; a classifier needs two.")

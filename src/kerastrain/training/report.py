@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +45,19 @@ def summary_text(model: Any, metrics: dict[str, dict[str, float]]) -> str:
 def plot_history(history: dict[str, list[float]], path: Path,
                  title: str = "learning curves") -> str | None:
     """One panel per metric: training, validation (`val_`) and, under cross-validation
-    with an inner split, the scored rows' (`heldout_`) curves; a note if it cannot plot."""
+    with an inner split, the scored rows' (`heldout_`) curves; a note if it cannot plot.
+    Drawn on a `Figure` of its own, without pyplot's global state: it may run in a thread
+    beside the rest of the run (`plot_beside`)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return "plots skipped: matplotlib is not installed (pip install 'kerastrain[plots]')."
     bases = [k for k in history if not k.startswith(("val_", "heldout_"))
              and k not in ("learning_rate", "folds")]
     if not bases:
         return None
-    fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(bases), 3.6))
+    axes = fig.subplots(1, len(bases), squeeze=False)
     for ax, key in zip(axes[0], bases, strict=True):
         for name, style in ((key, "-"), (f"val_{key}", "--"), (f"heldout_{key}", ":")):
             values = history.get(name)
@@ -69,8 +72,23 @@ def plot_history(history: dict[str, list[float]], path: Path,
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return None
+
+
+@contextlib.contextmanager
+def plot_beside(history: dict[str, list[float]] | None, path: Path, notes: list[str | None],
+                title: str = "learning curves") -> Iterator[None]:
+    """`plot_history` in a thread while the body runs (scoring and saving the model), its
+    note appended to `notes` on leaving; nothing when `history` is None (no plots). The
+    drawing is mostly importing matplotlib: beside TensorFlow's work it costs little wall
+    time."""
+    if history is None:
+        yield
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="kerastrain-plot") as background:
+        plotted = background.submit(plot_history, history, path, title)
+        yield
+    notes.append(plotted.result())
 
 
 def _number(value: float | None) -> str:
