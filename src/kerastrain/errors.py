@@ -83,6 +83,10 @@ class DataError(UserError):
     """A problem in a data file or data source: names the file, column and row."""
 
 
+class TrainingDiverged(UserError):
+    """The loss stopped being a finite number: the run fails, its earlier epochs kept."""
+
+
 class RunDirError(UserError):
     """A run directory that is missing, incomplete or not a kerastrain run."""
 

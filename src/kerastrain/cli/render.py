@@ -44,14 +44,16 @@ class ConsoleProgress(Progress):
         self.tasks: dict[str, Any] = {}
 
     def begin(self, total: int) -> None:
-        if not self.live:
-            return
+        if self.live:
+            self._start(total if total > 1 else None, "all")
+
+    def _start(self, total: int | None, label: str) -> None:
         self.bars = RichBars(TextColumn("[bold]{task.fields[label]}"), MofNCompleteColumn(),
                              BarColumn(bar_width=20), TimeElapsedColumn(),
                              TextColumn("{task.description}"), console=self.console,
                              transient=False)
-        if total > 1:
-            self.overall = self.bars.add_task("", total=total, label="all")
+        if total is not None:
+            self.overall = self.bars.add_task("", total=total, label=label)
         self.bars.start()
 
     def fold_begin(self, label: str, epochs: int, done: int = 0) -> None:
@@ -87,3 +89,35 @@ class ConsoleProgress(Progress):
 
     def note(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
+
+
+class SweepProgress(ConsoleProgress):
+    """A sweep's display: a bar over its trials and one bar per model training now
+    (labelled by its trial, gone when it ends); a line per trial that ends; each warning
+    once, however many trials give it."""
+
+    def __init__(self, console: Console):
+        super().__init__(console)
+        self.warned: set[str] = set()
+
+    def start(self, trials: int) -> None:
+        if self.live and trials:
+            self._start(trials, "trials")
+
+    def fold_end(self, label: str) -> None:
+        task = self.tasks.pop(label, None)
+        if self.bars is not None and task is not None:
+            self.bars.remove_task(task)
+
+    def trial_end(self, text: str) -> None:
+        if self.bars is not None and self.overall is not None:
+            self.bars.advance(self.overall)
+        self.console.print(text, markup=False, highlight=False)
+
+    def warning(self, text: str) -> None:
+        if text not in self.warned:
+            self.warned.add(text)
+            super().warning(text)
+
+    def stop(self) -> None:
+        super().end()
