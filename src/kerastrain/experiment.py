@@ -20,6 +20,7 @@ from kerastrain.data.values import check_column
 from kerastrain.errors import ConfigError, KeyProblem
 from kerastrain.models.build import target_hints
 from kerastrain.models.graph import check_compile_outputs, graph_order
+from kerastrain.models.lossfit import continuous_problem
 from kerastrain.plugins import import_plugins
 from kerastrain.registry import create_object
 
@@ -190,6 +191,11 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         target_values = table.columns[target]
         hints = target_hints(cfg.compile.loss, list(cfg.compile.metrics))
         task = infer_task(cfg.data.task, target_values, hints)
+        if cfg.data.task == "auto" and task == "classification":
+            problem = continuous_problem(target_values, cfg.compile.loss,
+                                         list(cfg.compile.metrics))
+            if problem is not None:
+                raise problem
         encoding = infer_target_encoding(cfg.data.target_encoding, hints)
         labels = target_values if task == "classification" else None
         groups, time_rows = _split_inputs(loaded, table)

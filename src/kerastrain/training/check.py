@@ -16,13 +16,14 @@ from kerastrain.config import LoadedConfig
 from kerastrain.config.schema import RuntimeSpec, TrainingSpec
 from kerastrain.data.leakage import LeakageReport, check_leakage
 from kerastrain.data.table import fingerprint_columns
-from kerastrain.data.values import label_value
+from kerastrain.data.values import label_order, label_value
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, check_names, load_experiment
 from kerastrain.models.model import build_model
 from kerastrain.training.callbacks import (
     check_monitors,
     check_no_backup,
+    probe_callbacks,
     steering_callbacks,
     tensorboard_enabled,
 )
@@ -89,6 +90,38 @@ def leakage_report(experiment: Experiment) -> LeakageReport | None:
     return report
 
 
+def check_training_classes(experiment: Experiment) -> None:
+    """Every class of a classification target is in every fold's training rows: the
+    classes (and the output width) are learned from them, and a class never trained on can
+    never be predicted. Splits in time order or by group are where one goes missing."""
+    spec = experiment.loaded.config.validation
+    targets = ([(t.column, t.task) for t in experiment.graph.targets] if experiment.graph
+               else [(experiment.target, experiment.task)])
+    for column, task in targets:
+        if task != "classification":
+            continue
+        values = experiment.table.columns[column]
+        every = {label_value(v) for v in values}
+        for fold in experiment.plan.folds:
+            missing = every - {label_value(v) for v in values[fold.fit_rows]}
+            if not missing:
+                continue
+            shown = ", ".join(repr(c) for c in sorted(missing, key=label_order))
+            where = "" if len(experiment.plan.folds) == 1 else f" of fold {fold.name}"
+            if spec.time_order is not None and spec.time_order is not False:
+                raise KeyProblem(("validation", "time_order"), f"in time order, the training "
+                                 f"rows{where} (the earliest {len(fold.fit_rows)}) hold no row "
+                                 f"of class {shown} of {column!r}: its rows all come later, in "
+                                 "the validation or test rows, and a model never trained on a "
+                                 "class cannot learn it. Order by another column, drop "
+                                 "time_order, or drop that class's rows.")
+            key = ("validation", "groups") if spec.groups is not None else ("data", "target")
+            raise KeyProblem(key, f"the training rows{where} hold no row of class {shown} of "
+                             f"{column!r} (too few rows or groups of it): a model never "
+                             "trained on a class cannot learn it. Add rows of that class or "
+                             "drop them.")
+
+
 def class_weight(training: TrainingSpec, task: str, classes: list[Any],
                  y_train: np.ndarray) -> dict | None:
     """Keras's `class_weight` by class index: 'balanced' from the training labels, or the
@@ -126,6 +159,20 @@ def _warnings(experiment: Experiment, leakage: LeakageReport | None) -> list[str
     return warnings
 
 
+def probe_scores(model: Any, x: Any, y: Any, rows: int) -> dict[str, float]:
+    """The model scored on the first training rows, as `fit` will score it: the names Keras
+    logs, and any shape error between output and target (which the checks of the loss and
+    metrics did not foresee) at compile.loss rather than mid-training."""
+    try:
+        return model.evaluate(x, y, batch_size=rows, verbose=0, return_dict=True)
+    except Exception as exc:  # Keras raises many types for a shape mismatch
+        first = " ".join(str(exc).split())[:300]
+        raise KeyProblem(("compile", "loss"), "Keras cannot score the model's output against "
+                         f"the target with this loss and these metrics: {type(exc).__name__}: "
+                         f"{first}. Check that compile.loss and compile.metrics fit the "
+                         "target and the last layer.") from None
+
+
 def check(loaded: LoadedConfig) -> Checked:
     """Every check `fit` makes before training; a `ConfigError` (file, line, key) for the
     first stage that fails."""
@@ -136,6 +183,7 @@ def check(loaded: LoadedConfig) -> Checked:
     experiment = load_experiment(loaded)
     with loaded.at_keys():
         check_steering(loaded)
+        check_training_classes(experiment)
         leakage = leakage_report(experiment)
         strategy = choose_strategy(cfg.runtime)
     fold = experiment.plan.folds[0]
@@ -144,11 +192,13 @@ def check(loaded: LoadedConfig) -> Checked:
         model = build_model(cfg.model, cfg.compile, pre)
     probe = fold.fit_rows[: cfg.training.batch_size]
     x, y = experiment.arrays(pre, probe, "training rows")
-    logs = model.evaluate(x, y, batch_size=len(probe), verbose=0, return_dict=True)
+    with loaded.at_keys():
+        logs = probe_scores(model, x, y, len(probe))
     log_names = list(logs)
     with loaded.at_keys():
         check_monitors(cfg, log_names)
         check_no_backup(cfg)
+        probe_callbacks(cfg.callbacks, model, logs)
         tensorboard_enabled(cfg.output)
         class_weight(cfg.training, experiment.task, pre.classes, y)
     plan = experiment.plan

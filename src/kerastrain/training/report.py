@@ -93,6 +93,7 @@ def cv_table(summary: dict[str, Any]) -> Table:
         table.add_row(row, *[_number(metrics[n][row]) for n in names])
     table.add_row("95% CI", *["" if metrics[n]["ci95"] is None else
                               f"{metrics[n]['ci95'][0]:.4f} .. {metrics[n]['ci95'][1]:.4f}"
+                              + ("*" if metrics[n].get("ci95_clipped") else "")
                               for n in names])
     return table
 
