@@ -212,6 +212,8 @@ class RunDir:
     def create(cls, runs_dir: str | Path, name: str) -> RunDir:
         """`<runs_dir>/<name>-<YYYYmmdd-HHMMSS>-<id>/`, made with one `mkdir` that fails
         rather than reuse a name."""
+        if Path(name).name != name or name in ("", ".", ".."):  # never a path out of runs_dir
+            raise RunDirError(f"{name!r}: a run's name is one folder name, never a path.")
         runs_dir = Path(runs_dir)
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -243,10 +245,25 @@ class RunDir:
         missing = [p.name for p in needed if not p.exists()]
         if missing and status == "completed" and info.get("no_model_reason"):
             raise RunDirError(f"{run.path}: {info['no_model_reason']}")
+        if status != "completed":
+            raise RunDirError(f"{run.path}: {not_completed(status, info)}")
         if missing:
             raise RunDirError(f"{run.path}: the run is {status!r} and has no "
                               f"{', '.join(missing)}; only completed runs can be used.")
         return run
+
+
+def not_completed(status: Any, info: dict[str, Any]) -> str:
+    """What state a run that is not `completed` is in, and what to do about it."""
+    if status == "running":
+        return ("the run is still running (started " + str(info.get("started_at", "?")) +
+                "); wait for it to complete (kerastrain runs shows its status). If its "
+                "process died without recording it, continue it with kerastrain resume.")
+    if status in ("interrupted", "failed"):
+        why = f" ({info['error']})" if status == "failed" and info.get("error") else ""
+        return (f"the run is {status}{why}: its model is not final. Continue it with "
+                "kerastrain resume, then use it.")
+    return f"the run's status is {status!r}; only completed runs can be used."
 
 
 def unusable_runs_dir(runs_dir: Path, exc: OSError) -> RunDirError:

@@ -13,7 +13,9 @@ from rich.table import Table
 from kerastrain.cli.app import (
     JsonOption,
     QuietOption,
+    RunSetOption,
     SetOption,
+    UnsafeOption,
     app,
     err,
     guard,
@@ -132,6 +134,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
              data: Annotated[Path | None, typer.Option(
                  help="Score the rows of this file (CSV, Parquet, NPZ) instead of the test "
                       "split.")] = None,
+             set_: RunSetOption = None, unsafe: UnsafeOption = False,
              quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Score the run's model on its held-out test split, or on --data FILE."""
 
@@ -139,7 +142,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
         from kerastrain.cli.render import metrics_table
         from kerastrain.inference import evaluate as evaluate_run
 
-        result = evaluate_run(run_dir, data)
+        result = evaluate_run(run_dir, data, overrides=set_ or [], unsafe=unsafe)
         if json_:
             print_json(result)
         elif quiet:
@@ -160,13 +163,15 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
             = False,
+            set_: RunSetOption = None, unsafe: UnsafeOption = False,
             quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Apply the run's saved preprocessing and model to new raw rows."""
 
     def action() -> None:
         from kerastrain.inference import predict as predict_run
 
-        result = predict_run(run_dir, input_file, output, overwrite)
+        result = predict_run(run_dir, input_file, output, overwrite, overrides=set_ or [],
+                             unsafe=unsafe)
         if json_:
             print_json(result)
         elif quiet:
