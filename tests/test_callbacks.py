@@ -11,7 +11,7 @@ import pytest
 
 from kerastrain import _keras
 from kerastrain.rundir import RunDir
-from kerastrain.training.backup import ResumeState, resumable
+from kerastrain.training.backup import EpochBackup, backup_epoch
 from kerastrain.training.callbacks import EpochProgress, HeldOutCurves
 from kerastrain.training.progress import Progress
 
@@ -53,18 +53,49 @@ def test_epoch_progress_reports_each_epoch(tiny) -> None:
     assert seen[0][3] == ["accuracy", "loss", "val_accuracy", "val_loss"]
 
 
-def test_resume_state_keeps_every_epoch_and_the_steering_counters(tiny, tmp_path) -> None:
+def test_backup_keeps_every_epoch_and_the_steering_counters(tiny, tmp_path) -> None:
     keras = _keras.keras()
     model, x, y = tiny
     place = RunDir(Path(tmp_path))
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)
-    callbacks = resumable(place, [stopping], {})
-    state = callbacks[0]
-    assert isinstance(state, ResumeState) and state.resumed_from is None
+    backup = EpochBackup(place, [stopping], {}, interval_s=3600)
+    assert backup.resumed_from is None
     model.fit(x, y, epochs=3, verbose=0, validation_split=0.25, validation_freq=2,
-              callbacks=[stopping, *callbacks])
-    history = state.history()
+              callbacks=[stopping, backup])
+    history = backup.history()
     assert len(history["loss"]) == 3
     assert math.isnan(history["val_loss"][0]) and not math.isnan(history["val_loss"][1])
-    assert len(state.rows) == 3 and "wait" in state.states["3"]["callbacks"]["0"]
-    assert not place.backup.exists()  # a fit that ends normally leaves no backup
+    assert not place.backup_file.exists()  # throttled: nothing written within the hour
+    backup.flush()  # as on Ctrl-C or a failure: the last finished epoch, at once
+    assert backup_epoch(place) == 3
+
+
+def test_a_resumed_fit_continues_where_the_backup_left_off(tiny, tmp_path) -> None:
+    keras = _keras.keras()
+    model, x, y = tiny
+    place = RunDir(Path(tmp_path))
+    first = EpochBackup(place, [], {}, interval_s=0)  # every epoch on disk
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[first])
+    weights = [w.copy() for w in model.get_weights()]
+    iterations = int(model.optimizer.iterations)
+    keras.backend.clear_session()
+    again = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    again.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    seen = []
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            seen.append(epoch)
+
+    resumed = EpochBackup(place, [], {}, interval_s=0)
+    assert resumed.resumed_from == 2
+
+    class Check(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            for got, want in zip(self.model.get_weights(), weights, strict=True):
+                np.testing.assert_array_equal(got, want)
+            assert int(self.model.optimizer.iterations) == iterations
+
+    again.fit(x, y, epochs=3, verbose=0, callbacks=[resumed, Check(), Epochs()])
+    assert seen == [2]  # only the epoch the backup did not hold
+    assert len(resumed.history()["loss"]) == 3

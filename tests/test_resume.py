@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from conftest import iris_config, write_config
-from kerastrain import _keras
 from kerastrain.rundir import read_history, write_history
 from kerastrain.training import fold as fold_module
 from kerastrain.training import schemes
@@ -26,20 +25,15 @@ RTOL, ATOL = 1e-5, 1e-6
 def _interrupt(monkeypatch: pytest.MonkeyPatch, epoch: int, where: str = "",
                error: type[BaseException] = KeyboardInterrupt) -> None:
     """Ctrl-C (or `error`) at the start of `epoch` (0-based) of every fit whose output
-    folder's name starts with `where`, after the previous epoch was backed up."""
-    keras = _keras.keras()
-    original = fold_module.resumable
+    folder's name starts with `where`, after the previous epoch ended."""
+    original = fold_module.EpochBackup
 
-    class CtrlC(keras.callbacks.Callback):
+    class Interrupting(original):
         def on_epoch_begin(self, e: int, logs: dict | None = None) -> None:
-            if e == epoch:
+            if e == epoch and self.path.parents[2].name.startswith(where):
                 raise error("stopped by the test")
 
-    def patched(place, before: list, heldout: dict) -> list:
-        made = original(place, before, heldout)
-        return made + [CtrlC()] if place.path.name.startswith(where) else made
-
-    monkeypatch.setattr(fold_module, "resumable", patched)
+    monkeypatch.setattr(fold_module, "EpochBackup", Interrupting)
 
 
 def _run_dir(result) -> Path:
@@ -129,7 +123,7 @@ def test_interrupted_holdout_resumes_to_the_uninterrupted_result(
     run = _only_run(tmp_path / "b")
     assert f"kerastrain resume {run}" in result.stderr
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
-    assert (run / "checkpoints" / "backup" / "latest.weights.h5").is_file()
+    assert (run / "checkpoints" / "backup" / "backup.npz").is_file()
     assert not (run / "model.keras").exists()
 
     result = cli("resume", run, "--json")

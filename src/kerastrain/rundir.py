@@ -5,6 +5,7 @@ under a unique name, written file by file atomically, read back by `evaluate`, `
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
@@ -167,6 +168,10 @@ class RunDir:
         return self.checkpoints / "backup"
 
     @property
+    def backup_file(self) -> Path:
+        return self.backup / "backup.npz"
+
+    @property
     def logs(self) -> Path:
         return self.path / "logs"
 
@@ -179,6 +184,28 @@ class RunDir:
         return RunDir(self.path / "folds" / name)
 
     # -- reading and writing ---------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for as long as this process trains it: a second process that wants
+        to train it (two `resume`s at once) is refused. The operating system releases
+        the lock of a process that dies, however it dies."""
+        path = self.path / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunDirError(f"{self.path}: another kerastrain process (pid {holder}) is "
+                              "training this run now. Wait for it to end, or stop it (Ctrl-C "
+                              "keeps its work) and resume then.") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     @property
     def trained(self) -> bool:
         """Whether this model's files are complete: metrics.json is written last, after
@@ -246,24 +273,11 @@ class RunDir:
         if missing and status == "completed" and info.get("no_model_reason"):
             raise RunDirError(f"{run.path}: {info['no_model_reason']}")
         if status != "completed":
-            raise RunDirError(f"{run.path}: {not_completed(status, info)}")
+            raise RunDirError.not_completed(run.path, info)
         if missing:
             raise RunDirError(f"{run.path}: the run is {status!r} and has no "
                               f"{', '.join(missing)}; only completed runs can be used.")
         return run
-
-
-def not_completed(status: Any, info: dict[str, Any]) -> str:
-    """What state a run that is not `completed` is in, and what to do about it."""
-    if status == "running":
-        return ("the run is still running (started " + str(info.get("started_at", "?")) +
-                "); wait for it to complete (kerastrain runs shows its status). If its "
-                "process died without recording it, continue it with kerastrain resume.")
-    if status in ("interrupted", "failed"):
-        why = f" ({info['error']})" if status == "failed" and info.get("error") else ""
-        return (f"the run is {status}{why}: its model is not final. Continue it with "
-                "kerastrain resume, then use it.")
-    return f"the run's status is {status!r}; only completed runs can be used."
 
 
 def unusable_runs_dir(runs_dir: Path, exc: OSError) -> RunDirError:

@@ -46,12 +46,14 @@ class ConsoleProgress(Progress):
         self.label_column = self.counter_column = Column()
 
     def begin(self, total: int) -> None:
-        if not self.live:
-            return
-        # the label and the epoch counter are never cut (their widths grow with what they
-        # show); the bar and the logs give way on a narrow terminal
-        self.label_column = Column(no_wrap=True, min_width=3)
-        self.counter_column = Column(no_wrap=True, min_width=2 * len(str(total)) + 1)
+        if self.live:
+            self._start(total if total > 1 else None, "all")
+
+    def _start(self, total: int | None, label: str) -> None:
+        # the label, the epoch counter and the time are never cut (their widths grow with
+        # what they show); the logs wrap on a narrow terminal
+        self.label_column = Column(no_wrap=True, min_width=len(label))
+        self.counter_column = Column(no_wrap=True, min_width=2 * len(str(total or 1)) + 1)
         self.bars = RichBars(TextColumn("[bold]{task.fields[label]}",
                                         table_column=self.label_column),
                              MofNCompleteColumn(table_column=self.counter_column),
@@ -60,8 +62,8 @@ class ConsoleProgress(Progress):
                              TextColumn("{task.description}",
                                         table_column=Column(overflow="fold", min_width=1)),
                              console=self.console, transient=False)
-        if total > 1:
-            self.overall = self.bars.add_task("", total=total, label="all")
+        if total is not None:
+            self.overall = self.bars.add_task("", total=total, label=label)
         self.bars.start()
 
     def fold_begin(self, label: str, epochs: int, done: int = 0) -> None:
@@ -100,3 +102,35 @@ class ConsoleProgress(Progress):
 
     def note(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
+
+
+class SweepProgress(ConsoleProgress):
+    """A sweep's display: a bar over its trials and one bar per model training now
+    (labelled by its trial, gone when it ends); a line per trial that ends; each warning
+    once, however many trials give it."""
+
+    def __init__(self, console: Console):
+        super().__init__(console)
+        self.warned: set[str] = set()
+
+    def start(self, trials: int) -> None:
+        if self.live and trials:
+            self._start(trials, "trials")
+
+    def fold_end(self, label: str) -> None:
+        task = self.tasks.pop(label, None)
+        if self.bars is not None and task is not None:
+            self.bars.remove_task(task)
+
+    def trial_end(self, text: str) -> None:
+        if self.bars is not None and self.overall is not None:
+            self.bars.advance(self.overall)
+        self.console.print(text, markup=False, highlight=False)
+
+    def warning(self, text: str) -> None:
+        if text not in self.warned:
+            self.warned.add(text)
+            super().warning(text)
+
+    def stop(self) -> None:
+        super().end()

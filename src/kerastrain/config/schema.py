@@ -233,6 +233,10 @@ class OutputSpec(Strict):
                                     "package is installed.")
     plots: bool = Field(default=True, description="Learning curves in plots/ (needs "
                         "matplotlib).")
+    backup_interval_s: float = Field(
+        default=5.0, ge=0, description="Seconds between backups of the training state "
+        "(checkpoints/backup): after kill -9 at most this much training is redone; Ctrl-C, "
+        "SIGTERM and failures keep every finished epoch. 0: after every epoch.")
 
 
 ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]

@@ -1,39 +1,52 @@
-"""Epoch-level resumption of one fold (or the hold-out, or the refit): Keras's own
-`BackupAndRestore` for the weights, the optimizer and the epoch, plus what it leaves
-out, kept beside it in the same backup folder: every epoch's logs (so `history.csv`
-holds each epoch once across an interruption) and the counters of the callbacks that
-steer training (EarlyStopping's patience and best weights, ReduceLROnPlateau's
-plateau, the best checkpoint's best value), which Keras resets on every `fit`.
+"""Epoch-level resumption of one model (a fold, the hold-out or the refit), in one file.
 
-The backup folder is deleted by Keras when `fit` ends normally; an interrupted or failed
-`fit` leaves it for `kerastrain resume`."""
+After every epoch the training state is copied in memory: the model's variables (weights,
+and the seed generators' state), the optimizer's (slots, iterations, learning rate), the
+epoch's logs, and the counters and best weights of the callbacks that steer training
+(EarlyStopping, ReduceLROnPlateau, the best checkpoint), which Keras resets on every
+`fit`. That copy is written to `checkpoints/backup/backup.npz` in one atomic replace at
+most every `output.backup_interval_s` seconds, and at once when training is interrupted
+or fails. So:
+
+- Ctrl-C, SIGTERM, a failure: every finished epoch is kept;
+- kill -9, a lost machine: at most `backup_interval_s` seconds of training are redone,
+  and the file is never half written (the previous one stays until the new one is
+  complete);
+- a small model pays one write every few seconds instead of one per epoch.
+
+The backup is deleted once the model's own files are written (`discard_backup`).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
+import time
 from typing import Any
 
 import numpy as np
 
 from kerastrain import _keras
-from kerastrain.rundir import History, RunDir, atomic_path, write_json
+from kerastrain.rundir import History, RunDir, atomic_path
 
 keras = _keras.keras()
-_STATE = "kerastrain_state.json"
-_KERAS_METADATA = "training_metadata.json"
 # The attributes Keras's steering callbacks reset in on_train_begin and count across epochs.
 _COUNTERS = ("wait", "best", "best_epoch", "stopped_epoch", "cooldown_counter")
 
 
 def backup_epoch(place: RunDir) -> int | None:
-    """The number of epochs the backup of `place` holds (what `fit` resumes from), or
-    None when there is no backup."""
-    path = place.backup / _KERAS_METADATA
+    """The number of epochs the backup of `place` holds (where `fit` resumes), or None."""
     try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+        with np.load(place.backup_file) as data:
+            return int(json.loads(str(data["state"]))["epoch"])
+    except (OSError, ValueError, KeyError):
         return None
+
+
+def discard_backup(place: RunDir) -> None:
+    """Remove the backup once the model's files are written: it is no longer needed."""
+    shutil.rmtree(place.backup, ignore_errors=True)
 
 
 def _number(value: Any) -> float | int | None:
@@ -42,14 +55,8 @@ def _number(value: Any) -> float | int | None:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return float(value)
+        return None if math.isnan(float(value)) else float(value)
     return None
-
-
-def _row(logs: dict | None, heldout: dict[str, list[float]]) -> dict[str, float]:
-    row = {k: float(v) for k, v in (logs or {}).items()}
-    row.update({k: v[-1] for k, v in heldout.items() if v})
-    return row
 
 
 def compact(rows: list[dict[str, float]]) -> History:
@@ -59,71 +66,82 @@ def compact(rows: list[dict[str, float]]) -> History:
     return {k: [row.get(k, math.nan) for row in rows] for k in keys}
 
 
-class ResumeState(keras.callbacks.Callback):
-    """Records each epoch's logs and the steering callbacks' counters before Keras's
-    BackupAndRestore (right after it in the list) saves the weights for the same epoch,
-    and puts them back after those callbacks reset themselves at the start of a resumed
-    `fit`. `before` are the callbacks ahead of it; `heldout` is filled by `HeldOutCurves`,
-    one of them. `history()` is the merged history of every session."""
+class EpochBackup(keras.callbacks.Callback):
+    """Keeps the training state of every epoch (in memory; on disk as described above) and
+    puts it back at the start of a resumed `fit`, after the callbacks `before` (which it
+    must follow in the list) have reset themselves. `heldout` is filled by
+    `HeldOutCurves`, one of them. `history()` is the merged history of every session."""
 
-    def __init__(self, place: RunDir, before: list[Any], heldout: dict[str, list[float]]):
+    def __init__(self, place: RunDir, before: list[Any], heldout: dict[str, list[float]],
+                 interval_s: float):
         super().__init__()
-        self.backup_dir = place.backup
-        self.state_path = place.backup / _STATE
+        self.path = place.backup_file
         self.resumed_from = backup_epoch(place)
-        self.before, self.heldout = before, heldout
+        self.before, self.heldout, self.interval_s = before, heldout, interval_s
         self.rows: list[dict[str, float]] = []
-        self.states: dict[str, Any] = {}
+        self.snapshot: dict[str, Any] | None = None
+        self.written = time.monotonic()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        resumed_from = self.resumed_from
-        if resumed_from is None or not self.state_path.exists():
+        if self.resumed_from is None:
             return
-        saved = json.loads(self.state_path.read_text(encoding="utf-8"))
-        self.rows = saved["rows"][:resumed_from]
-        self.states = {k: v for k, v in saved["states"].items() if int(k) <= resumed_from}
-        state = self.states.get(str(resumed_from))
-        if state is None:  # interrupted between the two saves: nothing to restore
-            return
-        for i, counters in state["callbacks"].items():
-            callback = self.before[int(i)]
-            for name, value in counters.items():
-                setattr(callback, name, value)
-            weights = self.backup_dir / f"best_weights_{resumed_from}_{i}.npz"
-            if weights.exists():
-                with np.load(weights) as data:
-                    callback.best_weights = [data[f"w{j}"] for j in range(len(data.files))]
+        with np.load(self.path) as data:
+            state = json.loads(str(data["state"]))
+            for i, variable in enumerate(self.model.variables):
+                variable.assign(data[f"model_{i}"])
+            optimizer = self.model.optimizer
+            if not optimizer.built:
+                optimizer.build(self.model.trainable_variables)
+            for i, variable in enumerate(optimizer.variables):
+                variable.assign(data[f"optimizer_{i}"])
+            for i, counters in state["callbacks"].items():
+                callback = self.before[int(i)]
+                for name, value in counters.items():
+                    setattr(callback, name, value)
+                if f"best_{i}_0" in data:
+                    callback.best_weights = [data[f"best_{i}_{j}"] for j in
+                                             range(state["best_weights"][i])]
+        self.rows = state["rows"]
+        epochs = self.params.get("epochs", state["epoch"])
+        # A model whose training had stopped early resumes with nothing left to train.
+        self.model._initial_epoch = epochs if state["stopped"] else state["epoch"]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.rows = self.rows[:epoch]
-        self.rows.append(_row(logs, self.heldout))
-        done = epoch + 1
-        counters: dict[str, dict[str, Any]] = {}
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        row = {k: float(v) for k, v in (logs or {}).items()}
+        row.update({k: v[-1] for k, v in self.heldout.items() if v})
+        self.rows = [*self.rows[:epoch], row]
+        self.snapshot = self._take(epoch + 1)
+        if time.monotonic() - self.written >= self.interval_s:
+            self.flush()
+
+    def _take(self, done: int) -> dict[str, Any]:
+        """A copy of the state after `done` epochs (arrays copied: training goes on)."""
+        arrays = {f"model_{i}": np.array(v) for i, v in enumerate(self.model.variables)}
+        arrays.update({f"optimizer_{i}": np.array(v)
+                       for i, v in enumerate(self.model.optimizer.variables)})
+        counters, best_sizes = {}, {}
         for i, callback in enumerate(self.before):
             kept = {name: _number(getattr(callback, name)) for name in _COUNTERS
                     if hasattr(callback, name)}
-            counters[str(i)] = {k: v for k, v in kept.items()
-                                if v is not None and not (isinstance(v, float)
-                                                          and math.isnan(v))}
+            counters[str(i)] = {k: v for k, v in kept.items() if v is not None}
             best = getattr(callback, "best_weights", None)
             if best is not None:
-                with atomic_path(self.backup_dir / f"best_weights_{done}_{i}.npz") as tmp:
-                    np.savez(tmp, **{f"w{j}": w for j, w in enumerate(best)})
-        self.states = {k: v for k, v in self.states.items() if int(k) >= done - 1}
-        self.states[str(done)] = {"callbacks": counters}
-        write_json(self.state_path, {"rows": self.rows, "states": self.states})
-        for old in self.backup_dir.glob("best_weights_*.npz"):
-            if int(old.name.split("_")[2]) < done - 1:
-                old.unlink()
+                best_sizes[str(i)] = len(best)
+                arrays.update({f"best_{i}_{j}": np.array(w) for j, w in enumerate(best)})
+        state = {"epoch": done, "rows": self.rows, "callbacks": counters,
+                 "best_weights": best_sizes, "stopped": bool(self.model.stop_training)}
+        arrays["state"] = np.array(json.dumps(state))
+        return arrays
+
+    def flush(self) -> None:
+        """Write the state of the last finished epoch, in one atomic replace."""
+        if self.snapshot is None:
+            return
+        with atomic_path(self.path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **self.snapshot)
+        self.snapshot = None
+        self.written = time.monotonic()
 
     def history(self) -> History:
         return compact(self.rows)
-
-
-def resumable(place: RunDir, before: list[Any], heldout: dict[str, list[float]]) -> list[Any]:
-    """[the state keeper, Keras's BackupAndRestore], to append right after the callbacks
-    `before` (whose counters they keep). Read the merged history from the first one's
-    `history()`."""
-    return [ResumeState(place, before, heldout),
-            keras.callbacks.BackupAndRestore(str(place.backup))]

@@ -5,6 +5,7 @@ to a `Progress`. Importing this module imports Keras."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -12,9 +13,9 @@ from typing import Any
 
 from kerastrain import _keras
 from kerastrain.config.schema import Config, KerasObject, OutputSpec
-from kerastrain.errors import KeyProblem, did_you_mean
+from kerastrain.errors import KeyProblem, TrainingDiverged, did_you_mean
 from kerastrain.registry import create_object
-from kerastrain.rundir import RunDir
+from kerastrain.rundir import RunDir, atomic_path
 from kerastrain.training.progress import Progress
 
 keras = _keras.keras()
@@ -55,10 +56,10 @@ def check_no_backup(cfg: Config) -> None:
     resume`); a second one would fight it over the same training state."""
     for i, spec in enumerate(cfg.callbacks):
         if spec.type.lower() == "backupandrestore":
-            raise KeyProblem(("callbacks", i), "BackupAndRestore is already part of every "
-                             "run: each fold backs up every epoch in its checkpoints/backup, "
-                             "and `kerastrain resume RUN_DIR` continues from there. Remove "
-                             "this callback.")
+            raise KeyProblem(("callbacks", i), "a backup of the training state is already "
+                             "part of every run (checkpoints/backup, see docs/resume.md), and "
+                             "`kerastrain resume RUN_DIR` continues from there. Remove this "
+                             "callback.")
 
 
 def steering_callbacks(cfg: Config) -> list[int]:
@@ -161,22 +162,39 @@ def _probe_one(spec: KerasObject, args: dict[str, Any], model: Any, logs: dict[s
                          f"first epochs: {type(exc).__name__}: {exc}") from None
 
 
+TENSORBOARD_MISSING = ("the tensorboard package is not installed (pip install "
+                       "'kerastrain[tensorboard]')")
+
+
+def tensorboard_installed() -> bool:
+    """TensorFlow (since 2.21) no longer installs tensorboard: it is the `[tensorboard]`
+    extra."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def tensorboard_enabled(output: OutputSpec) -> bool:
-    """TensorBoard logs need the tensorboard package, which TensorFlow no longer brings."""
-    installed = importlib.util.find_spec("tensorboard") is not None
+    """Whether the run writes TensorBoard logs; `tensorboard: true` without the package is
+    the user's mistake."""
+    installed = tensorboard_installed()
     if output.tensorboard is True and not installed:
-        raise KeyProblem(("output", "tensorboard"), "TensorBoard logs need the tensorboard "
-                         "package: pip install tensorboard, or set output.tensorboard: auto.")
+        raise KeyProblem(("output", "tensorboard"), f"TensorBoard logs need the tensorboard "
+                         f"package, and {TENSORBOARD_MISSING}; or set output.tensorboard: "
+                         "auto to train without them.")
     return bool(output.tensorboard) and installed
+
+
+def tensorboard_status(output: OutputSpec) -> str:
+    """run.json's `tensorboard`: where the logs are, or why there are none."""
+    if output.tensorboard is False:
+        return "off: output.tensorboard is false"
+    return "logs/" if tensorboard_installed() else f"off: {TENSORBOARD_MISSING}"
 
 
 def run_callbacks(output: OutputSpec, place: RunDir) -> list[Any]:
     """The run's own: the best model by val_loss in checkpoints/, TensorBoard in logs/."""
-    made = []
+    made: list[Any] = []
     if output.checkpoints:
-        place.checkpoints.mkdir(parents=True, exist_ok=True)
-        made.append(keras.callbacks.ModelCheckpoint(
-            str(place.best_checkpoint), monitor="val_loss", save_best_only=True, verbose=0))
+        made.append(BestCheckpoint(place))
     if tensorboard_enabled(output):
         made.append(keras.callbacks.TensorBoard(log_dir=str(place.logs)))
     return made
@@ -199,6 +217,50 @@ class HeldOutCurves(keras.callbacks.Callback):
                                            verbose=0, return_dict=True))
         for key, value in scores.items():
             self.into.setdefault(f"heldout_{key}", []).append(float(value))
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """checkpoints/best.keras: the model at the epoch of the lowest val_loss. The best
+    weights are kept in memory (`best`, `best_weights`: the names the resume backup keeps)
+    and written once, when training ends, instead of a save at every improvement."""
+
+    def __init__(self, place: RunDir):
+        super().__init__()
+        self.path = place.best_checkpoint
+        self.best = math.inf
+        self.best_weights: list[Any] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get("val_loss")
+        if value is not None and float(value) < self.best:
+            self.best = float(value)
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is None:
+            return
+        current = self.model.get_weights()
+        self.model.set_weights(self.best_weights)
+        try:
+            with atomic_path(self.path) as tmp:
+                self.model.save(tmp)
+        finally:
+            self.model.set_weights(current)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Keras's TerminateOnNaN, always on, made an error: a loss that is no longer a finite
+    number ends training at that epoch with a message that says what to try."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingDiverged(
+                    f"{key} became {float(value)} at epoch {epoch + 1}: training diverged. "
+                    "Try a lower compile.optimizer.learning_rate (or clipnorm), and check "
+                    "the data for extreme values; the epochs before are kept in the run "
+                    "directory.")
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -14,6 +14,11 @@ from kerastrain import __version__, _keras
 from kerastrain.config import Config, LoadedConfig
 from kerastrain.errors import RunInterrupted
 from kerastrain.rundir import RunDir, now, write_json
+from kerastrain.training.callbacks import (
+    TENSORBOARD_MISSING,
+    tensorboard_installed,
+    tensorboard_status,
+)
 from kerastrain.training.check import Checked, check
 from kerastrain.training.pool import WorkerPool, cores
 from kerastrain.training.progress import Progress
@@ -32,18 +37,23 @@ def versions() -> dict[str, str]:
 
 
 def fit(loaded: LoadedConfig, progress: Progress | None = None,
-        command: list[str] | None = None) -> tuple[RunDir, dict[str, Any]]:
+        command: list[str] | None = None, overrides: dict[str, Any] | None = None,
+        sweep: dict[str, Any] | None = None) -> tuple[RunDir, dict[str, Any]]:
     """Check everything, then train into a new run directory. Returns it and the metrics.
-    `command` is recorded in run.json (default: this process's `sys.argv`)."""
+    Recorded in run.json: `command` (default: this process's `sys.argv`), `overrides`
+    (the `--set` values, by key) and `sweep` (the sweep directory and trial it belongs to)."""
     progress = progress or Progress()
     with WorkerPool(early_workers(loaded.config)) as pool:
         checked = check(loaded)
         run = RunDir.create(loaded.config.output.runs_dir, loaded.config.name)
-        started = time.time()
-        record_start(checked, run, command)
-        for warning in checked.summary["warnings"]:
-            progress.warning(warning)
-        return run, train_run(checked, run, progress, started, pool=pool)
+        with run.lock():
+            started = time.time()
+            warnings = record_start(checked, run, command, {
+                **({"overrides": overrides} if overrides else {}),
+                **({"sweep": sweep} if sweep else {})})
+            for warning in warnings:
+                progress.warning(warning)
+            return run, train_run(checked, run, progress, started, pool=pool)
 
 
 def early_workers(cfg: Config) -> int:
@@ -55,20 +65,27 @@ def early_workers(cfg: Config) -> int:
     return cores() if cfg.runtime.workers == "auto" else int(cfg.runtime.workers)
 
 
-def record_start(checked: Checked, run: RunDir, command: list[str] | None) -> None:
-    """The config, run.json (`running`) and the splits, before any training."""
+def record_start(checked: Checked, run: RunDir, command: list[str] | None,
+                 extra: dict[str, Any] | None = None) -> list[str]:
+    """The config, run.json (`running`, with the fields in `extra`) and the splits,
+    before any training. Returns the warnings recorded, for the terminal."""
     experiment = checked.experiment
     cfg = experiment.loaded.config
     loaded = experiment.loaded
+    warnings = list(checked.summary["warnings"])
+    if cfg.output.tensorboard == "auto" and not tensorboard_installed():
+        warnings.append(f"no TensorBoard logs: {TENSORBOARD_MISSING}.")
     run.write_config(cfg.resolved())
     run.update_info(status="running", started_at=now(), command=command or sys.argv,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
                     strategy=checked.strategy.name, devices=checked.strategy.devices,
                     task=experiment.task, data=checked.summary,
                     data_sha256=checked.fingerprint,
-                    warnings=checked.summary["warnings"],
-                    leakage=checked.leakage.to_json() if checked.leakage else "not checked")
+                    warnings=warnings,
+                    leakage=checked.leakage.to_json() if checked.leakage else "not checked",
+                    tensorboard=tensorboard_status(cfg.output), **(extra or {}))
     write_json(run.splits, experiment.plan.to_json())
+    return warnings
 
 
 def train_run(checked: Checked, run: RunDir, progress: Progress, started: float,

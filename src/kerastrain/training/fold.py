@@ -16,10 +16,11 @@ from kerastrain.experiment import Experiment
 from kerastrain.models.model import build_model, evaluate_model
 from kerastrain.rundir import History, RunDir, atomic_path, write_history, write_json, write_text
 from kerastrain.training import report
-from kerastrain.training.backup import resumable
+from kerastrain.training.backup import EpochBackup, discard_backup
 from kerastrain.training.callbacks import (
     EpochProgress,
     HeldOutCurves,
+    StopOnNaN,
     run_callbacks,
     steering_callbacks,
     user_callbacks,
@@ -42,8 +43,9 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     """A fresh model (state cleared) trained on the fold's `fit_rows`, preprocessing fitted
     on them only; Keras validates on `steer_rows` and the fold is scored on `validation`.
     A fold without validation rows is a refit: fixed epochs, no callback acting on val_*.
-    Every epoch is backed up in `place.backup`; a backup left there by an interrupted run
-    is where training resumes (the history merges both parts)."""
+    Its training state is backed up in `place.backup` (see `backup.py`); a backup left
+    there by an interrupted run is where training resumes (the history merges both
+    parts)."""
     keras = _keras.keras()
     loaded = experiment.loaded
     cfg = loaded.config
@@ -70,21 +72,27 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
                         experiment.arrays(pre, fold.validation, "validation rows"))
         if len(fold.inner):
             callbacks.append(HeldOutCurves(x_val, y_val, eval_batch, heldout))
-    resuming = resumable(place, list(callbacks), heldout)
-    state = resuming[0]
+    callbacks.append(StopOnNaN())
+    backup = EpochBackup(place, list(callbacks), heldout, cfg.output.backup_interval_s)
     epochs = epochs or training.epochs
-    progress.fold_begin(label, epochs, state.resumed_from or 0)
-    model.fit(
-        x_train, y_train, batch_size=training.batch_size, epochs=epochs,
-        validation_data=validation_data, shuffle=training.shuffle, class_weight=weights,
-        validation_freq=training.validation_freq,
-        validation_batch_size=training.validation_batch_size,
-        callbacks=[*callbacks, *resuming, EpochProgress(progress, label, epochs)], verbose=0)
+    progress.fold_begin(label, epochs, backup.resumed_from or 0)
+    try:
+        model.fit(
+            x_train, y_train, batch_size=training.batch_size, epochs=epochs,
+            validation_data=validation_data, shuffle=training.shuffle, class_weight=weights,
+            validation_freq=training.validation_freq,
+            validation_batch_size=training.validation_batch_size,
+            callbacks=[*callbacks, backup, EpochProgress(progress, label, epochs)], verbose=0)
+    except BaseException:  # interrupted or failed: every finished epoch stays
+        backup.flush()
+        if backup.rows:
+            write_history(place.history, backup.history())
+        raise
     progress.fold_end(label)
     metrics = {}
     if not refit:
         metrics["validation"] = evaluate_model(model, x_val, y_val, eval_batch)
-    return FoldResult(model, pre, state.history(), metrics)
+    return FoldResult(model, pre, backup.history(), metrics)
 
 
 def score_test(experiment: Experiment, result: FoldResult) -> dict[str, float] | None:
@@ -108,7 +116,8 @@ def write_fold_files(place: RunDir, result: FoldResult) -> None:
     write_history(place.history, result.history)
     write_json(place.preprocessing, result.pre.to_json())
     save_model(result.model, place.model)
-    write_json(place.metrics, result.metrics)
+    write_json(place.metrics, result.metrics)  # last: marks the fold trained
+    discard_backup(place)
 
 
 def write_model_files(run: RunDir, checked: Checked, result: FoldResult,
@@ -124,4 +133,5 @@ def write_model_files(run: RunDir, checked: Checked, result: FoldResult,
     write_text(run.summary, report.summary_text(result.model, metrics) + extra_summary)
     notes = [n for n in report.record_model(run, experiment.loaded, result.model) if n]
     write_json(run.metrics, metrics)  # last: marks the model as trained
+    discard_backup(run)
     return notes

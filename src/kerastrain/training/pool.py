@@ -12,6 +12,8 @@ backup, as a serial run would, and the parent raises `KeyboardInterrupt`.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing as mp
 import os
 import pickle
@@ -27,6 +29,7 @@ from kerastrain.errors import UserError
 from kerastrain.training.progress import Progress
 
 _POLL_S = 0.2
+_PR_SET_PDEATHSIG = 1
 _STOP_S = 60.0  # how long interrupted workers get to leave their backups
 
 
@@ -106,9 +109,20 @@ def _portable(exc: BaseException) -> BaseException:
     return WorkerFailed(f"in a worker process: {type(exc).__name__}: {exc}\n{trace}")
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker ends when its parent ends, even by kill -9, rather than train on
+    orphaned (and keep the run's lock)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's exit still stops the queue
+        pass
+
+
 def _work(tasks: Any, results: Any, threads: int, warm: bool) -> None:
     """A worker's life: share the cores, load TensorFlow while the parent is busy (`warm`),
     then run tasks until the stop sign (None)."""
+    _die_with_parent()
     share_threads(threads)
     if warm:
         from kerastrain import _keras

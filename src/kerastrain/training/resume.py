@@ -8,6 +8,7 @@ import json
 import shlex
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,11 @@ def resume(run_dir: str | Path, progress: Progress | None = None,
     directory. Returns it and the final metrics, as `fit` does. `force` resumes a run
     still marked running (its process died without recording it)."""
     progress = progress or Progress()
-    run, info = open_resumable(run_dir, force)
-    loaded = load_config(run.config)
-    with WorkerPool(early_workers(loaded.config)) as pool:
+    run = RunDir(Path(run_dir))
+    loaded = load_config(run.config) if run.config.is_file() else None
+    workers = early_workers(loaded.config) if loaded else 1
+    with WorkerPool(workers) as pool, run.lock() if run.path.is_dir() else nullcontext():
+        run, info = open_resumable(run_dir, force)
         return run, _resume(run, info, loaded, progress, command, pool)
 
 

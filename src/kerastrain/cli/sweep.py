@@ -1,0 +1,205 @@
+"""`kerastrain sweep CONFIG`: many runs of one config, a grid or random draws of `--set`
+values, side by side, in a sweep directory that a rerun of the same command picks up."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from kerastrain.cli.app import (
+    JsonOption,
+    QuietOption,
+    SetOption,
+    app,
+    err,
+    guard,
+    out,
+    print_json,
+)
+
+
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command()
+def sweep(
+        config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+        grid: Annotated[list[str] | None, typer.Option(
+            "--grid", metavar="KEY=V1,V2,...",
+            help="Values to try for a config field (repeatable: every combination).")] = None,
+        random: Annotated[int, typer.Option(
+            "--random", metavar="N", help="Draw N trials from the --param distributions.")]
+        = 0,
+        param: Annotated[list[str] | None, typer.Option(
+            "--param", metavar="KEY=DIST",
+            help="A distribution to draw a field from (repeatable): uniform:LOW,HIGH, "
+                 "loguniform:LOW,HIGH, int:LOW,HIGH or choice:A,B,C.")] = None,
+        seed: Annotated[int | None, typer.Option(
+            help="Seed of the random draw (default: drawn once, kept in sweep.json).")]
+        = None,
+        set_: SetOption = None,
+        jobs: Annotated[int, typer.Option(
+            "--jobs", "-j", help="Trials run side by side (they share the cores).")] = 1,
+        fail_fast: Annotated[bool, typer.Option(
+            "--fail-fast", help="Stop at the first failed trial (default: run the others).")]
+        = False,
+        metric: Annotated[str, typer.Option(
+            help="Rank trials by this metric: val_loss, validation.accuracy, test.loss... "
+                 "(cross-validation runs: the fold mean, with its 95% interval).")]
+        = "val_loss",
+        sweep_dir: Annotated[Path | None, typer.Option(
+            help="Where sweep.json and manifest.csv go (default: <runs_dir>/sweeps/"
+                 "<name>-<id of the sweep's definition>).")] = None,
+        executor: Annotated[Executor, typer.Option(
+            help="local: worker processes here; ray: Ray tasks (pip install "
+                 "'kerastrain[ray]').")] = Executor.local,
+        address: Annotated[str | None, typer.Option(
+            help="The Ray cluster to use (default: a Ray started for the sweep).")] = None,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="Check every trial's config and list the trials; train "
+                              "nothing.")] = False,
+        quiet: QuietOption = False, json_: JsonOption = False) -> None:
+    """Train one run per trial: a grid (--grid) or random draws (--random N --param).
+
+    Every trial's config is checked first. Running the same command again skips the
+    completed trials and resumes the failed or interrupted ones. Exit code: 0 when every
+    trial completed, 1 when some failed, 2 for a mistake in the arguments or a trial's
+    config (nothing trained), 130 interrupted. See docs/sweeps.md."""
+
+    def action() -> None:
+        from kerastrain.sweep.run import execute, plan
+
+        planned = plan(config, set_ or [], grid or [], random, param or [], seed, metric,
+                       sweep_dir, executor.value, address, jobs, sys.argv)
+        if dry_run:
+            _render_plan(planned, quiet, json_)
+            return
+        display = None
+        if not quiet and not json_:
+            from kerastrain.cli.render import SweepProgress
+
+            display = SweepProgress(err)
+            err.print(f"sweep directory: {planned.dir.path}", markup=False)
+            display.start(sum(1 for _ in planned.rows))
+        rows = []
+        try:
+            for row in execute(planned, jobs, fail_fast, executor.value, address, display):
+                rows.append(row)
+                if display is not None:
+                    display.trial_end(_ended(row))
+        except KeyboardInterrupt:
+            if display is not None:
+                display.stop()
+            message = ("interrupted. Run the same command again to resume the sweep: "
+                       "completed trials are skipped, interrupted ones resumed.")
+            err.print(message, markup=False)
+            if json_:
+                print_json({"status": "interrupted", "exit_code": 130, "error": message,
+                            "sweep_dir": str(planned.dir.path)})
+            raise typer.Exit(130) from None
+        if display is not None:
+            display.stop()
+        failed = [r for r in planned.rows if r.status != "completed"]
+        _render_result(planned, quiet, json_)
+        if failed:
+            if not json_:
+                err.print(f"{len(failed)} of {len(planned.rows)} trials did not complete; "
+                          "run the same command again to retry them.", markup=False)
+            raise typer.Exit(1)
+
+    guard(action, json_)
+
+
+def _ended(row: Any) -> str:
+    text = f"{row.trial} {row.status}"
+    if row.action == "skipped":
+        text += " (completed before: skipped)"
+    elif row.action == "resumed":
+        text += " (resumed)"
+    if row.value is not None:
+        text += f": {row.value:.4g}"
+    if row.error:
+        text += f": {row.error.splitlines()[0]}"
+    return text
+
+
+def _short(keys: list[str]) -> list[str]:
+    """Column names for override keys: the shortest dotted suffix that tells them apart
+    (`learning_rate` for compile.optimizer.learning_rate)."""
+    names = []
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            name = ".".join(parts[-n:])
+            if sum(k == name or k.endswith("." + name) for k in keys) == 1:
+                break
+        names.append(name)
+    return names
+
+
+def _render_plan(planned: Any, quiet: bool, json_: bool) -> None:
+    if json_:
+        print_json({"sweep_dir": str(planned.dir.path), "seed": planned.record["seed"],
+                    "trials": [{"trial": r.trial, "overrides": r.overrides, "status": r.status,
+                                "run_dir": r.run_dir or None} for r in planned.rows]})
+        return
+    if quiet:
+        for row in planned.rows:
+            sys.stdout.write(" ".join(f"--set {shlex.quote(f'{k}={v}')}"
+                                      for k, v in row.overrides.items()) + "\n")
+        return
+    keys = list(dict.fromkeys(k for r in planned.rows for k in r.overrides))
+    seed = planned.record["seed"]
+    table = Table(title=f"{len(planned.rows)} trials{'' if seed is None else f' (seed {seed})'}"
+                        f": {planned.dir.path}")
+    for column in ("trial", *_short(keys), "status"):
+        table.add_column(column)
+    for row in planned.rows:
+        table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], row.status)
+    out.print(table)
+
+
+def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
+    from kerastrain.sweep.run import rank
+
+    ranked, direction = rank(planned.rows, planned.metric)
+    if json_:
+        print_json({"sweep_dir": str(planned.dir.path), "metric": planned.metric,
+                    "direction": direction, "trials": [r.to_json() for r in ranked],
+                    "completed": sum(r.status == "completed" for r in ranked),
+                    "failed": sum(r.status != "completed" for r in ranked)})
+        return
+    if quiet:
+        sys.stdout.write(f"{planned.dir.path}\n")
+        return
+    keys = list(dict.fromkeys(k for r in ranked for k in r.overrides))
+    table = Table(title=f"{planned.dir.path.name}: {len(ranked)} trials, best first by "
+                        f"{planned.metric} ({direction} is better)")
+    for column in ("trial", *_short(keys)):
+        table.add_column(column)
+    table.add_column(planned.metric, justify="right")
+    for column in ("status", "run directory"):
+        table.add_column(column)
+    for row in ranked:
+        value = "" if row.value is None else f"{row.value:.4f}"
+        if row.ci95:
+            value += f" [{row.ci95[0]:.4f}, {row.ci95[1]:.4f}]"
+        status = row.status + {"skipped": " (skipped)", "resumed": " (resumed)"}.get(
+            row.action, "")
+        where = Path(row.run_dir).name if row.run_dir else ""
+        if row.error:
+            where = row.error.splitlines()[0]
+        table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], value,
+                      status, Text(where))
+    out.print(table)
+    out.print(f"manifest: {planned.dir.manifest}  (kerastrain runs --sweep "
+              f"{shlex.quote(str(planned.dir.path))})", markup=False)

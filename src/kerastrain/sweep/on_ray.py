@@ -1,0 +1,64 @@
+"""`--executor ray`: each trial a Ray task, on the cluster at `--address` or on a Ray
+started here for the sweep. At most `jobs` trials run at once, each asking Ray for its
+share of the cluster's CPUs (and sizing TensorFlow's thread pools to it). Run directories
+are written where each trial's config says: on a cluster, `output.runs_dir` (and the
+data) must be on a filesystem every node sees, at the same path."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from kerastrain.sweep.trial import failure, run_trial
+from kerastrain.training.pool import share_threads
+from kerastrain.training.progress import Progress
+
+
+def _ray_trial(spec: Any, threads: int, cwd: str) -> dict[str, Any]:
+    """One trial in a Ray worker (a fresh process: `max_calls=1`), from the sweep's
+    working directory so that relative paths mean what they meant there."""
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    share_threads(threads)
+
+    return run_trial(spec, Progress())
+
+
+def run_on_ray(specs: list[Any], jobs: int,
+               address: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, run_trial's result) for each trial as it ends. A Ray started here is shut
+    down at the end; one already running in this process (or a cluster) is left as is."""
+    import ray
+
+    running: dict[Any, int] = {}
+    started = not ray.is_initialized()
+    if started:
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "logging_level": logging.WARNING}
+        ray.init(address=address, **options) if address else ray.init(**options)
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 1))
+        per_trial = max(1, int(cpus // max(1, jobs)))
+        task = ray.remote(num_cpus=per_trial, max_calls=1)(_ray_trial)
+        waiting = list(enumerate(specs))
+        cwd = os.getcwd()
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                index, spec = waiting.pop(0)
+                running[task.remote(spec, per_trial, cwd)] = index
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            index = running.pop(ref)
+            try:
+                value = ray.get(ref)
+            except Exception as exc:  # the task's own error, or its worker lost
+                value = failure(getattr(exc, "cause", None) or exc)
+            yield index, value
+    except BaseException:
+        for ref in running:  # Ctrl-C or --fail-fast: a rerun resumes them
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
