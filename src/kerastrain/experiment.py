@@ -5,6 +5,7 @@ config key (file and line) they came from."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ def check_names(loaded: LoadedConfig) -> None:
     and the structure of a graph model, all problems at once."""
     cfg = loaded.config
     with loaded.at_keys():
-        import_plugins(cfg.plugins, [loaded.path.resolve().parent])
+        import_plugins(cfg.plugins, [Path(p) for p in cfg.plugin_path or []])
     model = cfg.model
     wanted: list[tuple[str, Any, tuple]] = (
         [("layers", layer, ("model", "layers", i)) for i, layer in enumerate(model.layers)]

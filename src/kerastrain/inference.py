@@ -34,7 +34,8 @@ class LoadedRun:
 def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
     """The config's plugins, from the folder fit imported them from (or sys.path), so that
     their custom objects are registered before `model.keras` is loaded."""
-    folders = [Path(p) for p in run.info().get("plugin_path", [])]
+    recorded = [*(loaded.config.plugin_path or []), *run.info().get("plugin_path", [])]
+    folders = [Path(p) for p in dict.fromkeys(recorded)]
     try:
         import_plugins(loaded.config.plugins, folders)
     except KeyProblem as exc:

@@ -126,7 +126,7 @@ def record_model(run: RunDir, loaded: LoadedConfig, model: Any) -> list[str | No
     from (run.json `plugin_path`), searched again by `evaluate` and `predict`. Returns notes."""
     cfg = loaded.config
     if cfg.plugins:
-        run.update_info(plugin_path=[str(loaded.path.resolve().parent)])
+        run.update_info(plugin_path=list(cfg.plugin_path or []))
     if not cfg.model.is_graph:
         return []
     return [plot_graph(model, run.model_png)]
