@@ -87,10 +87,17 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
     if not show_progress:
         for warning in info.get("warnings", []):
             err.print(f"warning: {warning}", markup=False)
+    notes = list(info.get("notes", []))  # optional outputs skipped (plots, model.png)
+    if cv and any(m.get("ci95_clipped") for m in cv["metrics"].values()):
+        notes.append("a 95% CI marked * is clipped to its metric's range (see the note in "
+                     "cv_summary.json).")
     if json_:
         print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
-                     **({"cv_summary": cv} if cv else {})})
-    elif quiet:
+                    "notes": notes, **({"cv_summary": cv} if cv else {})})
+        return
+    for note in notes:
+        err.print(f"note: {note}", markup=False)
+    if quiet:
         sys.stdout.write(f"{run.path}\n")
     else:
         title = f"{name}: final metrics"

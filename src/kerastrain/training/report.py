@@ -67,9 +67,15 @@ def plot_history(history: dict[str, list[float]], path: Path,
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    except Exception as exc:  # optional output: a note, never a failed run
+        return f"plots skipped: {type(exc).__name__}: {exc}"
+    finally:
+        plt.close(fig)
+        if path.parent.is_dir() and not any(path.parent.iterdir()):
+            path.parent.rmdir()  # no empty plots/ left behind
     return None
 
 
