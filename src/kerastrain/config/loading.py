@@ -207,8 +207,9 @@ def _anchored(value: str, key_path: tuple, positions: Positions, base: Path) -> 
 def _anchor_paths(data: Any, positions: Positions, base: Path) -> None:
     """Paths written in the file (data files, the runs folder, plugin folders) are relative
     to the file's folder; those given with --set are relative to the working directory.
-    All become absolute, so a run's config.yaml finds them again from anywhere. Plugins are
-    searched in the file's folder unless `plugin_path` names others."""
+    All become absolute, so a run's config.yaml finds them again from anywhere; the default
+    runs folder is `runs` in the working directory. Plugins are searched in the file's
+    folder unless `plugin_path` names others."""
     for key_path in PATH_KEYS:
         parent = _value_at(data, key_path[:-1])
         value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
@@ -216,6 +217,9 @@ def _anchor_paths(data: Any, positions: Positions, base: Path) -> None:
             parent[key_path[-1]] = _anchored(value, key_path, positions, base)
     if not isinstance(data, dict):
         return
+    output = data.setdefault("output", {})
+    if isinstance(output, dict) and output.get("runs_dir") is None:
+        output["runs_dir"] = str(Path.cwd().resolve() / "runs")  # the default, made absolute
     folders = data.get("plugin_path")
     if folders is None and data.get("plugins"):
         data["plugin_path"] = [str(base.resolve())]

@@ -131,9 +131,10 @@ def check_compile_fit(compile_spec: CompileSpec, width: int, task: str, classes:
 def continuous_problem(values: np.ndarray, loss: str | KerasObject,
                        metrics: list[str | KerasObject]) -> KeyProblem | None:
     """A target whose task was left to the loss and metrics, which say classification,
-    but whose values look continuous (not whole numbers, or so many distinct numbers that a
-    class would have under 5 rows): the problem is at the loss or metric that said so."""
-    if values.dtype.kind not in "fiu" or values.ndim != 1:
+    but whose values look continuous (floats that are not whole numbers, or so many
+    distinct ones that a class would have under 5 rows; integers are taken as classes):
+    the problem is at the loss or metric that said so."""
+    if values.dtype.kind != "f" or values.ndim != 1:
         return None
     finite = values[np.isfinite(values)].astype(np.float64)
     distinct = len(np.unique(finite))

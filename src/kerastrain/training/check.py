@@ -183,11 +183,12 @@ def check(loaded: LoadedConfig) -> Checked:
     experiment = load_experiment(loaded)
     with loaded.at_keys():
         check_steering(loaded)
-        check_training_classes(experiment)
         leakage = leakage_report(experiment)
         strategy = choose_strategy(cfg.runtime)
     fold = experiment.plan.folds[0]
-    pre = experiment.preprocessor(fold.fit_rows)
+    pre = experiment.preprocessor(fold.fit_rows)  # the values of the training rows first
+    with loaded.at_keys():
+        check_training_classes(experiment)
     with strategy.strategy.scope(), loaded.at_keys():
         model = build_model(cfg.model, cfg.compile, pre)
     probe = fold.fit_rows[: cfg.training.batch_size]
