@@ -241,22 +241,18 @@ def test_trials_side_by_side_in_worker_processes(cli, config: Path, tmp_path: Pa
 
 def _interrupt_second_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C at the start of epoch 2 of the second model trained."""
-    from kerastrain import _keras
+    original, calls = fold_module.EpochBackup, []
 
-    keras = _keras.keras()
-    original, calls = fold_module.resumable, []
+    class Interrupting(original):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            calls.append(self)
 
-    class CtrlC(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            if epoch == 1:
+            if epoch == 1 and len(calls) == 2 and calls[1] is self:
                 raise KeyboardInterrupt
 
-    def patched(place, before: list, heldout: dict) -> list:
-        calls.append(place)
-        made = original(place, before, heldout)
-        return made + [CtrlC()] if len(calls) == 2 else made
-
-    monkeypatch.setattr(fold_module, "resumable", patched)
+    monkeypatch.setattr(fold_module, "EpochBackup", Interrupting)
 
 
 def test_a_rerun_resumes_interrupted_trials_in_their_run_directories(

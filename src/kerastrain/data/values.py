@@ -61,6 +61,14 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
                         "rows first.")
 
 
+def labels(values: np.ndarray) -> set[Any]:
+    """The distinct labels of `values` as JSON keeps them (`label_value`): `np.unique`
+    first where the dtype sorts, so a target of 60,000 rows costs one conversion per
+    class, not per row."""
+    distinct = values if values.dtype == object else np.unique(values)
+    return {label_value(v) for v in distinct}
+
+
 def label_value(value: Any) -> Any:
     """A label as JSON keeps it: str, or int for integral numbers, or float."""
     if isinstance(value, (str, np.str_)):

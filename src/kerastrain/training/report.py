@@ -70,8 +70,14 @@ def plot_history(history: dict[str, list[float]], path: Path,
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    except Exception as exc:  # optional output: a note, never a failed run
+        return f"plots skipped: {type(exc).__name__}: {exc}"
+    finally:
+        if path.parent.is_dir() and not any(path.parent.iterdir()):
+            path.parent.rmdir()  # no empty plots/ left behind
     return None
 
 
@@ -111,6 +117,7 @@ def cv_table(summary: dict[str, Any]) -> Table:
         table.add_row(row, *[_number(metrics[n][row]) for n in names])
     table.add_row("95% CI", *["" if metrics[n]["ci95"] is None else
                               f"{metrics[n]['ci95'][0]:.4f} .. {metrics[n]['ci95'][1]:.4f}"
+                              + ("*" if metrics[n].get("ci95_clipped") else "")
                               for n in names])
     return table
 
@@ -143,7 +150,7 @@ def record_model(run: RunDir, loaded: LoadedConfig, model: Any) -> list[str | No
     from (run.json `plugin_path`), searched again by `evaluate` and `predict`. Returns notes."""
     cfg = loaded.config
     if cfg.plugins:
-        run.update_info(plugin_path=[str(loaded.path.resolve().parent)])
+        run.update_info(plugin_path=list(cfg.plugin_path or []))
     if not cfg.model.is_graph:
         return []
     return [plot_graph(model, run.model_png)]
