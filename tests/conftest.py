@@ -73,3 +73,34 @@ def iris_run(tmp_path_factory) -> Path:
 def runner() -> CliRunner:
     """Typer's CLI runner: commands run in-process, stdout and stderr apart."""
     return CliRunner()
+
+
+HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "scipy")
+_AFTER = """
+import json, os, sys
+sys.argv = ["kerastrain", *sys.argv[1:]]
+from kerastrain.cli import main
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+with open(os.environ["KT_MODULES_OUT"], "w") as out:
+    heavy = os.environ["KT_HEAVY"].split(",")
+    json.dump([code, sorted(m for m in heavy if m in sys.modules)], out)
+"""
+
+
+def heavy_modules_after(tmp_path: Path, *args: str, cwd: Path | None = None) -> tuple[int, list]:
+    """Run `kerastrain ARGS` through its entry point in a fresh interpreter; its exit code
+    and which of the slow packages (`HEAVY`) it imported."""
+    import os
+    import subprocess
+    import sys
+
+    report = tmp_path / "modules.json"
+    env = {**os.environ, "KT_MODULES_OUT": str(report), "KT_HEAVY": ",".join(HEAVY)}
+    subprocess.run([sys.executable, "-c", _AFTER, *map(str, args)], cwd=cwd or tmp_path,
+                   env=env, capture_output=True, text=True, timeout=120)
+    code, heavy = json.loads(report.read_text())
+    return code, heavy

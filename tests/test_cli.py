@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_iris
 
-from conftest import iris_config, write_config
+from conftest import REPO, iris_config, write_config
 from kerastrain.training import schemes
 
 SPEC_FILES = ("config.yaml", "run.json", "history.csv", "metrics.json", "model.keras",
@@ -297,3 +298,24 @@ def test_list_takes_every_kind_the_registry_has(cli) -> None:
         assert cli("list", kind).exit_code == 0, kind
     listed = cli("list", "schedules").stdout.split()
     assert {"ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay"} <= set(listed)
+
+
+def test_skipped_outputs_are_said_and_tensorflow_logs_stay_quiet(tmp_path: Path) -> None:
+    """One tiny fit in a fresh process without matplotlib, under op determinism and
+    mixed_float16: the terminal says the plots were skipped (and why), no empty plots/
+    is left, and no TensorFlow C++ log line reaches stderr."""
+    config = write_config(tmp_path / "c.yaml", iris_config(
+        tmp_path / "runs", training={"epochs": 1, "batch_size": 32},
+        runtime={"deterministic": True, "dtype_policy": "mixed_float16"}))
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from kerastrain.cli import app\n"
+            f"app(['fit', {str(config)!r}], prog_name='kerastrain')")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "note: plots skipped: matplotlib is not installed" in done.stderr
+    assert ".cc:" not in done.stderr and "E0000" not in done.stderr, done.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert not (run / "plots").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from conftest import Cli, iris_config, write_config
+from conftest import Cli, heavy_modules_after, iris_config, write_config
 from kerastrain.compare import corrected_t_test, metric_direction
 
 
@@ -161,3 +161,12 @@ def test_compare_imports_no_tensorflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_compare_command_imports_no_slow_package(kfold_runs, tmp_path) -> None:
+    """The whole command, in a fresh interpreter: no TensorFlow, Keras, matplotlib or
+    scikit-learn, and of SciPy only `scipy.special` (Student's t)."""
+    run_a, run_b = kfold_runs
+    code, heavy = heavy_modules_after(tmp_path, "compare", run_a, run_b)
+    assert code == 0
+    assert set(heavy) <= {"scipy"}

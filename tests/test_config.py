@@ -127,3 +127,18 @@ def test_yaml_fixture_files_are_plain_yaml() -> None:
     for path in INVALID:
         if path.stem != "bad_yaml" and path.stem != "duplicate_key":
             assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+def test_runs_dir_is_relative_to_the_config(tmp_path: Path, monkeypatch) -> None:
+    """Written in the file: from the file's folder; with --set: from the working directory;
+    either way absolute in the resolved config (the run's config.yaml)."""
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    config = folder / "c.yaml"
+    config.write_text(yaml.safe_dump(iris_config(Path("../runs"))))
+    monkeypatch.chdir(tmp_path)
+    loaded = load_config(config)
+    assert loaded.config.output.runs_dir == str(tmp_path / "project" / "runs")
+    assert loaded.config.resolved()["output"]["runs_dir"] == str(tmp_path / "project" / "runs")
+    overridden = load_config(config, ["output.runs_dir=elsewhere"])
+    assert overridden.config.output.runs_dir == str(tmp_path / "elsewhere")

@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from kerastrain.training.cvstats import best_epoch, describe, mean_history, summarize
+from kerastrain.training.cvstats import (
+    best_epoch,
+    describe,
+    mean_history,
+    metric_range,
+    summarize,
+)
 
 
 def test_describe_uses_the_sample_std_and_students_t() -> None:
@@ -39,3 +45,21 @@ def test_mean_history_averages_the_folds_that_reached_each_epoch() -> None:
     assert mean["loss"] == [3.0, 1.5, 1.0]
     assert mean["folds"] == [2.0, 2.0, 1.0]
     assert not np.isnan(mean["loss"]).any()
+
+
+def test_the_interval_stays_in_the_metrics_range() -> None:
+    """Accuracy 0.99 +- a wide interval never prints 1.0098, nor a loss -0.0055: clipped,
+    and recorded as clipped."""
+    summary = summarize({"0": {"accuracy": 1.0, "loss": 0.001, "r2": 0.5},
+                         "1": {"accuracy": 0.96, "loss": 0.02, "r2": 0.9},
+                         "2": {"accuracy": 1.0, "loss": 0.0005, "r2": 0.1}})
+    assert summary["accuracy"]["ci95"][1] == 1.0 and summary["accuracy"]["ci95_clipped"]
+    assert summary["loss"]["ci95"][0] == 0.0 and summary["loss"]["ci95_clipped"]
+    assert "ci95_clipped" not in summary["r2"]  # no known range: never clipped
+    assert summary["r2"]["ci95"][0] < 0.0
+    unclipped = describe([0.5, 0.6, 0.55], metric_range("val_accuracy"))
+    assert "ci95_clipped" not in unclipped
+    assert metric_range("out_a_sparse_categorical_accuracy") == (0.0, 1.0)
+    assert metric_range("mean_absolute_error") == (0.0, math.inf)
+    negative_loss = describe([-0.9, -0.5, -0.95], metric_range("loss"))  # cosine similarity
+    assert "ci95_clipped" not in negative_loss and negative_loss["ci95"][1] < 0

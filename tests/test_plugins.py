@@ -74,3 +74,33 @@ def test_fit_evaluate_predict_with_a_plugin(runner, tmp_path: Path):
     assert set(out["evaluate"]["metrics"]) == {"loss", "mae", "within_10_percent"}
     assert out["predict"]["columns"] == ["output"]
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 3
+
+
+def test_a_runs_config_yaml_finds_its_plugins_again(tmp_path: Path):
+    """A run's config.yaml lives in the run directory, away from the plugin: it records the
+    plugin folder absolute (plugin_path), so `validate`/`fit` of it, in a fresh process,
+    from another working directory, finds the plugin again."""
+    import yaml
+
+    config = _example(tmp_path)
+    loaded = load_config(config)
+    assert loaded.config.plugin_path == [str(config.parent.resolve())]
+    run = tmp_path / "runs" / "wide-deep-run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(loaded.config.resolved(), sort_keys=False))
+    assert load_config(run / "config.yaml").config.plugin_path == loaded.config.plugin_path
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-m", "kerastrain", "validate",
+                           str(run / "config.yaml"), "--quiet"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_plugin_path_is_relative_to_the_config(tmp_path: Path, monkeypatch):
+    config = _example(tmp_path, ("plugins: [kt_example_plugin]",
+                                 "plugins: [kt_example_plugin]\nplugin_path: [../lib, .]"))
+    monkeypatch.chdir(tmp_path)
+    folders = load_config(config).config.plugin_path
+    assert folders == [str(tmp_path / "lib"), str(config.parent.resolve())]
+    overridden = load_config(config, ["plugin_path=[mine]"]).config.plugin_path
+    assert overridden == [str(tmp_path / "mine")]

@@ -76,3 +76,24 @@ def test_every_kind_lists_names() -> None:
         assert registry.names(kind), kind
     assert {"Adam", "SGD", "RMSprop"} <= set(registry.names("optimizers"))
     assert {"EarlyStopping", "ModelCheckpoint"} <= set(registry.names("callbacks"))
+
+
+@pytest.mark.parametrize("kind", list(registry.KINDS))
+def test_names_read_from_keras_files_match_the_scan(kind) -> None:
+    """`kerastrain list` reads Keras's API files instead of importing Keras: the same
+    names as the scan of the imported module, for every kind."""
+    from kerastrain import kerasnames
+
+    module, base = registry.KINDS[kind]
+    listed = kerasnames.public_names(module, base, registry._NOT_NAMES)
+    assert listed is not None
+    listed |= set(registry._SHORT_NAMES.get(kind, ()))
+    if kind == "metrics":
+        listed |= set(registry.METRIC_SHORTHANDS)
+    assert listed == set(registry._table(kind))
+
+
+def test_unsettled_names_fall_back_to_none() -> None:
+    from kerastrain import kerasnames
+
+    assert kerasnames.public_names("no_such_module", "Layer", set()) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -208,3 +209,21 @@ def test_two_hundred_runs_fast_and_without_tensorflow(tmp_path) -> None:
     assert count == "200"
     assert tensorflow == "False"
     assert elapsed < 2.0, f"kerastrain runs over 200 runs took {elapsed:.2f} s"
+
+
+def test_the_run_name_is_never_cut_at_80_columns(tmp_path: Path) -> None:
+    """The name is the handle every command takes: on an 80-column terminal it is shown
+    whole, on one line, whatever the metrics."""
+    runs = tmp_path / "runs"
+    make_run(runs, "iris-mlp-long-experiment", "20261120-100000", lr=0.01, val_loss=0.40,
+             accuracy=0.90)
+    make_run(runs, "digits-mlp", "20261120-130000", status="interrupted", lr=1.0,
+             val_loss=9.0)
+    names = [p.name for p in runs.iterdir()]
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-m", "kerastrain", "runs", str(runs)], env=env,
+                          capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name in names:
+        assert any(name in line for line in lines), done.stdout

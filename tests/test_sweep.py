@@ -241,19 +241,18 @@ def test_trials_side_by_side_in_worker_processes(cli, config: Path, tmp_path: Pa
 
 def _interrupt_second_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C at the start of epoch 2 of the second model trained."""
-    made: list[object] = []
+    original, calls = fold_module.EpochBackup, []
 
-    class CtrlC(fold_module.StopOnNaN):
-        def __init__(self) -> None:
-            super().__init__()
-            made.append(self)
-            self.nth = len(made)
+    class Interrupting(original):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            calls.append(self)
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            if self.nth == 2 and epoch == 1:
+            if epoch == 1 and len(calls) == 2 and calls[1] is self:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(fold_module, "StopOnNaN", CtrlC)
+    monkeypatch.setattr(fold_module, "EpochBackup", Interrupting)
 
 
 def test_a_rerun_resumes_interrupted_trials_in_their_run_directories(

@@ -4,6 +4,14 @@
 descriptor 2; commands that need no model never call `keras()`, and those that do
 get the import (and device discovery) with descriptor 2 silenced, unless the user
 asks for TensorFlow's own logs with KERASTRAIN_TF_LOGS=1.
+
+Later, while training, TensorFlow's C++ code logs notices at its ERROR level that are
+no errors (under `runtime.dtype_policy: mixed_float16`, oneDNN's "supports DT_HALF only
+on platforms with AVX-512" at the first half-precision op; under `runtime.deterministic`,
+tf.data's "NodeDef mentions attribute use_unbounded_threadpool" when fit makes its
+dataset). Descriptor 2 cannot be silenced then (progress and errors go there), so the
+C++ log level is 3 (fatal only) unless the user set TF_CPP_MIN_LOG_LEVEL: a real failure
+reaches the user as a Python exception either way.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ def _silenced_stderr() -> Iterator[None]:
 
 def _load() -> None:
     if os.environ.get("KERASTRAIN_TF_LOGS") != "1":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _silenced_stderr():
         import keras
         import tensorflow as tf

@@ -165,8 +165,9 @@ def corrected_t_test(differences: list[float], ratio: float) -> dict[str, Any]:
     t = mean(d) / sqrt((1/J + n_test/n_train) * var(d, ddof=1)), two-sided p from
     Student's t with J - 1 degrees of freedom, and the 95% interval of the mean difference
     with the same standard error. With zero variance the test is undefined (t and p None)
-    unless every difference is 0 (t = 0, p = 1)."""
-    from scipy import stats
+    unless every difference is 0 (t = 0, p = 1). Student's t from `scipy.special` (what
+    `scipy.stats.t` calls), which imports in half the time of `scipy.stats`."""
+    from scipy import special
 
     j = len(differences)
     mean = math.fsum(differences) / j
@@ -176,8 +177,8 @@ def corrected_t_test(differences: list[float], ratio: float) -> dict[str, Any]:
     dof = j - 1
     if se > 0:
         t = mean / se
-        p = float(2 * stats.t.sf(abs(t), dof))
-        half = float(stats.t.ppf(1 - LEVEL / 2, dof)) * se
+        p = float(2 * special.stdtr(dof, -abs(t)))
+        half = float(special.stdtrit(dof, 1 - LEVEL / 2)) * se
         return {"mean": mean, "std": math.sqrt(var), "se": se, "t": t, "dof": dof, "p": p,
                 "ci95": [mean - half, mean + half]}
     identical = mean == 0

@@ -90,6 +90,20 @@ class TrainingDiverged(UserError):
 class RunDirError(UserError):
     """A run directory that is missing, incomplete or not a kerastrain run."""
 
+    @classmethod
+    def not_completed(cls, path: Path, info: dict) -> RunDirError:
+        """A run used before it completed: what state it is in, and what to do about it."""
+        status = info.get("status")
+        if status == "running":
+            return cls(f"{path}: the run is still running (started {info.get('started_at', '?')}"
+                       "); wait for it to complete, or if its process died, continue it with "
+                       "kerastrain resume.")
+        why = f" ({info['error']})" if status == "failed" and info.get("error") else ""
+        if status in ("interrupted", "failed"):
+            return cls(f"{path}: the run is {status}{why}: its model is not final. Continue "
+                       "it with kerastrain resume, then use it.")
+        return cls(f"{path}: the run's status is {status!r}; only completed runs can be used.")
+
 
 class KeyProblem(Exception):
     """A problem with one config key found after the schema stage (a Keras name, a split

@@ -5,6 +5,7 @@ config key (file and line) they came from."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from kerastrain.data.values import check_column
 from kerastrain.errors import ConfigError, KeyProblem
 from kerastrain.models.build import target_hints
 from kerastrain.models.graph import check_compile_outputs, graph_order
+from kerastrain.models.lossfit import continuous_problem
 from kerastrain.plugins import import_plugins
 from kerastrain.registry import create_object
 
@@ -42,7 +44,7 @@ def check_names(loaded: LoadedConfig) -> None:
     and the structure of a graph model, all problems at once."""
     cfg = loaded.config
     with loaded.at_keys():
-        import_plugins(cfg.plugins, [loaded.path.resolve().parent])
+        import_plugins(cfg.plugins, [Path(p) for p in cfg.plugin_path or []])
     model = cfg.model
     wanted: list[tuple[str, Any, tuple]] = (
         [("layers", layer, ("model", "layers", i)) for i, layer in enumerate(model.layers)]
@@ -190,6 +192,11 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         target_values = table.columns[target]
         hints = target_hints(cfg.compile.loss, list(cfg.compile.metrics))
         task = infer_task(cfg.data.task, target_values, hints)
+        if cfg.data.task == "auto" and task == "classification":
+            problem = continuous_problem(target_values, cfg.compile.loss,
+                                         list(cfg.compile.metrics))
+            if problem is not None:
+                raise problem
         encoding = infer_target_encoding(cfg.data.target_encoding, hints)
         labels = target_values if task == "classification" else None
         groups, time_rows = _split_inputs(loaded, table)

@@ -34,7 +34,8 @@ class LoadedRun:
 def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
     """The config's plugins, from the folder fit imported them from (or sys.path), so that
     their custom objects are registered before `model.keras` is loaded."""
-    folders = [Path(p) for p in run.info().get("plugin_path", [])]
+    recorded = [*(loaded.config.plugin_path or []), *run.info().get("plugin_path", [])]
+    folders = [Path(p) for p in dict.fromkeys(recorded)]
     try:
         import_plugins(loaded.config.plugins, folders)
     except KeyProblem as exc:
@@ -42,13 +43,46 @@ def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
                           "put its folder on PYTHONPATH.") from None
 
 
-def load_run(path: str | Path) -> LoadedRun:
+# What evaluate and predict may change in a run's config: how many rows are scored at a
+# time. The rest says what the model is and what it was trained on, which a finished run
+# keeps as it was.
+RUN_OVERRIDES = ("training.batch_size",)
+
+UNSAFE_REASON = ("it holds Python code (a Lambda layer's function, stored as bytecode), "
+                 "which loading would run: a model file can carry any code, so Keras's safe "
+                 "mode refuses it. Load it only if you trust where the run came from.")
+
+
+def check_run_overrides(overrides: list[str] | tuple[str, ...]) -> None:
+    """Overrides of a finished run's config: only the keys in `RUN_OVERRIDES`."""
+    for text in overrides:
+        key = text.split("=", 1)[0].strip()
+        if "=" in text and key not in RUN_OVERRIDES:
+            raise UserError(f"--set {text}: a finished run's config takes overrides only of "
+                            f"{', '.join(RUN_OVERRIDES)} (how many rows are scored at a "
+                            f"time); {key} says what the model is or what it was trained on, "
+                            "and the run's model stays as it was trained. To change it, train "
+                            "a new run from the run's config.yaml with that override.")
+
+
+def load_run(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+             unsafe: bool = False) -> LoadedRun:
+    """A completed run read back: its config (with `overrides` of `RUN_OVERRIDES`), its
+    plugins, preprocessing and model. The model is loaded in Keras's safe mode unless
+    `unsafe`: a file holding code (a Lambda layer) is refused."""
+    check_run_overrides(overrides)
     run = RunDir.open(path)
-    loaded = load_config(run.config)
+    loaded = load_config(run.config, list(overrides))
     _import_run_plugins(run, loaded)
     pre = load_preprocessor(read_json(run.preprocessing))
     keras = _keras.keras()
-    model = keras.saving.load_model(run.model)
+    try:
+        model = keras.saving.load_model(run.model, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise UserError(f"{run.model}: refused to load the model: {UNSAFE_REASON}",
+                        option="unsafe") from None
     return LoadedRun(run, loaded, pre, model)
 
 
@@ -78,9 +112,10 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
 
 
 def evaluate(path: str | Path, data: str | Path | None = None,
-             batch_size: int | None = None) -> dict[str, Any]:
+             batch_size: int | None = None, overrides: list[str] | tuple[str, ...] = (),
+             unsafe: bool = False) -> dict[str, Any]:
     """Keras metrics of the run's model on its test split (or on the rows of `data`)."""
-    loaded_run = load_run(path)
+    loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
     if pre.target is None:
         raise UserError("the run has no target to evaluate against.")
@@ -197,11 +232,12 @@ def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> Non
 
 
 def predict(path: str | Path, input_file: str | Path, output: str | Path,
-            overwrite: bool = False, batch_size: int | None = None) -> dict[str, Any]:
+            overwrite: bool = False, batch_size: int | None = None,
+            overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False) -> dict[str, Any]:
     """Apply the run's preprocessing and model to raw rows; write one row of output each."""
     output = Path(output)
     check_output(output, overwrite)
-    loaded_run = load_run(path)
+    loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
     table = read_file(input_file)
     pre.check_columns(table, with_target=False)

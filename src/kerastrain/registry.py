@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kerastrain import _keras
+from kerastrain import _keras, kerasnames
 from kerastrain.errors import KeyProblem, did_you_mean
 
 KINDS: dict[str, tuple[str, str | None]] = {
@@ -129,7 +130,17 @@ def entries(kind: str) -> dict[str, Entry]:
 
 
 def names(kind: str) -> list[str]:
-    """Every name of `kind` as Keras spells it, sorted."""
+    """Every name of `kind` as Keras spells it, sorted: scanned once Keras is imported,
+    else read from Keras's API files (`kerasnames`), so that listing them (`kerastrain
+    list`) imports no TensorFlow."""
+    if "keras" not in sys.modules:
+        module, base = KINDS[kind]
+        listed = kerasnames.public_names(module, base, _NOT_NAMES)
+        if listed is not None:
+            listed |= {*_SHORT_NAMES.get(kind, ()), *_custom[kind]}
+            if kind == "metrics":
+                listed |= set(METRIC_SHORTHANDS)
+            return sorted(listed, key=str.lower)
     return sorted(entries(kind), key=str.lower)
 
 

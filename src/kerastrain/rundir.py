@@ -239,6 +239,8 @@ class RunDir:
     def create(cls, runs_dir: str | Path, name: str) -> RunDir:
         """`<runs_dir>/<name>-<YYYYmmdd-HHMMSS>-<id>/`, made with one `mkdir` that fails
         rather than reuse a name."""
+        if Path(name).name != name or name in ("", ".", ".."):  # never a path out of runs_dir
+            raise RunDirError(f"{name!r}: a run's name is one folder name, never a path.")
         runs_dir = Path(runs_dir)
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +272,8 @@ class RunDir:
         missing = [p.name for p in needed if not p.exists()]
         if missing and status == "completed" and info.get("no_model_reason"):
             raise RunDirError(f"{run.path}: {info['no_model_reason']}")
+        if status != "completed":
+            raise RunDirError.not_completed(run.path, info)
         if missing:
             raise RunDirError(f"{run.path}: the run is {status!r} and has no "
                               f"{', '.join(missing)}; only completed runs can be used.")

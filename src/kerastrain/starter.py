@@ -95,7 +95,7 @@ validation:
 callbacks:                      # any keras.callbacks class, with its constructor arguments
   - {{type: EarlyStopping, monitor: val_loss, patience: 10, restore_best_weights: true}}
 output:
-  runs_dir: runs                # relative to where kerastrain runs
+  runs_dir: runs                # relative to this file's folder
 """
 
 

@@ -34,11 +34,20 @@ SetOption = Annotated[list[str] | None, typer.Option(
     help="Override a config field by its dotted path (repeatable), e.g. training.epochs=50.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the essential "
                                            "result on stdout; no progress.")]
+UnsafeOption = Annotated[bool, typer.Option(
+    "--unsafe", help="Load a model that holds Python code (a Lambda layer), which loading "
+                     "runs: a model file can carry any code, so by default it is refused "
+                     "(Keras safe_mode). Only for runs you trust; see docs/reliability.md.")]
+RunSetOption = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override the run's config for this command; only training.batch_size (the rows "
+         "scored at a time): the model stays as it was trained.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 # How the command line gets past an error whose library call would take this argument.
 OPTION_HINTS = {"force": "Pass --force.", "data": "Use --data FILE.",
-                "overwrite": "Pass --overwrite to replace it."}
+                "overwrite": "Pass --overwrite to replace it.",
+                "unsafe": "Pass --unsafe to load it anyway."}
 
 
 def guard(action: Callable[[], Any], as_json: bool = False) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBars
-from rich.table import Table
+from rich.table import Column, Table
 
 from kerastrain.training.progress import Progress
 
@@ -33,8 +33,9 @@ def _fmt(value: float) -> str:
 class ConsoleProgress(Progress):
     """A run's progress on `console`: on a terminal one live display (a bar over the
     models to train when there are several, and one per fold over its epochs, the epoch
-    counter before the logs so a narrow terminal cuts only logs); elsewhere one line per
-    epoch. Warnings and notes are printed as they come."""
+    counter before the logs: a narrow terminal wraps the logs, never cuts the label, the
+    counter or the time); elsewhere one line per epoch. Warnings and notes are printed as
+    they come."""
 
     def __init__(self, console: Console):
         self.console = console
@@ -42,22 +43,34 @@ class ConsoleProgress(Progress):
         self.bars: RichBars | None = None
         self.overall: Any = None
         self.tasks: dict[str, Any] = {}
+        self.label_column = self.counter_column = Column()
 
     def begin(self, total: int) -> None:
         if self.live:
             self._start(total if total > 1 else None, "all")
 
     def _start(self, total: int | None, label: str) -> None:
-        self.bars = RichBars(TextColumn("[bold]{task.fields[label]}"), MofNCompleteColumn(),
-                             BarColumn(bar_width=20), TimeElapsedColumn(),
-                             TextColumn("{task.description}"), console=self.console,
-                             transient=False)
+        # the label, the epoch counter and the time are never cut (their widths grow with
+        # what they show); the logs wrap on a narrow terminal
+        self.label_column = Column(no_wrap=True, min_width=len(label))
+        self.counter_column = Column(no_wrap=True, min_width=2 * len(str(total or 1)) + 1)
+        self.bars = RichBars(TextColumn("[bold]{task.fields[label]}",
+                                        table_column=self.label_column),
+                             MofNCompleteColumn(table_column=self.counter_column),
+                             BarColumn(bar_width=20),
+                             TimeElapsedColumn(table_column=Column(no_wrap=True, min_width=7)),
+                             TextColumn("{task.description}",
+                                        table_column=Column(overflow="fold", min_width=1)),
+                             console=self.console, transient=False)
         if total is not None:
             self.overall = self.bars.add_task("", total=total, label=label)
         self.bars.start()
 
     def fold_begin(self, label: str, epochs: int, done: int = 0) -> None:
         if self.bars is not None:
+            self.label_column.min_width = max(self.label_column.min_width or 0, len(label))
+            self.counter_column.min_width = max(self.counter_column.min_width or 0,
+                                                2 * len(str(epochs)) + 1)
             self.tasks[label] = self.bars.add_task("", total=epochs, completed=done,
                                                    label=label)
 

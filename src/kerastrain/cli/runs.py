@@ -82,15 +82,20 @@ def runs_list(
 
 
 def _runs_table(title: str, found: list[dict[str, Any]]) -> Table:
+    """The run name (the handle every command takes; it holds when the run started) and
+    its status are never cut or wrapped; the metrics, one per line, wrap on a narrow
+    terminal."""
     table = Table(title=title)
-    for column in ("run", "status", "started", "validation", "test"):
-        table.add_column(column)
-    for run in found:
-        shown = [", ".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items()
+    names = [Path(run["run_dir"]).name for run in found]
+    table.add_column("run", no_wrap=True, min_width=max(map(len, names), default=3))
+    table.add_column("status", no_wrap=True)
+    for column in ("validation", "test"):
+        table.add_column(column, overflow="fold")
+    for name, run in zip(names, found, strict=True):
+        shown = ["\n".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items()
                            if isinstance(v, (int, float)))
                  for split in ("validation", "test")]
-        table.add_row(Text(Path(run["run_dir"]).name), str(run["status"]),
-                      str(run["started_at"] or ""), *map(Text, shown))
+        table.add_row(Text(name), str(run["status"]), *map(Text, shown))
     return table
 
 

@@ -13,7 +13,9 @@ from rich.table import Table
 from kerastrain.cli.app import (
     JsonOption,
     QuietOption,
+    RunSetOption,
     SetOption,
+    UnsafeOption,
     app,
     err,
     guard,
@@ -85,10 +87,17 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
     if not show_progress:
         for warning in info.get("warnings", []):
             err.print(f"warning: {warning}", markup=False)
+    notes = list(info.get("notes", []))  # optional outputs skipped (plots, model.png)
+    if cv and any(m.get("ci95_clipped") for m in cv["metrics"].values()):
+        notes.append("a 95% CI marked * is clipped to its metric's range (see the note in "
+                     "cv_summary.json).")
     if json_:
         print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
-                     **({"cv_summary": cv} if cv else {})})
-    elif quiet:
+                    "notes": notes, **({"cv_summary": cv} if cv else {})})
+        return
+    for note in notes:
+        err.print(f"note: {note}", markup=False)
+    if quiet:
         sys.stdout.write(f"{run.path}\n")
     else:
         title = f"{name}: final metrics"
@@ -132,6 +141,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
              data: Annotated[Path | None, typer.Option(
                  help="Score the rows of this file (CSV, Parquet, NPZ) instead of the test "
                       "split.")] = None,
+             set_: RunSetOption = None, unsafe: UnsafeOption = False,
              quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Score the run's model on its held-out test split, or on --data FILE."""
 
@@ -139,7 +149,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
         from kerastrain.cli.render import metrics_table
         from kerastrain.inference import evaluate as evaluate_run
 
-        result = evaluate_run(run_dir, data)
+        result = evaluate_run(run_dir, data, overrides=set_ or [], unsafe=unsafe)
         if json_:
             print_json(result)
         elif quiet:
@@ -160,13 +170,15 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
             = False,
+            set_: RunSetOption = None, unsafe: UnsafeOption = False,
             quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Apply the run's saved preprocessing and model to new raw rows."""
 
     def action() -> None:
         from kerastrain.inference import predict as predict_run
 
-        result = predict_run(run_dir, input_file, output, overwrite)
+        result = predict_run(run_dir, input_file, output, overwrite, overrides=set_ or [],
+                             unsafe=unsafe)
         if json_:
             print_json(result)
         elif quiet:

@@ -194,20 +194,39 @@ def validate_data(data: Any, positions: Positions) -> Config:
         raise ConfigError(issues) from None
 
 
-DATA_PATH_KEYS = (("data", "source", "path"), ("data", "source", "target_path"))
+PATH_KEYS = (("data", "source", "path"), ("data", "source", "target_path"),
+             ("output", "runs_dir"))
+
+
+def _anchored(value: str, key_path: tuple, positions: Positions, base: Path) -> str:
+    from_override = any(key_path[:i] in positions.overrides for i in range(len(key_path) + 1))
+    anchor = Path.cwd() if from_override else base
+    return str((anchor / Path(value).expanduser()).resolve())
 
 
 def _anchor_paths(data: Any, positions: Positions, base: Path) -> None:
-    """Data paths written in the file are relative to the file's folder; those given with
-    --set are relative to the working directory. Both become absolute."""
-    for key_path in DATA_PATH_KEYS:
+    """Paths written in the file (data files, the runs folder, plugin folders) are relative
+    to the file's folder; those given with --set are relative to the working directory.
+    All become absolute, so a run's config.yaml finds them again from anywhere; the default
+    runs folder is `runs` in the working directory. Plugins are searched in the file's
+    folder unless `plugin_path` names others."""
+    for key_path in PATH_KEYS:
         parent = _value_at(data, key_path[:-1])
         value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
-        if not isinstance(value, str) or not value:
-            continue
-        from_override = any(key_path[:i] in positions.overrides for i in range(len(key_path) + 1))
-        anchor = Path.cwd() if from_override else base
-        parent[key_path[-1]] = str((anchor / Path(value).expanduser()).resolve())
+        if isinstance(value, str) and value:
+            parent[key_path[-1]] = _anchored(value, key_path, positions, base)
+    if not isinstance(data, dict):
+        return
+    output = data.setdefault("output", {})
+    if isinstance(output, dict) and output.get("runs_dir") is None:
+        output["runs_dir"] = str(Path.cwd().resolve() / "runs")  # the default, made absolute
+    folders = data.get("plugin_path")
+    if folders is None and data.get("plugins"):
+        data["plugin_path"] = [str(base.resolve())]
+    elif isinstance(folders, list):
+        data["plugin_path"] = [_anchored(f, ("plugin_path", i), positions, base)
+                               if isinstance(f, str) and f else f
+                               for i, f in enumerate(folders)]
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedConfig:

@@ -225,7 +225,9 @@ class RuntimeSpec(Strict):
 class OutputSpec(Strict):
     """What a run writes besides its model and metrics."""
 
-    runs_dir: str = Field(default="runs", description="Where run directories are created.")
+    runs_dir: str = Field(default="runs", description="Where run directories are created: "
+                          "relative to the config file's folder (with --set, to the working "
+                          "directory); default: runs in the working directory.")
     checkpoints: bool = Field(default=True, description="Keep checkpoints/best.keras by "
                               "val_loss.")
     tensorboard: bool | Literal["auto"] = Field(
@@ -252,6 +254,10 @@ class Config(Strict):
                              "and TensorFlow; drawn and recorded if absent.")
     plugins: list[ModuleName] = Field(default_factory=list, description="Python modules "
                                       "imported first; they register custom Keras objects.")
+    plugin_path: list[str] | None = Field(
+        default=None, description="Folders searched first for the plugins, relative to the "
+        "config file's folder; default: that folder. A run's config.yaml holds them "
+        "absolute, so fitting it again finds the plugins.")
     data: DataSpec = Field(description="The rows and their preprocessing.")
     model: ModelSpec = Field(description="A layer stack or a graph of layers.")
     compile: CompileSpec = Field(description="The arguments of keras.Model.compile.")

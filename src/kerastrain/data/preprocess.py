@@ -27,6 +27,7 @@ from kerastrain.data.values import (
     check_column,
     label_order,
     label_value,
+    labels,
     mostly_numeric,
 )
 from kerastrain.errors import DataError
@@ -64,7 +65,7 @@ class Preprocessor:
                     check_column(table, name, numeric=True)
                 check_column(table, name, numeric=False)
                 train = values[train_rows]
-                categories = sorted({label_value(v) for v in train}, key=label_order)
+                categories = sorted(labels(train), key=label_order)
                 features.append({"name": name, "kind": "categorical", "dtype": "string"
                                  if values.dtype == object else "number",
                                  "encoding": spec.categorical, "categories": categories})
@@ -108,7 +109,7 @@ class Preprocessor:
         check_column(table, name, numeric=task == "regression")
         if task == "regression":
             return {"name": name, "task": "regression"}
-        classes = sorted({label_value(v) for v in values[train_rows]}, key=label_order)
+        classes = sorted(labels(values[train_rows]), key=label_order)
         if len(classes) < 2:
             raise DataError(f"{table.origin}: the target {name!r} has a single class "
                             f"({classes[0]!r}) in the training rows; a classifier needs two.")

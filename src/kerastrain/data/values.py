@@ -12,7 +12,16 @@ from kerastrain.data.table import MISSING_TOKENS, Table
 from kerastrain.errors import DataError
 
 
+def all_finite(values: np.ndarray) -> bool:
+    """True when a float array holds no NaN and no infinity, told by its sum (NaN and
+    infinities carry through a sum) without a mask as large as the array; False also
+    when the sum overflows, where the callers look value by value."""
+    return values.dtype.kind == "f" and bool(np.isfinite(np.sum(values, dtype=values.dtype)))
+
+
 def is_missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f" and all_finite(values):
+        return np.zeros(len(values), dtype=bool)
     if values.dtype == object:
         return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or
                          (isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
@@ -42,7 +51,7 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
                 raise DataError(f"{table.origin}: column {name!r} is numeric but "
                                 f"{table.row_ref(i)} holds {value!r}. Fix the value, or list "
                                 f"the column in data.preprocessing.categorical_columns.") from None
-    elif values.dtype.kind == "f":
+    elif values.dtype.kind == "f" and not all_finite(values):
         finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
     infinite = np.flatnonzero(~finite)
     if infinite.size:
@@ -50,6 +59,14 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
                         f"{table.row_ref(int(infinite[0]))} ({infinite.size} rows in all); "
                         "only finite numbers can be scaled and trained on. Fix or drop those "
                         "rows first.")
+
+
+def labels(values: np.ndarray) -> set[Any]:
+    """The distinct labels of `values` as JSON keeps them (`label_value`): `np.unique`
+    first where the dtype sorts, so a target of 60,000 rows costs one conversion per
+    class, not per row."""
+    distinct = values if values.dtype == object else np.unique(values)
+    return {label_value(v) for v in distinct}
 
 
 def label_value(value: Any) -> Any:

@@ -7,12 +7,14 @@ file and line of the layer or argument Keras rejected.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from kerastrain import _keras
 from kerastrain.config.schema import CompileSpec, KerasObject, ModelSpec
 from kerastrain.data.targets import TargetHints
 from kerastrain.errors import KeyProblem
+from kerastrain.models.precision import loss_scaled, output_scope
 from kerastrain.registry import create_object
 
 SHAPE_ARGS = ("input_shape", "input_dim", "batch_input_shape")
@@ -30,7 +32,9 @@ def build_sequential(spec: ModelSpec, input_shape: list[int]) -> Any:
             if key in args:
                 raise KeyProblem(path + (key,), f"{key} is not needed: the input shape comes "
                                  f"from the data ({input_shape}). Remove it.")
-        layer = create_object("layers", layer_spec, path)
+        last = i == len(spec.layers) - 1
+        with output_scope(args) if last else contextlib.nullcontext():
+            layer = create_object("layers", layer_spec, path)
         try:
             model.add(layer)
         except Exception as exc:  # Keras raises many types for shape mismatches
@@ -56,7 +60,8 @@ def _metrics(specs: list | dict, key: str, outputs: list[str]) -> Any:
 def compile_model(model: Any, spec: CompileSpec) -> None:
     """`model.compile(...)` with the optimizer, loss and metrics resolved by the registry;
     per-output losses, metrics and loss weights in Keras's dict form, by output name."""
-    optimizer = create_object("optimizers", spec.optimizer, ("compile", "optimizer"))
+    optimizer = loss_scaled(model, create_object("optimizers", spec.optimizer,
+                                                 ("compile", "optimizer")))
     if isinstance(spec.loss, dict):
         loss = {name: create_object("losses", s, ("compile", "loss", name))
                 for name, s in spec.loss.items()}

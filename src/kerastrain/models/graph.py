@@ -9,12 +9,14 @@ reports a shape mismatch against the node that failed.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from kerastrain import _keras
 from kerastrain.config.schema import CompileSpec, KerasObject, ModelSpec
 from kerastrain.errors import KeyProblem, did_you_mean
 from kerastrain.models.build import SHAPE_ARGS, output_width_problem
+from kerastrain.models.precision import output_scope
 from kerastrain.registry import create_object
 
 
@@ -142,8 +144,9 @@ def build_graph(spec: ModelSpec, shapes: dict[str, list[int]]) -> Any:
             if key in node.args:
                 raise KeyProblem(path + (key,), f"{key} is not needed: shapes come from the "
                                                 "data through the inputs. Remove it.")
-        layer = create_object("layers", KerasObject(type=node.type, name=node.name,
-                                                    **node.args), path)
+        with output_scope(node.args) if node.name in spec.outputs else nullcontext():
+            layer = create_object("layers", KerasObject(type=node.type, name=node.name,
+                                                        **node.args), path)
         given = [tensors[r] for r in node.inputs]
         try:
             out = layer(given[0] if len(given) == 1 else given)

@@ -11,22 +11,36 @@ from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.models.build import build_sequential, check_output_width, compile_model
 from kerastrain.models.graph import build_graph, check_graph_outputs
+from kerastrain.models.lossfit import check_compile_fit
+from kerastrain.models.precision import policy_scope
 
 
 def build_model(model: ModelSpec, compile_spec: CompileSpec,
-                pre: Preprocessor | GraphPreprocessor) -> Any:
-    """The configured model, compiled, each output's width checked against its target
-    (`KeyProblem`s at the config key that is wrong)."""
+                pre: Preprocessor | GraphPreprocessor, dtype_policy: str | None = None) -> Any:
+    """The configured model, compiled, each output's width, loss and metrics checked
+    against its target (`KeyProblem`s at the config key that is wrong). `dtype_policy`
+    (`runtime.dtype_policy`) is the policy of its layers; the outputs stay float32 under a
+    mixed one (`models/precision.py`)."""
     if isinstance(pre, GraphPreprocessor):
-        built = build_graph(model, pre.input_shape)
-        compile_model(built, compile_spec)
+        with policy_scope(dtype_policy):
+            built = build_graph(model, pre.input_shape)
+            compile_model(built, compile_spec)
         check_graph_outputs(built, model, pre.outputs)
+        for j, (name, out) in enumerate(pre.outputs.items()):
+            check_compile_fit(compile_spec, built.outputs[j].shape[-1], out.task, out.classes,
+                              _encoding(out), name)
         return built
-    built = build_sequential(model, pre.input_shape)
-    compile_model(built, compile_spec)
-    check_output_width(built, model, pre.task, pre.classes,
-                       pre.target.get("encoding", "") if pre.target else "")
+    with policy_scope(dtype_policy):
+        built = build_sequential(model, pre.input_shape)
+        compile_model(built, compile_spec)
+    check_output_width(built, model, pre.task, pre.classes, _encoding(pre))
+    check_compile_fit(compile_spec, built.output_shape[-1], pre.task, pre.classes,
+                      _encoding(pre))
     return built
+
+
+def _encoding(pre: Preprocessor) -> str:
+    return pre.target.get("encoding", "") if pre.target else ""
 
 
 def evaluate_model(model: Any, x: Any, y: Any, batch_size: int) -> dict[str, float]:

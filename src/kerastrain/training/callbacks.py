@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,17 @@ keras = _keras.keras()
 _PATH_ARGS = {"ModelCheckpoint": ("filepath", "checkpoints/checkpoint.keras"),
               "TensorBoard": ("log_dir", "logs"),
               "CSVLogger": ("filename", "callbacks_log.csv")}
+# Callbacks whose work is a Python function: (its arguments, what it takes, what to use).
+_LR_INSTEAD = ("Give the optimizer a learning-rate schedule instead (compile.optimizer: "
+               "{type: Adam, learning_rate: {type: ExponentialDecay, initial_learning_rate: "
+               "0.01, decay_steps: 1000, decay_rate: 0.9}}; kerastrain list schedules shows "
+               "them), or use ReduceLROnPlateau")
+_CODE_ARGS = {
+    "learningratescheduler": (("schedule",), "`schedule`", _LR_INSTEAD),
+    "lambdacallback": (("on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end",
+                        "on_train_batch_begin", "on_train_batch_end"),
+                       "its on_* arguments", "Use a built-in callback"),
+}
 _STEERING_TYPES = {"earlystopping", "reducelronplateau", "modelcheckpoint"}
 _ONE_BATCH_ROWS = 4096
 
@@ -62,25 +75,91 @@ def steering_callbacks(cfg: Config) -> list[int]:
     return found
 
 
+def _placed(spec: KerasObject, place: RunDir, contain: bool) -> dict[str, Any]:
+    """`spec`'s arguments with its file argument inside `place` (relative paths; with
+    `contain`, absolute ones too, by their file name), the folder made."""
+    args = spec.args
+    for class_name, (arg, default) in _PATH_ARGS.items():
+        if spec.type.lower() == class_name.lower():
+            target = Path(args.get(arg, default))
+            if contain and target.is_absolute():
+                target = Path(target.name)
+            if not target.is_absolute():
+                target = place.path / target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            args[arg] = str(target)
+    return args
+
+
 def user_callbacks(specs: list[KerasObject], place: RunDir,
                    skip: tuple[int, ...] = ()) -> list[Any]:
     """Fresh instances of the configured callbacks (but those in `skip`); relative paths
     land in `place`."""
-    made = []
+    return [create_object("callbacks", KerasObject(type=spec.type, **_placed(spec, place, False)),
+                          ("callbacks", i))
+            for i, spec in enumerate(specs) if i not in skip]
+
+
+def refuse_code_arguments(specs: list[KerasObject]) -> None:
+    """Callbacks whose work is a Python function: a YAML file holds only text, and a
+    config's text is never evaluated as code."""
     for i, spec in enumerate(specs):
-        if i in skip:
+        wanted = _CODE_ARGS.get(spec.type.lower())
+        if wanted is None:
             continue
-        args = spec.args
-        for class_name, (arg, default) in _PATH_ARGS.items():
-            if spec.type.lower() == class_name.lower():
-                target = Path(args.get(arg, default))
-                if not target.is_absolute():
-                    target = place.path / target
-                target.parent.mkdir(parents=True, exist_ok=True)
-                args[arg] = str(target)
-        made.append(create_object("callbacks", KerasObject(type=spec.type, **args),
-                                  ("callbacks", i)))
-    return made
+        given = [a for a in wanted[0] if a in spec.args]
+        raise KeyProblem(("callbacks", i) + tuple(given[:1]),
+                         f"{spec.type} takes {wanted[1]}, a Python function; a YAML file "
+                         "holds only text, and kerastrain never evaluates a config's text as "
+                         f"code. {wanted[2]}, or register a callback class of your own in a "
+                         "plugin (plugins: [your_module]).")
+
+
+def probe_callbacks(specs: list[KerasObject], model: Any, logs: dict[str, float]) -> None:
+    """Every configured callback made as `fit` makes it (its files in a throwaway folder)
+    and taken through what `fit` calls first: set_model, on_train_begin, one epoch with the
+    logs `model` gives (and their val_ twins), on_train_end. A Keras rejection, or a
+    warning while it is made (an unknown `mode` Keras would quietly replace), is a
+    `KeyProblem` at `callbacks.<i>`, before any run directory exists."""
+    refuse_code_arguments(specs)
+    epoch_logs = {**logs, **{f"val_{k}": v for k, v in logs.items()}}
+    with tempfile.TemporaryDirectory(prefix="kerastrain-probe-") as tmp:
+        place = RunDir(Path(tmp))
+        for i, spec in enumerate(specs):
+            args = _placed(spec, place, True)
+            # messages name the paths as the user wrote them, not the throwaway folder
+            written = {str(args[k]): str(v) for k, v in spec.args.items() if args[k] != v}
+            try:
+                _probe_one(spec, args, model, epoch_logs, i)
+            except KeyProblem as exc:
+                message = exc.message
+                for placed, original in written.items():
+                    message = message.replace(placed, original)
+                raise KeyProblem(exc.path, message, exc.hint) from None
+
+
+def _probe_one(spec: KerasObject, args: dict[str, Any], model: Any, logs: dict[str, float],
+               i: int) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        made = create_object("callbacks", KerasObject(type=spec.type, **args), ("callbacks", i))
+    said = [w for w in caught if issubclass(w.category, UserWarning)]
+    if said:
+        raise KeyProblem(("callbacks", i), f"Keras would not take {spec.type} as written: "
+                         f"{said[0].message}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            made.set_model(model)
+            made.on_train_begin()
+            for epoch in (0, 1):  # the second one compares with the first (patience...)
+                made.on_epoch_begin(epoch)
+                made.on_epoch_end(epoch, dict(logs))
+            made.on_train_end()
+    except Exception as exc:  # a callback can fail in any way on its first epochs
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        raise KeyProblem(("callbacks", i), f"Keras rejected {spec.type}({shown}) on its "
+                         f"first epochs: {type(exc).__name__}: {exc}") from None
 
 
 TENSORBOARD_MISSING = ("the tensorboard package is not installed (pip install "

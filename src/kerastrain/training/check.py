@@ -14,15 +14,20 @@ import numpy as np
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig
 from kerastrain.config.schema import RuntimeSpec, TrainingSpec
+from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.leakage import LeakageReport, check_leakage
+from kerastrain.data.preprocess import Preprocessor
+from kerastrain.data.splits import Fold
 from kerastrain.data.table import fingerprint_columns
-from kerastrain.data.values import label_value
+from kerastrain.data.values import label_order, label_value, labels
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, check_names, load_experiment
 from kerastrain.models.model import build_model
+from kerastrain.models.precision import check_policy, describe
 from kerastrain.training.callbacks import (
     check_monitors,
     check_no_backup,
+    probe_callbacks,
     steering_callbacks,
     tensorboard_enabled,
 )
@@ -40,6 +45,15 @@ class Checked:
     n_params: int
     summary: dict[str, Any] = field(default_factory=dict)
     leakage: LeakageReport | None = None
+    dtype_policy: dict[str, Any] = field(default_factory=dict)
+    first_model: tuple[Any, Preprocessor | GraphPreprocessor] | None = None
+
+    def take_model(self, fold: Fold) -> tuple[Any, Preprocessor | GraphPreprocessor] | None:
+        """The model the checks built (and its preprocessing), for the plan's first fold,
+        once: it is that fold's fresh model (`fresh_model`, same seed), so the run builds
+        one model fewer and reuses the evaluation the checks traced."""
+        first, self.first_model = self.first_model, None
+        return first if fold is self.experiment.plan.folds[0] else None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -49,15 +63,34 @@ class Checked:
 
 
 def configure_runtime(runtime: RuntimeSpec) -> None:
-    """The process-wide settings a run asks for: dtype policy and op determinism."""
-    keras = _keras.keras()
+    """The process-wide settings a run asks for: op determinism. The dtype policy is
+    checked here and applied to every model the run builds (`build_model`), not set
+    globally: `clear_session` would reset it."""
     if runtime.dtype_policy:
         try:
-            keras.config.set_dtype_policy(runtime.dtype_policy)
+            check_policy(runtime.dtype_policy)
         except ValueError as exc:
             raise KeyProblem(("runtime", "dtype_policy"), str(exc)) from None
     if runtime.deterministic:
         _keras.tf().config.experimental.enable_op_determinism()
+
+
+def fresh_model(experiment: Experiment, strategy: StrategyChoice, rows: np.ndarray,
+                free_memory: bool = True, pre: Preprocessor | GraphPreprocessor | None = None
+                ) -> tuple[Any, Preprocessor | GraphPreprocessor]:
+    """A model as every fold starts one: Keras's state cleared (`free_memory`: with a
+    garbage collection, worth it only once a model was built), the run's seed set,
+    preprocessing fitted on `rows` only (unless given: `pre`), the model built and
+    compiled under the strategy and `runtime.dtype_policy`."""
+    keras = _keras.keras()
+    loaded = experiment.loaded
+    cfg = loaded.config
+    keras.backend.clear_session(free_memory=free_memory)
+    keras.utils.set_random_seed(experiment.seed)
+    pre = pre or experiment.preprocessor(rows)
+    with strategy.strategy.scope(), loaded.at_keys():
+        model = build_model(cfg.model, cfg.compile, pre, cfg.runtime.dtype_policy)
+    return model, pre
 
 
 def check_steering(loaded: LoadedConfig) -> None:
@@ -87,6 +120,38 @@ def leakage_report(experiment: Experiment) -> LeakageReport | None:
     if report.total and spec.leakage == "error":
         raise KeyProblem(("validation", "leakage"), report.message())
     return report
+
+
+def check_training_classes(experiment: Experiment) -> None:
+    """Every class of a classification target is in every fold's training rows: the
+    classes (and the output width) are learned from them, and a class never trained on can
+    never be predicted. Splits in time order or by group are where one goes missing."""
+    spec = experiment.loaded.config.validation
+    targets = ([(t.column, t.task) for t in experiment.graph.targets] if experiment.graph
+               else [(experiment.target, experiment.task)])
+    for column, task in targets:
+        if task != "classification":
+            continue
+        values = experiment.table.columns[column]
+        every = labels(values)
+        for fold in experiment.plan.folds:
+            missing = every - labels(values[fold.fit_rows])
+            if not missing:
+                continue
+            shown = ", ".join(repr(c) for c in sorted(missing, key=label_order))
+            where = "" if len(experiment.plan.folds) == 1 else f" of fold {fold.name}"
+            if spec.time_order is not None and spec.time_order is not False:
+                raise KeyProblem(("validation", "time_order"), f"in time order, the training "
+                                 f"rows{where} (the earliest {len(fold.fit_rows)}) hold no row "
+                                 f"of class {shown} of {column!r}: its rows all come later, in "
+                                 "the validation or test rows, and a model never trained on a "
+                                 "class cannot learn it. Order by another column, drop "
+                                 "time_order, or drop that class's rows.")
+            key = ("validation", "groups") if spec.groups is not None else ("data", "target")
+            raise KeyProblem(key, f"the training rows{where} hold no row of class {shown} of "
+                             f"{column!r} (too few rows or groups of it): a model never "
+                             "trained on a class cannot learn it. Add rows of that class or "
+                             "drop them.")
 
 
 def class_weight(training: TrainingSpec, task: str, classes: list[Any],
@@ -126,6 +191,20 @@ def _warnings(experiment: Experiment, leakage: LeakageReport | None) -> list[str
     return warnings
 
 
+def probe_scores(model: Any, x: Any, y: Any, rows: int) -> dict[str, float]:
+    """The model scored on the first training rows, as `fit` will score it: the names Keras
+    logs, and any shape error between output and target (which the checks of the loss and
+    metrics did not foresee) at compile.loss rather than mid-training."""
+    try:
+        return model.evaluate(x, y, batch_size=rows, verbose=0, return_dict=True)
+    except Exception as exc:  # Keras raises many types for a shape mismatch
+        first = " ".join(str(exc).split())[:300]
+        raise KeyProblem(("compile", "loss"), "Keras cannot score the model's output against "
+                         f"the target with this loss and these metrics: {type(exc).__name__}: "
+                         f"{first}. Check that compile.loss and compile.metrics fit the "
+                         "target and the last layer.") from None
+
+
 def check(loaded: LoadedConfig) -> Checked:
     """Every check `fit` makes before training; a `ConfigError` (file, line, key) for the
     first stage that fails."""
@@ -139,16 +218,19 @@ def check(loaded: LoadedConfig) -> Checked:
         leakage = leakage_report(experiment)
         strategy = choose_strategy(cfg.runtime)
     fold = experiment.plan.folds[0]
-    pre = experiment.preprocessor(fold.fit_rows)
-    with strategy.strategy.scope(), loaded.at_keys():
-        model = build_model(cfg.model, cfg.compile, pre)
+    pre = experiment.preprocessor(fold.fit_rows)  # the values of the training rows first
+    with loaded.at_keys():
+        check_training_classes(experiment)
+    model, pre = fresh_model(experiment, strategy, fold.fit_rows, free_memory=False, pre=pre)
     probe = fold.fit_rows[: cfg.training.batch_size]
     x, y = experiment.arrays(pre, probe, "training rows")
-    logs = model.evaluate(x, y, batch_size=len(probe), verbose=0, return_dict=True)
+    with loaded.at_keys():
+        logs = probe_scores(model, x, y, len(probe))
     log_names = list(logs)
     with loaded.at_keys():
         check_monitors(cfg, log_names)
         check_no_backup(cfg)
+        probe_callbacks(cfg.callbacks, model, logs)
         tensorboard_enabled(cfg.output)
         class_weight(cfg.training, experiment.task, pre.classes, y)
     plan = experiment.plan
@@ -169,4 +251,4 @@ def check(loaded: LoadedConfig) -> Checked:
                        task={t.output: t.task for t in experiment.graph.targets},
                        classes=pre.output_classes)
     return Checked(experiment, strategy, log_names, int(model.count_params()), summary,
-                   leakage)
+                   leakage, describe(model), (model, pre))

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kerastrain import _keras
 from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
 from kerastrain.experiment import Experiment
-from kerastrain.models.model import build_model, evaluate_model
+from kerastrain.models.model import evaluate_model
 from kerastrain.rundir import History, RunDir, atomic_path, write_history, write_json, write_text
 from kerastrain.training import report
 from kerastrain.training.backup import EpochBackup, discard_backup
@@ -25,7 +24,7 @@ from kerastrain.training.callbacks import (
     steering_callbacks,
     user_callbacks,
 )
-from kerastrain.training.check import Checked, class_weight
+from kerastrain.training.check import Checked, class_weight, fresh_model
 from kerastrain.training.progress import Progress
 from kerastrain.training.strategy import StrategyChoice
 
@@ -39,24 +38,21 @@ class FoldResult:
 
 
 def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, place: RunDir,
-               label: str, progress: Progress, epochs: int | None = None) -> FoldResult:
+               label: str, progress: Progress, epochs: int | None = None,
+               start: tuple[Any, Preprocessor | GraphPreprocessor] | None = None) -> FoldResult:
     """A fresh model (state cleared) trained on the fold's `fit_rows`, preprocessing fitted
     on them only; Keras validates on `steer_rows` and the fold is scored on `validation`.
     A fold without validation rows is a refit: fixed epochs, no callback acting on val_*.
     Its training state is backed up in `place.backup` (see `backup.py`); a backup left
     there by an interrupted run is where training resumes (the history merges both
-    parts)."""
-    keras = _keras.keras()
+    parts). `start` is the fold's fresh model and preprocessing when the checks built
+    them (`Checked.take_model`)."""
     loaded = experiment.loaded
     cfg = loaded.config
     training = cfg.training
     refit = not len(fold.validation)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(experiment.seed)
-    pre = experiment.preprocessor(fold.fit_rows)
+    model, pre = start or fresh_model(experiment, strategy, fold.fit_rows)
     x_train, y_train = experiment.arrays(pre, fold.fit_rows, "training rows")
-    with strategy.strategy.scope(), loaded.at_keys():
-        model = build_model(cfg.model, cfg.compile, pre)
     with loaded.at_keys():
         skip = tuple(steering_callbacks(cfg)) if refit else ()
         callbacks = user_callbacks(cfg.callbacks, place, skip)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +45,19 @@ def summary_text(model: Any, metrics: dict[str, dict[str, float]]) -> str:
 def plot_history(history: dict[str, list[float]], path: Path,
                  title: str = "learning curves") -> str | None:
     """One panel per metric: training, validation (`val_`) and, under cross-validation
-    with an inner split, the scored rows' (`heldout_`) curves; a note if it cannot plot."""
+    with an inner split, the scored rows' (`heldout_`) curves; a note if it cannot plot.
+    Drawn on a `Figure` of its own, without pyplot's global state: it may run in a thread
+    beside the rest of the run (`plot_beside`)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return "plots skipped: matplotlib is not installed (pip install 'kerastrain[plots]')."
     bases = [k for k in history if not k.startswith(("val_", "heldout_"))
              and k not in ("learning_rate", "folds")]
     if not bases:
         return None
-    fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(bases), 3.6))
+    axes = fig.subplots(1, len(bases), squeeze=False)
     for ax, key in zip(axes[0], bases, strict=True):
         for name, style in ((key, "-"), (f"val_{key}", "--"), (f"heldout_{key}", ":")):
             values = history.get(name)
@@ -67,10 +70,31 @@ def plot_history(history: dict[str, list[float]], path: Path,
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    except Exception as exc:  # optional output: a note, never a failed run
+        return f"plots skipped: {type(exc).__name__}: {exc}"
+    finally:
+        if path.parent.is_dir() and not any(path.parent.iterdir()):
+            path.parent.rmdir()  # no empty plots/ left behind
     return None
+
+
+@contextlib.contextmanager
+def plot_beside(history: dict[str, list[float]] | None, path: Path, notes: list[str | None],
+                title: str = "learning curves") -> Iterator[None]:
+    """`plot_history` in a thread while the body runs (scoring and saving the model), its
+    note appended to `notes` on leaving; nothing when `history` is None (no plots). The
+    drawing is mostly importing matplotlib: beside TensorFlow's work it costs little wall
+    time."""
+    if history is None:
+        yield
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="kerastrain-plot") as background:
+        plotted = background.submit(plot_history, history, path, title)
+        yield
+    notes.append(plotted.result())
 
 
 def _number(value: float | None) -> str:
@@ -93,6 +117,7 @@ def cv_table(summary: dict[str, Any]) -> Table:
         table.add_row(row, *[_number(metrics[n][row]) for n in names])
     table.add_row("95% CI", *["" if metrics[n]["ci95"] is None else
                               f"{metrics[n]['ci95'][0]:.4f} .. {metrics[n]['ci95'][1]:.4f}"
+                              + ("*" if metrics[n].get("ci95_clipped") else "")
                               for n in names])
     return table
 
@@ -125,7 +150,7 @@ def record_model(run: RunDir, loaded: LoadedConfig, model: Any) -> list[str | No
     from (run.json `plugin_path`), searched again by `evaluate` and `predict`. Returns notes."""
     cfg = loaded.config
     if cfg.plugins:
-        run.update_info(plugin_path=[str(loaded.path.resolve().parent)])
+        run.update_info(plugin_path=list(cfg.plugin_path or []))
     if not cfg.model.is_graph:
         return []
     return [plot_graph(model, run.model_png)]

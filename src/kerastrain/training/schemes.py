@@ -66,11 +66,14 @@ def holdout(checked: Checked, run: RunDir, progress: Progress,
     if run.trained:  # interrupted after its files were written
         return read_json(run.metrics)
     fold = checked.experiment.plan.folds[0]
-    result = train_fold(checked.experiment, checked.strategy, fold, run, fold.name, progress)
+    result = train_fold(checked.experiment, checked.strategy, fold, run, fold.name, progress,
+                        start=checked.take_model(fold))
     metrics = dict(result.metrics)
-    if checked.experiment.loaded.config.output.plots:
-        run.add_notes(report.plot_history(result.history, run.learning_curves))
-    _final_model(checked, run, result, metrics)
+    notes: list[str | None] = []
+    curves = result.history if checked.experiment.loaded.config.output.plots else None
+    with report.plot_beside(curves, run.learning_curves, notes):
+        _final_model(checked, run, result, metrics)
+    run.add_notes(*notes)
     return metrics
 
 
@@ -181,7 +184,7 @@ def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
     for fold in todo:
         place = run.fold(fold.name)
         result = train_fold(checked.experiment, checked.strategy, fold, place,
-                            f"fold {fold.name}", progress)
+                            f"fold {fold.name}", progress, start=checked.take_model(fold))
         write_fold_files(place, result)
         done[fold.name] = result.history, result.metrics
         del result  # one fold's model and arrays alive at a time
@@ -206,17 +209,18 @@ def cross_validate(checked: Checked, run: RunDir, progress: Progress,
     write_json(run.cv_summary, summary)
     averaged = mean_history(histories)
     write_history(run.cv_history, averaged)
-    if cfg.output.plots:
-        run.add_notes(report.plot_history(averaged, run.learning_curves,
-                                          f"mean over {len(histories)} folds"))
     metrics: dict[str, Any] = {"validation": {name: entry["mean"] for name, entry
                                               in summary["metrics"].items()}}
     cv_text = report.cv_text(summary)
-    if cfg.validation.refit:
-        refit(checked, run, progress, best, metrics, cv_text)
-    else:
-        write_json(run.metrics, metrics)
-        write_text(run.summary, cv_text)
-        run.update_info(model=None, no_model_reason=NO_MODEL,
-                        refit={"epochs": None, "best_epochs": best, "test_scored": False})
+    notes: list[str | None] = []
+    with report.plot_beside(averaged if cfg.output.plots else None, run.learning_curves,
+                            notes, f"mean over {len(histories)} folds"):
+        if cfg.validation.refit:
+            refit(checked, run, progress, best, metrics, cv_text)
+        else:
+            write_json(run.metrics, metrics)
+            write_text(run.summary, cv_text)
+            run.update_info(model=None, no_model_reason=NO_MODEL,
+                            refit={"epochs": None, "best_epochs": best, "test_scored": False})
+    run.add_notes(*notes)
     return metrics

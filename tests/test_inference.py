@@ -1,0 +1,95 @@
+"""`evaluate` and `predict` on a run directory: only completed runs, overrides of the run's
+config limited to what cannot change the model, and models loaded in Keras's safe mode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import Cli
+from test_broken_inputs import IRIS_FEATURES, refused
+
+
+def copy_run(iris_run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / iris_run.name
+    shutil.copytree(iris_run, copy)
+    return copy
+
+
+def rows_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.csv"
+    path.write_text(",".join(f'"{f}"' for f in IRIS_FEATURES) + "\n5.1,3.5,1.4,0.2\n"
+                    "6.7,3.0,5.2,2.3\n")
+    return path
+
+
+def with_lambda_model(run: Path) -> None:
+    """The run's model.keras replaced by one holding a Lambda layer (Python bytecode)."""
+    from kerastrain import _keras
+
+    keras = _keras.keras()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 1.0),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(run / "model.keras")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_model_holding_code_is_refused_unless_unsafe(cli: Cli, iris_run: Path,
+                                                       tmp_path: Path, command: str) -> None:
+    run = copy_run(iris_run, tmp_path)
+    with_lambda_model(run)
+    out = tmp_path / "predictions.csv"
+    args = [run] if command == "evaluate" else [run, rows_file(tmp_path), "-o", out]
+    refused(cli(command, *args), f"{run / 'model.keras'}: refused to load the model: it holds "
+            "Python code (a Lambda layer's function", "Pass --unsafe to load it anyway.")
+    assert not out.exists()
+    result = cli(command, *args, "--unsafe")
+    assert result.exit_code == 0, result.output
+    assert command == "evaluate" or out.exists()
+
+
+@pytest.mark.parametrize("status, message", [
+    ("running", "the run is still running (started"),
+    ("failed", "the run is failed (ValueError: boom): its model is not final. Continue it "
+               "with kerastrain resume"),
+    ("interrupted", "the run is interrupted: its model is not final"),
+])
+def test_only_completed_runs_are_used(cli: Cli, iris_run: Path, tmp_path: Path, status: str,
+                                      message: str) -> None:
+    run = copy_run(iris_run, tmp_path)
+    info = json.loads((run / "run.json").read_text())
+    info.update(status=status, error="ValueError: boom")
+    (run / "run.json").write_text(json.dumps(info))
+    refused(cli("evaluate", run), f"{run}: {message}")
+    refused(cli("predict", run, rows_file(tmp_path), "-o", tmp_path / "p.csv"), message)
+
+
+def test_evaluate_and_predict_take_a_batch_size_override(cli: Cli, iris_run: Path,
+                                                         tmp_path: Path) -> None:
+    result = cli("evaluate", iris_run, "--set", "training.batch_size=7", "--json")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "p.csv"
+    result = cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set",
+                 "training.batch_size=1")
+    assert result.exit_code == 0 and out.exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("compile.loss=mse", "--set compile.loss=mse: a finished run's config takes overrides "
+                         "only of training.batch_size"),
+    ("data.source.name=wine", "data.source.name says what the model is or what it was "
+                              "trained on"),
+    ("training.batch_size=abc", "--set training.batch_size=abc  training.batch_size:"),
+    ("training.batch_size=0", "--set training.batch_size=0  training.batch_size:"),
+])
+def test_other_overrides_are_refused(cli: Cli, iris_run: Path, tmp_path: Path, override: str,
+                                     message: str) -> None:
+    refused(cli("evaluate", iris_run, "--set", override), message)
+    out = tmp_path / "p.csv"
+    refused(cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set", override),
+            message)
+    assert not out.exists()
