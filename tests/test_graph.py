@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from kerastrain.cli import app
 from kerastrain.config import load_config
@@ -248,3 +249,35 @@ def test_plot_graph_writes_model_png_or_returns_a_note(tmp_path: Path, monkeypat
     assert note.startswith("model.png skipped: ImportError: You must install pydot")
     assert "docs/graph_models.md" in note
     assert not (tmp_path / "again.png").exists()
+
+
+def _grouped_graph(tmp_path: Path, inputs: list[dict]) -> Path:
+    config = {
+        "name": "grouped-graph", "seed": 0,
+        "data": {"source": {"type": "csv", "path": str(TEST_CONFIGS.parent / "data" /
+                                                      "grouped.csv")},
+                 "target": "target", "preprocessing": {"categorical_columns": []}},
+        "model": {"inputs": inputs,
+                  "nodes": [{"name": "out", "type": "Dense", "units": 2,
+                             "activation": "softmax", "inputs": [inputs[0]["name"]]}],
+                  "outputs": ["out"]},
+        "compile": {"loss": "sparse_categorical_crossentropy"},
+        "validation": {"scheme": "kfold", "n_splits": 3, "groups": "patient",
+                       "time_order": False, "stratify": False},
+        "output": {"runs_dir": str(tmp_path / "runs")},
+    }
+    path = tmp_path / "grouped.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_a_graph_input_never_takes_the_column_that_steers_the_splits(tmp_path: Path):
+    from kerastrain.experiment import load_experiment
+
+    loaded = load_config(_grouped_graph(tmp_path, [{"name": "features"}]))
+    experiment = load_experiment(loaded)
+    assert experiment.graph.inputs["features"] == ["day", "x0", "x1"]
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(load_config(_grouped_graph(
+            tmp_path, [{"name": "features", "columns": ["x0", "patient"]}])))
+    assert "model.inputs.0.columns.1: 'patient' steers the splits" in caught.value.render()

@@ -24,6 +24,7 @@ import yaml
 from kerastrain.errors import RunDirError
 
 History = dict[str, list[float]]  # per logged quantity, one value per epoch (NaN: not logged)
+SWEEP_FILE, MANIFEST_FILE = "sweep.json", "manifest.csv"  # a sweep directory's two files
 
 
 @contextmanager

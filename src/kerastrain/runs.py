@@ -21,7 +21,7 @@ import yaml
 
 from kerastrain.compare import metric_direction
 from kerastrain.errors import RunDirError, UserError, did_you_mean
-from kerastrain.rundir import RunDir
+from kerastrain.rundir import MANIFEST_FILE, RunDir
 
 STATUSES = ("running", "completed", "failed", "interrupted", "unreadable", "missing")
 _RUN_NAME = re.compile(r"^(?P<name>.+)-\d{8}-\d{6}-[0-9a-f]+$")
@@ -127,7 +127,7 @@ def sweep_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """The runs a sweep's `manifest.csv` lists (column `run_dir`), in its order. Relative
     paths are taken from the working directory, else from the sweep directory."""
     sweep_dir = Path(sweep_dir)
-    manifest = sweep_dir / "manifest.csv"
+    manifest = sweep_dir / MANIFEST_FILE
     if not manifest.is_file():
         raise RunsError(f"{sweep_dir}: not a sweep directory (no manifest.csv).")
     with open(manifest, newline="", encoding="utf-8") as handle:

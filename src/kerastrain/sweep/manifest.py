@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kerastrain.rundir import RunDir, now, read_json, write_json, write_text
+from kerastrain.rundir import (
+    MANIFEST_FILE,
+    SWEEP_FILE,
+    RunDir,
+    now,
+    read_json,
+    write_json,
+    write_text,
+)
 from kerastrain.runs import metric_key
 
 STATUSES = ("pending", "running", "completed", "failed", "interrupted")
@@ -62,11 +70,11 @@ class SweepDir:
 
     @property
     def definition_file(self) -> Path:
-        return self.path / "sweep.json"
+        return self.path / SWEEP_FILE
 
     @property
     def manifest(self) -> Path:
-        return self.path / "manifest.csv"
+        return self.path / MANIFEST_FILE
 
     def recorded(self) -> dict[str, Any] | None:
         return read_json(self.definition_file) if self.definition_file.is_file() else None

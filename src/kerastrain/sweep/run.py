@@ -16,7 +16,7 @@ from typing import Any
 from kerastrain.compare import metric_direction
 from kerastrain.config import load_config
 from kerastrain.errors import ConfigError, UserError
-from kerastrain.rundir import read_json
+from kerastrain.rundir import RunDir, read_json
 from kerastrain.runs import metric_key
 from kerastrain.sweep.manifest import (
     Row,
@@ -114,7 +114,7 @@ def plan(config: Path, fixed: list[str], grid: list[str], random: int, params: l
 
 
 def _status(run_dir: str) -> str | None:
-    info_file = Path(run_dir) / "run.json"
+    info_file = RunDir(Path(run_dir)).info_file
     try:
         return read_json(info_file).get("status") if run_dir and info_file.is_file() else None
     except UserError:
