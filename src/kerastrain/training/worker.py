@@ -9,6 +9,7 @@ import ctypes.util
 import os
 import pickle
 import signal
+import sys
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,11 @@ def work(tasks: Any, results: Any, threads: int, warm: bool) -> None:
                 outcome = Outcome(index, error=_portable(exc))
             results.send(("done", outcome))
             if isinstance(outcome.error, KeyboardInterrupt):
-                return  # reported once; this worker leaves
+                break  # reported once; this worker leaves
     except (KeyboardInterrupt, EOFError, OSError):
         pass
+    # Everything is sent: leave at once. An interpreter that has loaded TensorFlow can
+    # hang in its shutdown (thread pools, atexit hooks) for a minute or more.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
