@@ -190,3 +190,18 @@ def test_time_order_that_leaves_a_class_out(cli: Cli, tmp_path: Path) -> None:
     refused(result, "validation.time_order: in time order, the training rows",
             "hold no row of class 'virginica' of 'target'")
     assert "model.layers" not in result.stderr
+
+
+def test_probing_the_callbacks_leaves_the_first_folds_model_as_built(tmp_path) -> None:
+    """validate runs each callback's first epochs on the model the first fold then trains:
+    a ReduceLROnPlateau that cuts the rate there must not cut it for training."""
+    from conftest import iris_config, write_config
+    from kerastrain.config import load_config
+    from kerastrain.training.check import check
+
+    config = iris_config(tmp_path / "runs", callbacks=[
+        {"type": "ReduceLROnPlateau", "monitor": "val_loss", "patience": 0, "factor": 0.1}])
+    checked = check(load_config(write_config(tmp_path / "c.yaml", config)))
+    model, _ = checked.take_model(checked.experiment.plan.folds[0])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
+    assert not model.stop_training

@@ -5,6 +5,8 @@ training starts from."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -91,6 +93,20 @@ def fresh_model(experiment: Experiment, strategy: StrategyChoice, rows: np.ndarr
     with strategy.strategy.scope(), loaded.at_keys():
         model = build_model(cfg.model, cfg.compile, pre, cfg.runtime.dtype_policy)
     return model, pre
+
+
+@contextmanager
+def _untouched(model: Any) -> Iterator[None]:
+    """Whatever probing the callbacks does to the model (ReduceLROnPlateau may cut the
+    learning rate, EarlyStopping may restore weights or stop it), undone after."""
+    variables = [*model.variables, *model.optimizer.variables]
+    saved = [np.array(v) for v in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+        model.stop_training = False
 
 
 def check_steering(loaded: LoadedConfig) -> None:
@@ -230,7 +246,8 @@ def check(loaded: LoadedConfig) -> Checked:
     with loaded.at_keys():
         check_monitors(cfg, log_names)
         check_no_backup(cfg)
-        probe_callbacks(cfg.callbacks, model, logs)
+        with _untouched(model):  # the first fold trains this very model
+            probe_callbacks(cfg.callbacks, model, logs)
         tensorboard_enabled(cfg.output)
         class_weight(cfg.training, experiment.task, pre.classes, y)
     plan = experiment.plan
