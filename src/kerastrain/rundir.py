@@ -39,6 +39,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        with open(tmp_path, "rb") as written:  # on disk before it takes the name
+            os.fsync(written.fileno())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

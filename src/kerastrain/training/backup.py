@@ -23,6 +23,7 @@ import json
 import math
 import shutil
 import time
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,8 @@ def backup_epoch(place: RunDir) -> int | None:
     try:
         with np.load(place.backup_file) as data:
             return int(json.loads(str(data["state"]))["epoch"])
-    except (OSError, ValueError, KeyError):
-        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # none, or one a crash of the machine left unreadable
 
 
 def discard_backup(place: RunDir) -> None:

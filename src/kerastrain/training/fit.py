@@ -12,6 +12,7 @@ import numpy as np
 
 from kerastrain import __version__, _keras
 from kerastrain.config import Config, LoadedConfig
+from kerastrain.data.splits import DEFAULT_REPEATS, DEFAULT_SPLITS
 from kerastrain.errors import RunInterrupted
 from kerastrain.rundir import RunDir, now, write_json
 from kerastrain.training.callbacks import (
@@ -58,11 +59,15 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
 
 def early_workers(cfg: Config) -> int:
     """The worker processes to start before the checks (they load TensorFlow meanwhile):
-    for cross-validation, `runtime.workers`, or for `auto` one per core; the scheme
-    decides after the checks whether to use them."""
-    if not cfg.validation.cross_validated:
+    for cross-validation, `runtime.workers`, or for `auto` one per core, never more than
+    the folds; the scheme decides after the checks whether to use them."""
+    spec = cfg.validation
+    if not spec.cross_validated:
         return 1
-    return cores() if cfg.runtime.workers == "auto" else int(cfg.runtime.workers)
+    folds = (spec.n_splits or DEFAULT_SPLITS) * (
+        (spec.n_repeats or DEFAULT_REPEATS) if spec.scheme == "repeated_kfold" else 1)
+    wanted = cores() if cfg.runtime.workers == "auto" else int(cfg.runtime.workers)
+    return max(1, min(wanted, folds))
 
 
 def record_start(checked: Checked, run: RunDir, command: list[str] | None,

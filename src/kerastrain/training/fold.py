@@ -79,6 +79,7 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
             validation_freq=training.validation_freq,
             validation_batch_size=training.validation_batch_size,
             callbacks=[*callbacks, backup, EpochProgress(progress, label, epochs)], verbose=0)
+        backup.flush()  # until the model's files are written, resume starts from the end
     except BaseException:  # interrupted or failed: every finished epoch stays
         backup.flush()
         if backup.rows:

@@ -85,11 +85,13 @@ class WorkerPool:
             self._interrupt()
 
     def _start(self) -> None:
-        # Forking is safe while TensorFlow is not loaded here; after that, spawn.
+        # Forking is safe while TensorFlow is not loaded here; after that, spawn. Not
+        # daemonic: a worker may run a fit that has workers of its own (a sweep trial);
+        # workers still die with this process (PR_SET_PDEATHSIG) and close() ends them.
         ctx = mp.get_context("spawn" if "tensorflow" in sys.modules else "fork")
         task_in, task_out = ctx.Pipe(duplex=False)
         result_in, result_out = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=work, daemon=True, name=f"kerastrain-worker-{self.started}",
+        proc = ctx.Process(target=work, daemon=False, name=f"kerastrain-worker-{self.started}",
                            args=(task_in, result_out, max(1, cores() // self.workers),
                                  self.warm))
         proc.start()

@@ -6,6 +6,7 @@ finished work."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,14 +173,16 @@ def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
         run.update_info(workers=workers)
     if workers > 1:
         tasks = [FoldTask(checked.experiment, fold, run.path) for fold in todo]
-        for outcome in pool.run(train_and_save_fold, tasks, progress):
-            if isinstance(outcome.error, WorkerDied):  # the run fails; resume continues it
-                raise WorkerDied(f"fold {todo[outcome.index].name}: {outcome.error} The run "
-                                 "keeps every finished fold and epoch; continue it with: "
-                                 f"kerastrain resume {run.path}")
-            if outcome.error is not None:
-                raise outcome.error
-            done[todo[outcome.index].name] = outcome.value
+        # closing: an error stops the other workers before it leaves (and the run's lock)
+        with closing(pool.run(train_and_save_fold, tasks, progress)) as outcomes:
+            for outcome in outcomes:
+                if isinstance(outcome.error, WorkerDied):  # the run fails; resume goes on
+                    raise WorkerDied(f"fold {todo[outcome.index].name}: {outcome.error} The "
+                                     "run keeps every finished fold and epoch; continue it "
+                                     f"with: kerastrain resume {run.path}")
+                if outcome.error is not None:
+                    raise outcome.error
+                done[todo[outcome.index].name] = outcome.value
         return done
     for fold in todo:
         place = run.fold(fold.name)
