@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 
 from kerastrain.compare import metric_direction
 from kerastrain.errors import RunDirError, UserError, did_you_mean
-from kerastrain.rundir import MANIFEST_FILE, RunDir
+from kerastrain.rundir import MANIFEST_FILE, RunDir, read_json
 
 STATUSES = ("running", "completed", "failed", "interrupted", "unreadable", "missing")
 _RUN_NAME = re.compile(r"^(?P<name>.+)-\d{8}-\d{6}-[0-9a-f]+$")
@@ -37,10 +36,6 @@ def run_name(path: Path) -> str:
     """The config's `name` of a run, read from its directory name `<name>-<time>-<id>`."""
     match = _RUN_NAME.match(path.name)
     return match.group("name") if match else path.name
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def overrides_of(info: dict[str, Any]) -> dict[str, Any]:
@@ -80,20 +75,21 @@ def read_run(path: str | Path) -> dict[str, Any]:
         return entry
     run = RunDir(path)
     try:
-        info = _read_json(run.info_file)
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        entry.update(status="unreadable", problems=[f"run.json: {exc}"])
+        info = read_json(run.info_file)
+    except RunDirError as exc:
+        entry.update(status="unreadable", problems=[str(exc)])
+        return entry
+    if not isinstance(info, dict):
+        entry.update(status="unreadable", problems=[f"{run.info_file}: not a JSON object"])
         return entry
     entry.update(status=info.get("status"), started_at=info.get("started_at"),
                  overrides=overrides_of(info))
     if run.metrics.exists():
         try:
-            metrics = _read_json(run.metrics)
+            metrics = read_json(run.metrics)
             entry["metrics"] = metrics if isinstance(metrics, dict) else {}
-        except (OSError, ValueError) as exc:
-            entry["problems"].append(f"metrics.json: {exc}")
+        except RunDirError as exc:
+            entry["problems"].append(str(exc))
     return entry
 
 
