@@ -163,3 +163,26 @@ def test_folds_side_by_side_make_the_serial_run(cli, tmp_path: Path) -> None:
         for name in ("history.csv", "metrics.json", "preprocessing.json"):
             assert (serial / "folds" / fold / name).read_text() == \
                 (parallel / "folds" / fold / name).read_text(), (fold, name)
+
+
+def test_the_parent_is_a_lane_of_its_own() -> None:
+    progress = Recorded()
+    with WorkerPool(2, warm=False, parent_lane=True) as pool:
+        assert len(pool.procs) == 1
+        outcomes = sorted(pool.run(double_in_a_worker, [0, 1, 2, 5, 6, 7], progress,
+                                   local=double_in_a_worker), key=lambda o: o.index)
+    assert [o.value[0] for o in outcomes] == [0, 2, 4, 10, 12, 14]
+    pids = {o.value[1] for o in outcomes}
+    assert os.getpid() in pids and len(pids) == 2  # this process and its one worker
+    assert sorted(e[1] for e in progress.events if e[0] == "note") == \
+        [f"item {i}" for i in (0, 1, 2, 5, 6, 7)]
+
+
+def test_a_worker_holding_a_second_item_dies_and_only_the_started_one_fails() -> None:
+    # The worker takes from the back: item 1 (it dies there) and item 4 (never started),
+    # which the parent or a new worker then runs.
+    with WorkerPool(2, warm=False, parent_lane=True) as pool:
+        outcomes = sorted(pool.run(die_on_odd, [0, 2, 4, 1], Recorded(), local=die_on_odd),
+                          key=lambda o: o.index)
+    assert [o.value[0] for o in outcomes[:3]] == [0, 2, 4]
+    assert isinstance(outcomes[3].error, WorkerDied)

@@ -198,14 +198,14 @@ def _workers(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow  # a 3-fold fit in two worker processes, one killed, then resumed
+@pytest.mark.slow  # a 3-fold fit in the parent and a worker process, the worker killed, then resumed
 def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path) -> None:
     config = _config(tmp_path, 40, runtime={"workers": 2},
                      validation={"scheme": "kfold", "n_splits": 3, "test_split": 0.2})
     proc = _start("fit", config)
     _wait_for(proc, "fold 0-0 epoch 3/40", "fold 0-1 epoch 3/40")
     workers = _workers(proc.pid)
-    assert len(workers) == 2, workers
+    assert len(workers) == 1, workers  # the other lane is the parent itself
     os.kill(workers[0], signal.SIGKILL)
     _, rest = proc.communicate(timeout=300)
     assert proc.returncode == 2, rest

@@ -34,9 +34,14 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
         from kerastrain.config import load_config
 
         loaded = load_config(config, set_ or [])
-        from kerastrain.training.fit import fit as fit_run
+        from kerastrain.training.pool import fold_pool
 
-        run, metrics = fit_run(loaded, progress(quiet, json_), sys.argv)
+        # the workers start (forked) before this process loads TensorFlow: they load it
+        # side by side with it, not after it
+        with fold_pool(loaded.config) as pool:
+            from kerastrain.training.fit import fit as fit_run
+
+            run, metrics = fit_run(loaded, progress(quiet, json_), sys.argv, pool=pool)
         _render_trained(run, metrics, loaded.config.name, quiet, json_)
 
     guard(action, json_)
@@ -65,9 +70,16 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or faile
                 "experiment. To change the config, start a new run: kerastrain fit "
                 f"{shlex.quote(str(run_dir / 'config.yaml'))} --set ...")
         from kerastrain.config import load_config
-        from kerastrain.training.resume import resume as resume_run
+        from kerastrain.rundir import RunDir
+        from kerastrain.training.pool import WorkerPool, fold_pool
 
-        run, metrics = resume_run(run_dir, progress(quiet, json_), sys.argv, force)
+        config_file = RunDir(run_dir).config
+        lanes = fold_pool(load_config(config_file).config) if config_file.is_file() else \
+            WorkerPool(1)
+        with lanes as pool:  # as fit's: the workers start before TensorFlow loads here
+            from kerastrain.training.resume import resume as resume_run
+
+            run, metrics = resume_run(run_dir, progress(quiet, json_), sys.argv, force, pool)
         name = load_config(run.config).config.name
         _render_trained(run, metrics, name, quiet, json_)
 

@@ -34,6 +34,10 @@ __all__ = ["GENERATORS", "SKLEARN_SETS", "SOURCE_FIELDS", "SOURCE_REQUIRED", "Co
 NodeName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 
+
+DEFAULT_SPLITS = 5  # validation.n_splits when not given
+DEFAULT_REPEATS = 3  # validation.n_repeats when not given
+
 class GraphInput(Strict):
     """A named `keras.Input`, fed by feature columns (or a named array of an NPZ file).
 
@@ -194,6 +198,14 @@ class ValidationSpec(Strict):
     @property
     def cross_validated(self) -> bool:
         return self.scheme != "holdout"
+
+    @property
+    def n_folds(self) -> int:
+        """How many folds the scheme trains (0 for the hold-out)."""
+        if not self.cross_validated:
+            return 0
+        repeats = (self.n_repeats or DEFAULT_REPEATS) if self.scheme == "repeated_kfold" else 1
+        return (self.n_splits or DEFAULT_SPLITS) * repeats
 
 
 class RuntimeSpec(Strict):

@@ -18,15 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from kerastrain.config.schema import ValidationSpec
+from kerastrain.config.schema import DEFAULT_REPEATS, DEFAULT_SPLITS, ValidationSpec
 from kerastrain.data.plan import EMPTY as _EMPTY
 from kerastrain.data.plan import Fold, SplitPlan
 from kerastrain.errors import KeyProblem
 
 __all__ = ["Fold", "RowContext", "SplitPlan", "check_scheme", "make_splits"]
 
-DEFAULT_SPLITS = 5
-DEFAULT_REPEATS = 3
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
 from kerastrain import __version__, _keras
-from kerastrain.config import Config, LoadedConfig
-from kerastrain.data.splits import DEFAULT_REPEATS, DEFAULT_SPLITS
+from kerastrain.config import LoadedConfig
 from kerastrain.errors import RunInterrupted
 from kerastrain.rundir import RunDir, now, write_json
 from kerastrain.training.callbacks import (
@@ -21,7 +21,7 @@ from kerastrain.training.callbacks import (
     tensorboard_status,
 )
 from kerastrain.training.check import Checked, check
-from kerastrain.training.pool import WorkerPool, cores
+from kerastrain.training.pool import WorkerPool, fold_pool
 from kerastrain.training.progress import Progress
 from kerastrain.training.schemes import cross_validate, holdout, models_to_train
 
@@ -39,12 +39,14 @@ def versions() -> dict[str, str]:
 
 def fit(loaded: LoadedConfig, progress: Progress | None = None,
         command: list[str] | None = None, overrides: dict[str, Any] | None = None,
-        sweep: dict[str, Any] | None = None) -> tuple[RunDir, dict[str, Any]]:
+        sweep: dict[str, Any] | None = None,
+        pool: WorkerPool | None = None) -> tuple[RunDir, dict[str, Any]]:
     """Check everything, then train into a new run directory. Returns it and the metrics.
     Recorded in run.json: `command` (default: this process's `sys.argv`), `overrides`
-    (the `--set` values, by key) and `sweep` (the sweep directory and trial it belongs to)."""
+    (the `--set` values, by key) and `sweep` (the sweep directory and trial it belongs to).
+    `pool`: the run's `fold_pool`, when the caller opened it before loading TensorFlow."""
     progress = progress or Progress()
-    with WorkerPool(early_workers(loaded.config)) as pool:
+    with nullcontext(pool) if pool is not None else fold_pool(loaded.config) as pool:
         checked = check(loaded)
         run = RunDir.create(loaded.config.output.runs_dir, loaded.config.name)
         with run.lock():
@@ -55,19 +57,6 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
             for warning in warnings:
                 progress.warning(warning)
             return run, train_run(checked, run, progress, started, pool=pool)
-
-
-def early_workers(cfg: Config) -> int:
-    """The worker processes to start before the checks (they load TensorFlow meanwhile):
-    for cross-validation, `runtime.workers`, or for `auto` one per core, never more than
-    the folds; the scheme decides after the checks whether to use them."""
-    spec = cfg.validation
-    if not spec.cross_validated:
-        return 1
-    folds = (spec.n_splits or DEFAULT_SPLITS) * (
-        (spec.n_repeats or DEFAULT_REPEATS) if spec.scheme == "repeated_kfold" else 1)
-    wanted = cores() if cfg.runtime.workers == "auto" else int(cfg.runtime.workers)
-    return max(1, min(wanted, folds))
 
 
 def record_start(checked: Checked, run: RunDir, command: list[str] | None,

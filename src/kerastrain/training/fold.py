@@ -12,9 +12,10 @@ from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
 from kerastrain.experiment import Experiment
+from kerastrain.models.feed import evaluation_input, training_input
 from kerastrain.models.model import evaluate_model
 from kerastrain.rundir import History, RunDir, atomic_path, write_history, write_json, write_text
-from kerastrain.training import report
+from kerastrain.training import report, reuse
 from kerastrain.training.backup import EpochBackup, discard_backup
 from kerastrain.training.callbacks import (
     EpochProgress,
@@ -52,6 +53,7 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     training = cfg.training
     refit = not len(fold.validation)
     model, pre = start or fresh_model(experiment, strategy, fold.fit_rows)
+    model = reuse.lend(model, strategy.strategy)  # traced once per process, not per fold
     x_train, y_train = experiment.arrays(pre, fold.fit_rows, "training rows")
     with loaded.at_keys():
         skip = tuple(steering_callbacks(cfg)) if refit else ()
@@ -63,8 +65,9 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     validation_data = None
     heldout: dict[str, list[float]] = {}
     if not refit:
-        validation_data = experiment.arrays(pre, fold.steer_rows, "validation rows")
-        x_val, y_val = (validation_data if not len(fold.inner) else
+        steer = experiment.arrays(pre, fold.steer_rows, "validation rows")
+        validation_data = evaluation_input(*steer, eval_batch)
+        x_val, y_val = (steer if not len(fold.inner) else
                         experiment.arrays(pre, fold.validation, "validation rows"))
         if len(fold.inner):
             callbacks.append(HeldOutCurves(x_val, y_val, eval_batch, heldout))
@@ -74,8 +77,9 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     progress.fold_begin(label, epochs, backup.resumed_from or 0)
     try:
         model.fit(
-            x_train, y_train, batch_size=training.batch_size, epochs=epochs,
-            validation_data=validation_data, shuffle=training.shuffle, class_weight=weights,
+            **training_input(x_train, y_train, training.batch_size, training.shuffle,
+                             cfg.seed, backup.resumed_from or 0),
+            epochs=epochs, validation_data=validation_data, class_weight=weights,
             validation_freq=training.validation_freq,
             validation_batch_size=training.validation_batch_size,
             callbacks=[*callbacks, backup, EpochProgress(progress, label, epochs)], verbose=0)

@@ -3,7 +3,11 @@ worker process of its own, with TensorFlow's thread pools sized so the workers s
 cores instead of fighting over them.
 
 Workers start before the parent imports TensorFlow when they can (forked, they then
-import it while the parent checks the config), otherwise they are spawned. A task is a
+import it while the parent checks the config), otherwise they are spawned. For the folds
+of a run the parent is one of the lanes (`parent_lane`): it trains folds itself between
+handing them out, so the run loads TensorFlow once per core, not once more in a parent
+that would only wait. (A worker's progress then reaches the display when the parent's
+own fold ends.) A task is a
 module-level function and picklable arguments. Each worker has its own pipes: the parent
 hands it one item at a time, so it always knows which item a worker holds, and a worker
 killed mid-message (kill -9, out of memory) damages no one else's. Its progress events
@@ -25,14 +29,16 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
+from kerastrain.config import Config
 from kerastrain.training.progress import Progress
 from kerastrain.training.worker import Outcome, WorkerDied, WorkerFailed, work
 
-__all__ = ["Outcome", "WorkerDied", "WorkerFailed", "WorkerPool", "cores", "run_in_workers"]
+__all__ = ["Outcome", "WorkerDied", "WorkerFailed", "WorkerPool", "cores", "early_workers",
+           "fold_pool", "run_in_workers"]
 
 _STOP_S = 60.0  # how long interrupted workers get to leave their backups
 
@@ -45,26 +51,46 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def early_workers(cfg: Config) -> int:
+    """The lanes to open before the checks (their workers load TensorFlow meanwhile): for
+    cross-validation, `runtime.workers`, or for `auto` one per core, never more than the
+    folds; the scheme decides after the checks whether to use them."""
+    folds = cfg.validation.n_folds
+    if not folds:
+        return 1
+    wanted = cores() if cfg.runtime.workers == "auto" else int(cfg.runtime.workers)
+    return max(1, min(wanted, folds))
+
+
+def fold_pool(cfg: Config) -> WorkerPool:
+    """The pool a run's folds train in: `early_workers` lanes, this process one of them."""
+    return WorkerPool(early_workers(cfg), parent_lane=True)
+
+
 @dataclass
 class _Worker:
-    """A worker process, the parent's ends of its two pipes, the item it was handed and
-    whether it has started it (an item it never received goes to another worker)."""
+    """A worker process, the parent's ends of its two pipes, the items it was handed (in
+    the order it takes them) and whether it has started the first (an item it never
+    started goes to another worker)."""
 
     proc: Any
     tasks: Any
     results: Any
-    index: int | None = None
+    held: deque = field(default_factory=deque)
     started: bool = False
 
 
 class WorkerPool:
-    """Up to `workers` worker processes, started at once (`with WorkerPool(n) as pool`) so
-    they are ready by the time there is work; `run` hands them items. With one worker
-    (or none needed) everything runs in this process."""
+    """Up to `workers` lanes, worker processes started at once (`with WorkerPool(n) as
+    pool`) so they are ready by the time there is work; `run` hands them items. With one
+    lane (or none needed) everything runs in this process. `parent_lane`: this process is
+    one of the `workers` lanes (it starts one worker fewer, and `run` given `local` trains
+    items here too)."""
 
-    def __init__(self, workers: int, warm: bool = True):
+    def __init__(self, workers: int, warm: bool = True, parent_lane: bool = False):
         self.workers = max(1, int(workers))
         self.warm = warm  # load TensorFlow in the workers as they start
+        self.parent_lane = parent_lane and self.workers > 1
         self.live: list[_Worker] = []
         self.started = 0
 
@@ -74,7 +100,7 @@ class WorkerPool:
 
     def __enter__(self) -> WorkerPool:
         if self.workers > 1:
-            for _ in range(self.workers):
+            for _ in range(self.workers - self.parent_lane):
                 self._start()
         return self
 
@@ -141,43 +167,37 @@ class WorkerPool:
         self.live = []
 
     def run(self, fn: Callable[[Any, Progress], Any], items: list[Any],
-            progress: Progress) -> Iterator[Outcome]:
+            progress: Progress, local: Callable[[Any, Progress], Any] | None = None
+            ) -> Iterator[Outcome]:
         """`fn(item, progress)` for every item, in the workers; yields each `Outcome` as
-        it ends (in this process, in order, when the pool has one worker)."""
-        if not self.live:
+        it ends (in this process, in order, when the pool has one lane). `local` is how
+        this process runs an item when it is a lane itself (`parent_lane`)."""
+        local = local if self.parent_lane else None
+        if not self.live and local is None:
             for index, item in enumerate(items):
-                try:
-                    yield Outcome(index, value=fn(item, progress))
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    yield Outcome(index, error=exc)
+                yield _here(fn, index, item, progress)
             return
         try:
-            yield from self._collect(fn, items, progress)
+            yield from self._collect(fn, items, progress, local)
         except BaseException:
             self._interrupt()
             raise
 
     def _collect(self, fn: Callable[[Any, Progress], Any], items: list[Any],
-                 progress: Progress) -> Iterator[Outcome]:
+                 progress: Progress, local: Callable[[Any, Progress], Any] | None
+                 ) -> Iterator[Outcome]:
         todo = deque(range(len(items)))
         pending, spare = len(items), len(items)  # spare: replacements for dead workers
         while pending:
-            for worker in self.live:
-                if worker.index is None and todo:
-                    worker.index = todo.popleft()
-                    try:
-                        worker.tasks.send((worker.index, fn, items[worker.index]))
-                    except OSError:  # it died idle: the item waits for another worker
-                        todo.appendleft(worker.index)
-                        worker.index = None
-            ready = wait([*(w.results for w in self.live), *(w.proc.sentinel
-                                                             for w in self.live)])
+            self._hand_out(fn, items, todo, from_back=local is not None)
+            ready = wait([*(w.results for w in self.live),
+                          *(w.proc.sentinel for w in self.live)],
+                         0 if local and todo else None)
             for worker in list(self.live):
                 done, gone = self._read(worker, ready, progress)
                 if done is not None:
-                    worker.index, worker.started = None, False
+                    worker.held.remove(done.index)
+                    worker.started = False
                     pending -= 1
                     if isinstance(done.error, KeyboardInterrupt):
                         raise KeyboardInterrupt
@@ -186,22 +206,43 @@ class WorkerPool:
                     continue
                 self.live.remove(worker)
                 worker.proc.join()
-                if worker.index is not None and not worker.started:
-                    todo.appendleft(worker.index)
-                elif worker.index is not None:
+                if worker.started:
                     pending -= 1
-                    yield Outcome(worker.index, error=WorkerDied(
+                    yield Outcome(worker.held.popleft(), error=WorkerDied(
                         f"its worker process (pid {worker.proc.pid}) ended without reporting "
                         f"(exit code {worker.proc.exitcode}): was it killed, or out of "
                         "memory?"))
+                todo.extendleft(reversed(worker.held))  # never started: they wait again
                 if todo and spare:
                     spare -= 1
                     self._start()
-            if todo and not self.live:  # no worker left to start: fail what waits
+            if local and todo:  # this process's lane: one item, then back to the workers
+                self._hand_out(fn, items, todo, from_back=True)  # those just freed first
+            if local and todo:
+                index = todo.popleft()
+                pending -= 1
+                yield _here(local, index, items[index], progress)
+            elif todo and not self.live:  # no worker left to start: fail what waits
                 while todo:
                     pending -= 1
                     yield Outcome(todo.popleft(), error=WorkerDied(
                         "no worker process left to run it: each one started died"))
+
+    def _hand_out(self, fn: Callable[[Any, Progress], Any], items: list[Any], todo: deque,
+                  from_back: bool) -> None:
+        """An item to every idle worker. When this process is a lane too (`from_back`: it
+        takes from the front), each worker holds a second one: the parent, busy with
+        its own, cannot hand out the next the moment a worker is done."""
+        depth = 2 if from_back else 1
+        for worker in self.live:
+            while len(worker.held) < depth and todo:
+                index = todo.pop() if from_back else todo.popleft()
+                try:
+                    worker.tasks.send((index, fn, items[index]))
+                except OSError:  # it died idle: the item waits for another worker
+                    todo.append(index) if from_back else todo.appendleft(index)
+                    break
+                worker.held.append(index)
 
     def _read(self, worker: _Worker, ready: list[Any],
               progress: Progress) -> tuple[Outcome | None, bool]:
@@ -222,6 +263,17 @@ class WorkerPool:
         except (EOFError, OSError):  # its end closed, maybe mid-message
             return None, True
         return None, not worker.proc.is_alive()
+
+
+def _here(fn: Callable[[Any, Progress], Any], index: int, item: Any,
+          progress: Progress) -> Outcome:
+    """An item run in this process: its outcome (Ctrl-C is raised, not reported)."""
+    try:
+        return Outcome(index, value=fn(item, progress))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        return Outcome(index, error=exc)
 
 
 def run_in_workers(fn: Callable[[Any, Progress], Any], items: list[Any], workers: int,

@@ -17,8 +17,8 @@ from kerastrain.errors import RunDirError
 from kerastrain.rundir import RunDir, now, read_json
 from kerastrain.training.backup import backup_epoch
 from kerastrain.training.check import Checked, check
-from kerastrain.training.fit import early_workers, train_run
-from kerastrain.training.pool import WorkerPool
+from kerastrain.training.fit import train_run
+from kerastrain.training.pool import WorkerPool, fold_pool
 from kerastrain.training.progress import Progress
 
 RESUMABLE = ("interrupted", "failed")
@@ -82,15 +82,19 @@ def resume_point(checked: Checked, run: RunDir) -> dict[str, Any]:
 
 def resume(run_dir: str | Path, progress: Progress | None = None,
            command: list[str] | None = None,
-           force: bool = False) -> tuple[RunDir, dict[str, Any]]:
+           force: bool = False,
+           pool: WorkerPool | None = None) -> tuple[RunDir, dict[str, Any]]:
     """Re-check the run's own config and data, then continue training in the same run
     directory. Returns it and the final metrics, as `fit` does. `force` resumes a run
-    still marked running (its process died without recording it)."""
+    still marked running (its process died without recording it). `pool`: as `fit`'s."""
     progress = progress or Progress()
     run = RunDir(Path(run_dir))
     loaded = load_config(run.config) if run.config.is_file() else None
-    workers = early_workers(loaded.config) if loaded else 1
-    with WorkerPool(workers) as pool, run.lock() if run.path.is_dir() else nullcontext():
+    if pool is not None:  # the caller's, opened already
+        lanes: Any = nullcontext(pool)
+    else:
+        lanes = fold_pool(loaded.config) if loaded else WorkerPool(1)
+    with lanes as pool, run.lock() if run.path.is_dir() else nullcontext():
         run, info = open_resumable(run_dir, force)
         return run, _resume(run, info, loaded, progress, command, pool)
 

@@ -171,10 +171,13 @@ def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
     workers = fold_workers(checked, len(todo)) if pool.procs else 1
     if todo:
         run.update_info(workers=workers)
+    def here(task: FoldTask, progress: Progress) -> tuple[History, dict[str, Any]]:
+        return _train_and_save(checked, run, task.fold, progress)
+
     if workers > 1:
         tasks = [FoldTask(checked.experiment, fold, run.path) for fold in todo]
         # closing: an error stops the other workers before it leaves (and the run's lock)
-        with closing(pool.run(train_and_save_fold, tasks, progress)) as outcomes:
+        with closing(pool.run(train_and_save_fold, tasks, progress, here)) as outcomes:
             for outcome in outcomes:
                 if isinstance(outcome.error, WorkerDied):  # the run fails; resume goes on
                     raise WorkerDied(f"fold {todo[outcome.index].name}: {outcome.error} The "
@@ -185,13 +188,19 @@ def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
                 done[todo[outcome.index].name] = outcome.value
         return done
     for fold in todo:
-        place = run.fold(fold.name)
-        result = train_fold(checked.experiment, checked.strategy, fold, place,
-                            f"fold {fold.name}", progress, start=checked.take_model(fold))
-        write_fold_files(place, result)
-        done[fold.name] = result.history, result.metrics
-        del result  # one fold's model and arrays alive at a time
+        done[fold.name] = _train_and_save(checked, run, fold, progress)
     return done
+
+
+def _train_and_save(checked: Checked, run: RunDir, fold: Fold,
+                    progress: Progress) -> tuple[History, dict[str, Any]]:
+    """One fold trained and saved in this process; its history and scores (its model and
+    arrays are let go: one fold's alive at a time)."""
+    place = run.fold(fold.name)
+    result = train_fold(checked.experiment, checked.strategy, fold, place,
+                        f"fold {fold.name}", progress, start=checked.take_model(fold))
+    write_fold_files(place, result)
+    return result.history, result.metrics
 
 
 def cross_validate(checked: Checked, run: RunDir, progress: Progress,

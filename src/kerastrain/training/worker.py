@@ -8,8 +8,10 @@ import ctypes
 import ctypes.util
 import os
 import pickle
+import queue
 import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +109,24 @@ def _interrupted_once(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _reading(tasks: Any) -> queue.Queue:
+    """The tasks as they arrive, read by a thread of their own: the parent never waits to
+    hand over the next one (a task holds the run's data, more than a pipe buffers) while
+    this worker trains. None (the stop sign) also comes when the parent is gone."""
+    inbox: queue.Queue = queue.Queue()
+
+    def receive() -> None:
+        try:
+            while (task := tasks.recv()) is not None:
+                inbox.put(task)
+        except (EOFError, OSError):
+            pass
+        inbox.put(None)
+
+    threading.Thread(target=receive, name="kerastrain-tasks", daemon=True).start()
+    return inbox
+
+
 def work(tasks: Any, results: Any, threads: int, warm: bool) -> None:
     """A worker's life: share the cores, load TensorFlow while the parent is busy (`warm`),
     then run the tasks it is handed until the stop sign (None). Interrupted while idle,
@@ -120,7 +140,8 @@ def work(tasks: Any, results: Any, threads: int, warm: bool) -> None:
 
             _keras.keras()
         progress = PipeProgress(results)
-        while (task := tasks.recv()) is not None:
+        inbox = _reading(tasks)
+        while (task := inbox.get()) is not None:
             index, fn, item = task
             results.send(("start", index))  # from here on, the item is this worker's
             try:
