@@ -134,11 +134,11 @@ def test_a_killed_trial_worker_fails_that_trial_alone_and_a_rerun_resumes_it(
 @pytest.mark.parametrize("how", list(STOPS))
 def test_a_sweep_with_two_jobs_stops_cleanly_and_its_rerun_completes_it(
         tmp_path: Path, how: str) -> None:
-    config = _config(tmp_path, 60)
+    config = _config(tmp_path, 400)  # long enough (a few seconds) to be stopped midway
     args = ("sweep", config, "--grid", "compile.optimizer.learning_rate=0.01,0.02",
             "--jobs", "2")
     proc = _start(*args)
-    _wait_for(proc, "t001 holdout epoch 2/60", "t002 holdout epoch 2/60")
+    _wait_for(proc, "t001 holdout epoch 2/400", "t002 holdout epoch 2/400")
     STOPS[how](proc)
     _, rest = proc.communicate(timeout=300)
     assert proc.returncode == 130, rest
@@ -156,16 +156,16 @@ def test_a_sweep_with_two_jobs_stops_cleanly_and_its_rerun_completes_it(
     trials = json.loads(again.stdout.splitlines()[-1])["trials"]
     assert [(t["status"], t["action"]) for t in trials] == [("completed", "resumed")] * 2
     for row in rows.values():
-        assert _epochs(Path(row["run_dir"]) / "history.csv") == list(range(1, 61))
+        assert _epochs(Path(row["run_dir"]) / "history.csv") == list(range(1, 401))
 
 
 @pytest.mark.slow  # a 3-fold fit in two worker processes stopped, then resumed
 @pytest.mark.parametrize("how", list(STOPS))
 def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, how: str) -> None:
-    config = _config(tmp_path, 60, runtime={"workers": 2},
+    config = _config(tmp_path, 200, runtime={"workers": 2},
                      validation={"scheme": "kfold", "n_splits": 3, "test_split": 0.2})
-    proc = _start("fit", config)
-    _wait_for(proc, "fold 0-0 epoch 2/60", "fold 0-1 epoch 2/60")
+    proc = _start("fit", config)  # the parent trains 0-0 first, its worker 0-2
+    _wait_for(proc, "fold 0-0 epoch 2/200", "fold 0-2 epoch 2/200")
     STOPS[how](proc)
     _, rest = proc.communicate(timeout=300)
     assert proc.returncode == 130, rest
@@ -179,7 +179,7 @@ def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, how: 
     assert done.returncode == 0, done.stderr
     assert _info(run)["status"] == "completed"
     for fold in ("0-0", "0-1", "0-2"):  # every epoch once, in order
-        assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 61)), fold
+        assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 201)), fold
 
 
 def _workers(pid: int) -> list[int]:
@@ -198,12 +198,12 @@ def _workers(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow  # a 3-fold fit in the parent and a worker process, the worker killed, then resumed
+@pytest.mark.slow  # a 3-fold fit in the parent and a worker, the worker killed, then resumed
 def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path) -> None:
-    config = _config(tmp_path, 40, runtime={"workers": 2},
+    config = _config(tmp_path, 400, runtime={"workers": 2},
                      validation={"scheme": "kfold", "n_splits": 3, "test_split": 0.2})
-    proc = _start("fit", config)
-    _wait_for(proc, "fold 0-0 epoch 3/40", "fold 0-1 epoch 3/40")
+    proc = _start("fit", config)  # the parent trains 0-0 first, its worker 0-2
+    _wait_for(proc, "fold 0-0 epoch 3/400", "fold 0-2 epoch 3/400")
     workers = _workers(proc.pid)
     assert len(workers) == 1, workers  # the other lane is the parent itself
     os.kill(workers[0], signal.SIGKILL)
@@ -220,4 +220,4 @@ def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert _info(run)["status"] == "completed"
     for fold in ("0-0", "0-1", "0-2"):
-        assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 41)), fold
+        assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 401)), fold

@@ -105,8 +105,8 @@ def test_a_configured_backup_and_restore_is_refused(cli, tmp_path: Path) -> None
 @pytest.mark.slow  # three short Keras fits
 def test_interrupted_holdout_resumes_to_the_uninterrupted_result(
         cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Stopped early after 12 epochs; at the interruption after epoch 10, EarlyStopping is
-    # waiting (its best weights are from epoch 9) and ReduceLROnPlateau has just cut the
+    # Stopped early after 14 epochs; at the interruption after epoch 12, EarlyStopping is
+    # waiting (its best weights are from epoch 10) and ReduceLROnPlateau has just cut the
     # rate: Keras resets both on every fit, the run carries them over.
     config = iris_config(tmp_path / "runs", callbacks=[
         {"type": "EarlyStopping", "monitor": "val_loss", "patience": 4, "min_delta": 0.02,
@@ -117,7 +117,7 @@ def test_interrupted_holdout_resumes_to_the_uninterrupted_result(
     whole = _run_dir(cli("fit", path, "--json", "--set", f"output.runs_dir={tmp_path / 'a'}"))
 
     with monkeypatch.context() as patch:
-        _interrupt(patch, epoch=10)
+        _interrupt(patch, epoch=12)
         result = cli("fit", path, "--set", f"output.runs_dir={tmp_path / 'b'}")
     assert result.exit_code == 130, result.stderr
     run = _only_run(tmp_path / "b")
@@ -132,12 +132,13 @@ def test_interrupted_holdout_resumes_to_the_uninterrupted_result(
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and "error" not in info
     assert [(r["was"], r["fold"], r["epochs_done"]) for r in info["resumes"]] == \
-        [("interrupted", "holdout", 10)]
+        [("interrupted", "holdout", 12)]
     assert not (run / "checkpoints" / "backup").exists()
 
     expected, got = read_history(whole / "history.csv"), read_history(run / "history.csv")
     assert list(got) == list(expected)
-    assert len(got["loss"]) == len(expected["loss"]) == 12  # every epoch once, none lost
+    assert len(got["loss"]) == len(expected["loss"]) == 14  # every epoch once, none lost
+    assert expected["learning_rate"][11] > expected["learning_rate"][12]  # cut after 12
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=RTOL, atol=ATOL, err_msg=key)
     want, have = (json.loads((d / "metrics.json").read_text()) for d in (whole, run))

@@ -18,7 +18,8 @@ def _model(units: int = 8, seed: int = 0):
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, activation="relu"),
-                              keras.layers.Dropout(0.2), keras.layers.Dense(3, activation="softmax")])
+                              keras.layers.Dropout(0.2),
+                              keras.layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
@@ -94,11 +95,11 @@ def test_every_epoch_is_reshuffled_and_a_resumed_model_sees_the_same_orders() ->
     x = np.arange(24, dtype="float32").reshape(24, 1)
     y = np.arange(24)
     data = feed.training_input(x, y, 5, True, 3)["x"]
-    orders = [np.concatenate([b[1].numpy() for b in data]) for _ in range(4)]
+    orders = [np.concatenate([b[1].numpy() for b in data]) for _ in range(6)]
     assert all(sorted(o) == list(range(24)) for o in orders)
-    assert len({tuple(o) for o in orders}) == 4  # a new order each epoch
+    assert len({tuple(o) for o in orders}) == 6  # a new order each iterator
     resumed = feed.training_input(x, y, 5, True, 3, skip_epochs=2)["x"]
-    for want in orders[2:]:
+    for want in orders[2 * feed.DRAWS_PER_EPOCH:]:
         np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in resumed]), want)
     unshuffled = feed.training_input(x, y, 5, False, 3)["x"]
     np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in unshuffled]), y)

@@ -8,9 +8,11 @@ batches). A pipeline of the tensors themselves (`from_tensor_slices`, `shuffle`,
 arrays once more as tensors and the shuffle buffer once more, so data over
 `SMALL_BYTES` is given as arrays (where an epoch takes seconds, the start-up is noise).
 
-Each epoch of the pipeline is shuffled anew from the run's seed: the k-th epoch's order
-is the k-th draw, the same in every process. A model resumed after k epochs skips k
-draws (`skip_epochs`), so it sees the orders the uninterrupted run saw.
+Each iterator of the pipeline draws a new order from the run's seed, the same sequence in
+every process. Keras 3.15 makes two iterators per epoch (the epoch's, and one it makes
+at the epoch's end and drops: `DRAWS_PER_EPOCH`), so a model resumed after k epochs
+skips 2k draws (`skip_epochs`) and sees the orders the uninterrupted run saw;
+`tests/test_resume.py` holds a resumed run to the uninterrupted run's numbers.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from kerastrain import _keras
 
 SMALL_BYTES = 64 * 2**20
+DRAWS_PER_EPOCH = 2
 
 
 def _arrays(part: Any) -> list[np.ndarray]:
@@ -54,8 +57,8 @@ def training_input(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int,
     if not is_small(x, y):
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": shuffle}
     data = _pipeline(x, y, batch_size, seed if shuffle else None)
-    for _ in range(skip_epochs if shuffle else 0):
-        iter(data)  # each iterator draws the next epoch's order
+    for _ in range(DRAWS_PER_EPOCH * skip_epochs if shuffle else 0):
+        iter(data)  # each iterator draws the next order
     return {"x": data, "y": None, "batch_size": None, "shuffle": False}
 
 

@@ -6,9 +6,8 @@ Workers start before the parent imports TensorFlow when they can (forked, they t
 import it while the parent checks the config), otherwise they are spawned. For the folds
 of a run the parent is one of the lanes (`parent_lane`): it trains folds itself between
 handing them out, so the run loads TensorFlow once per core, not once more in a parent
-that would only wait. (A worker's progress then reaches the display when the parent's
-own fold ends.) A task is a
-module-level function and picklable arguments. Each worker has its own pipes: the parent
+that would only wait; meanwhile a thread relays the workers' progress (`relay.py`). A
+task is a module-level function and picklable arguments. Each worker has its own pipes: the parent
 hands it one item at a time, so it always knows which item a worker holds, and a worker
 killed mid-message (kill -9, out of memory) damages no one else's. Its progress events
 travel back to the parent's `Progress`, so one display shows every worker.
@@ -35,6 +34,7 @@ from typing import Any
 
 from kerastrain.config import Config
 from kerastrain.training.progress import Progress
+from kerastrain.training.relay import Relay
 from kerastrain.training.worker import Outcome, WorkerDied, WorkerFailed, work
 
 __all__ = ["Outcome", "WorkerDied", "WorkerFailed", "WorkerPool", "cores", "early_workers",
@@ -78,6 +78,8 @@ class _Worker:
     results: Any
     held: deque = field(default_factory=deque)
     started: bool = False
+    backlog: deque = field(default_factory=deque)  # read by a `Relay`, not yet handled
+    closed: bool = False
 
 
 class WorkerPool:
@@ -190,9 +192,10 @@ class WorkerPool:
         pending, spare = len(items), len(items)  # spare: replacements for dead workers
         while pending:
             self._hand_out(fn, items, todo, from_back=local is not None)
-            ready = wait([*(w.results for w in self.live),
-                          *(w.proc.sentinel for w in self.live)],
-                         0 if local and todo else None)
+            behind = [w.results for w in self.live if w.backlog]
+            ready = behind + wait([*(w.results for w in self.live if not w.closed),
+                                   *(w.proc.sentinel for w in self.live)],
+                                  0 if (local and todo) or behind else None)
             for worker in list(self.live):
                 done, gone = self._read(worker, ready, progress)
                 if done is not None:
@@ -221,7 +224,9 @@ class WorkerPool:
             if local and todo:
                 index = todo.popleft()
                 pending -= 1
-                yield _here(local, index, items[index], progress)
+                with Relay(self.live, progress) as shared:
+                    outcome = _here(local, index, items[index], shared)
+                yield outcome
             elif todo and not self.live:  # no worker left to start: fail what waits
                 while todo:
                     pending -= 1
@@ -250,8 +255,15 @@ class WorkerPool:
         whether it is gone (its pipe closed, or its process ended with nothing left)."""
         if worker.results not in ready and worker.proc.sentinel not in ready:
             return None, False
+        while worker.backlog:  # what a `Relay` read for this loop
+            kind, payload = worker.backlog.popleft()
+            if kind == "done":
+                return payload, False
+            if kind == "gone":
+                return None, True
+            worker.started = True
         try:
-            while worker.results.poll():
+            while not worker.closed and worker.results.poll():
                 kind, payload = worker.results.recv()
                 if kind == "done":
                     return payload, False
