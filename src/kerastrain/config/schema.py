@@ -222,9 +222,9 @@ class RuntimeSpec(Strict):
     deterministic: bool = Field(default=False, description="Enable TensorFlow's op "
                                 "determinism (slower).")
     workers: int | Literal["auto"] = Field(
-        default="auto", description="Cross-validation folds trained side by side, each in "
-        "a process of its own sharing the cores; auto: as many as the cores allow for a "
-        "model of up to a million parameters on the CPU, else 1.")
+        default="auto", description="Cross-validation folds trained side by side (this "
+        "process and workers of its own, sharing the cores); auto: as many as the cores "
+        "allow for a model of up to a million parameters on the CPU, else 1.")
 
     @field_validator("workers")
     @classmethod

@@ -15,6 +15,7 @@ from kerastrain import __version__, _keras
 from kerastrain.config import LoadedConfig
 from kerastrain.errors import RunInterrupted
 from kerastrain.rundir import RunDir, now, write_json
+from kerastrain.training import reuse
 from kerastrain.training.callbacks import (
     TENSORBOARD_MISSING,
     tensorboard_installed,
@@ -105,5 +106,6 @@ def train_run(checked: Checked, run: RunDir, progress: Progress, started: float,
         raise
     finally:
         progress.end()
+        reuse.forget()  # the run's traced model goes with the run
     ended(status="completed")
     return metrics

@@ -41,6 +41,7 @@ __all__ = ["Outcome", "WorkerDied", "WorkerFailed", "WorkerPool", "cores", "earl
            "fold_pool", "run_in_workers"]
 
 _STOP_S = 60.0  # how long interrupted workers get to leave their backups
+_IDLE_S = 5.0  # how long idle workers get to leave: they hold nothing unsaved
 
 
 def cores() -> int:
@@ -129,13 +130,15 @@ class WorkerPool:
         self.live.append(_Worker(proc, task_out, result_in))
 
     def close(self) -> None:
-        """Stop the workers (they are idle once every item has ended)."""
+        """Stop the workers. They are idle (every item has ended and its files are written),
+        so one that has not left within `_IDLE_S` (seen rarely: a minute's wait in an
+        interpreter that loaded TensorFlow) is killed."""
         for worker in self.live:
             try:
                 worker.tasks.send(None)
             except OSError:  # gone already
                 pass
-        self._wait(time.monotonic() + _STOP_S)
+        self._wait(time.monotonic() + _IDLE_S)
 
     def _interrupt(self) -> None:
         """Ctrl-C for every worker (the terminal sends it to them too; a SIGTERM to this
