@@ -52,7 +52,8 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     cfg = loaded.config
     training = cfg.training
     refit = not len(fold.validation)
-    model, pre = start or fresh_model(experiment, strategy, fold.fit_rows)
+    model, pre = start or fresh_model(experiment, strategy, fold.fit_rows,
+                                      free_memory=not reuse.holds_small())
     model = reuse.lend(model, strategy.strategy)  # traced once per process, not per fold
     x_train, y_train = experiment.arrays(pre, fold.fit_rows, "training rows")
     with loaded.at_keys():

@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 _traced: tuple[str, Any] | None = None
+SMALL_PARAMS = 1_000_000
 
 
 def _key(model: Any, strategy: Any) -> str | None:
@@ -64,6 +65,13 @@ def lend(model: Any, strategy: Any) -> Any:
         return _traced[1]
     _traced = (key, model)
     return model
+
+
+def holds_small() -> bool:
+    """Whether a traced model of at most `SMALL_PARAMS` parameters is kept: the garbage a
+    fold leaves is then one small fresh model, not worth a full garbage collection
+    (a quarter of a second) before the next."""
+    return _traced is not None and _traced[1].count_params() <= SMALL_PARAMS
 
 
 def forget() -> None:
