@@ -67,3 +67,12 @@ def evaluation_input(x: Any, y: Any, batch_size: int) -> Any:
     if not is_small(x, y):
         return (x, y)
     return _pipeline(x, y, batch_size, None)
+
+
+def scoring_input(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
+    """`model.evaluate`'s x, y and batch_size for these rows, given as `fit` validates on
+    them: the evaluation Keras traced for one serves the other."""
+    data = evaluation_input(x, y, batch_size)
+    if isinstance(data, tuple):
+        return {"x": x, "y": y, "batch_size": batch_size}
+    return {"x": data}

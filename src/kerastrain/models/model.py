@@ -10,6 +10,7 @@ from kerastrain.config.schema import CompileSpec, ModelSpec
 from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.models.build import build_sequential, check_output_width, compile_model
+from kerastrain.models.feed import scoring_input
 from kerastrain.models.graph import build_graph, check_graph_outputs
 from kerastrain.models.lossfit import check_compile_fit
 from kerastrain.models.precision import policy_scope
@@ -51,8 +52,8 @@ def evaluate_model(model: Any, x: Any, y: Any, batch_size: int) -> dict[str, flo
     longer equals the weighted sum of the per-output losses. For several outputs, those
     are recomputed here from the full batches and the rest, weighted by their rows.
     """
-    scores = {k: float(v) for k, v in model.evaluate(x, y, batch_size=batch_size, verbose=0,
-                                                     return_dict=True).items()}
+    scores = {k: float(v) for k, v in model.evaluate(
+        **scoring_input(x, y, batch_size), verbose=0, return_dict=True).items()}
     n = len(next(iter(y.values())) if isinstance(y, dict) else y)
     rest = n % batch_size
     if len(model.outputs) < 2 or rest == 0 or n < batch_size:

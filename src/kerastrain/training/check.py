@@ -24,6 +24,7 @@ from kerastrain.data.table import fingerprint_columns
 from kerastrain.data.values import label_order, label_value, labels
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, check_names, load_experiment
+from kerastrain.models.feed import scoring_input
 from kerastrain.models.model import build_model
 from kerastrain.models.precision import check_policy, describe
 from kerastrain.training.callbacks import (
@@ -211,8 +212,8 @@ def probe_scores(model: Any, x: Any, y: Any, rows: int) -> dict[str, float]:
     """The model scored on the first training rows, as `fit` will score it: the names Keras
     logs, and any shape error between output and target (which the checks of the loss and
     metrics did not foresee) at compile.loss rather than mid-training."""
-    try:
-        return model.evaluate(x, y, batch_size=rows, verbose=0, return_dict=True)
+    try:  # as `fit` will be given the validation rows: the evaluation traced here is fit's
+        return model.evaluate(**scoring_input(x, y, rows), verbose=0, return_dict=True)
     except Exception as exc:  # Keras raises many types for a shape mismatch
         first = " ".join(str(exc).split())[:300]
         raise KeyProblem(("compile", "loss"), "Keras cannot score the model's output against "
