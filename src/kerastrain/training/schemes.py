@@ -171,6 +171,7 @@ def _trained_folds(checked: Checked, run: RunDir, pool: WorkerPool,
     workers = fold_workers(checked, len(todo)) if pool.procs else 1
     if todo:
         run.update_info(workers=workers)
+
     def here(task: FoldTask, progress: Progress) -> tuple[History, dict[str, Any]]:
         return _train_and_save(checked, run, task.fold, progress)
 
