@@ -74,13 +74,13 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or faile
         from kerastrain.training.pool import WorkerPool, fold_pool
 
         config_file = RunDir(run_dir).config
-        lanes = fold_pool(load_config(config_file).config) if config_file.is_file() else \
-            WorkerPool(1)
-        with lanes as pool:  # as fit's: the workers start before TensorFlow loads here
+        cfg = load_config(config_file).config if config_file.is_file() else None
+        # as fit's: the workers start before TensorFlow loads here
+        with fold_pool(cfg) if cfg else WorkerPool(1) as pool:
             from kerastrain.training.resume import resume as resume_run
 
             run, metrics = resume_run(run_dir, progress(quiet, json_), sys.argv, force, pool)
-        name = load_config(run.config).config.name
+        name = (cfg or load_config(run.config).config).name
         _render_trained(run, metrics, name, quiet, json_)
 
     guard(action, json_)

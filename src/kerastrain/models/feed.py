@@ -72,7 +72,6 @@ def evaluation_input(x: Any, y: Any, batch_size: int) -> Any:
 def scoring_input(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
     """`model.evaluate`'s x, y and batch_size for these rows, given as `fit` validates on
     them: the evaluation Keras traced for one serves the other."""
-    data = evaluation_input(x, y, batch_size)
-    if isinstance(data, tuple):
+    if not is_small(x, y):
         return {"x": x, "y": y, "batch_size": batch_size}
-    return {"x": data}
+    return {"x": _pipeline(x, y, batch_size, None)}
