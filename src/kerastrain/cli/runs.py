@@ -14,7 +14,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from kerastrain.cli.app import JsonOption, app, err, guard, out, print_json
-from kerastrain.cli.render import metrics_table
+from kerastrain.cli.render import metrics_table, show
 
 
 class _RunsGroup(TyperGroup):
@@ -76,21 +76,20 @@ def runs_list(
             sys.stdout.write(runs.to_csv(found))
         else:
             where = sweep if sweep is not None else runs_dir or Path("runs")
-            out.print(_runs_table(f"{where}: {len(found)} runs", found))
+            show(out, _runs_table(f"{where}: {len(found)} runs", found))
 
     guard(action, json_)
 
 
 def _runs_table(title: str, found: list[dict[str, Any]]) -> Table:
     """The run name (the handle every command takes; it holds when the run started) and
-    its status are never cut or wrapped; the metrics, one per line, wrap on a narrow
-    terminal."""
+    its status on one line; the metrics one per line."""
     table = Table(title=title)
     names = [Path(run["run_dir"]).name for run in found]
-    table.add_column("run", no_wrap=True, min_width=max(map(len, names), default=3))
+    table.add_column("run", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for column in ("validation", "test"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for name, run in zip(names, found, strict=True):
         shown = ["\n".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items()
                            if isinstance(v, (int, float)))
@@ -120,19 +119,19 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run
             head.add_row(f"--set {key}", Text(str(value)))
         for key, value in shown["config"].items():
             head.add_row(f"config: {key}", Text(str(value)))
-        out.print(head)
+        show(out, head)
         if "cv_summary" in shown and shown["cv_summary"].get("metrics"):
             from kerastrain.training.report import cv_table
 
-            out.print(cv_table(shown["cv_summary"]))
+            show(out, cv_table(shown["cv_summary"]))
         if shown["metrics"]:
-            out.print(metrics_table("final metrics", shown["metrics"]))
+            show(out, metrics_table("final metrics", shown["metrics"]))
         for problem in shown["problems"]:
             out.print(f"unreadable: {problem}", markup=False)
         files = Table(title="files", show_header=False)
         for file_name, path in shown["files"].items():
             files.add_row(Text(file_name), Text(path))
-        out.print(files)
+        show(out, files)
 
     guard(action, json_)
 
@@ -163,7 +162,7 @@ def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
             for key, values in rows.items():
                 table.add_row(Text(key), *[Text(missing if v is None else fmt(v))
                                            for v in values])
-            out.print(table)
+            show(out, table)
 
     guard(action, json_)
 
@@ -206,7 +205,7 @@ def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (
                       f"{result.mean_difference:+.4f}")
         table.add_row("95% CI", "", "",
                       f"{result.ci95[0]:+.4f} .. {result.ci95[1]:+.4f}")
-        out.print(table)
+        show(out, table)
         out.print(result.statement, markup=False)
 
     guard(action, json_)

@@ -23,6 +23,7 @@ from kerastrain.cli.app import (
     out,
     print_json,
 )
+from kerastrain.cli.render import show
 
 
 class Executor(str, Enum):
@@ -165,7 +166,7 @@ def _render_plan(planned: Any, quiet: bool, json_: bool) -> None:
         table.add_column(column)
     for row in planned.rows:
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], row.status)
-    out.print(table)
+    show(out, table)
 
 
 def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
@@ -200,6 +201,6 @@ def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
             where = row.error.splitlines()[0]
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], value,
                       status, Text(where))
-    out.print(table)
+    show(out, table)
     out.print(f"manifest: {planned.dir.manifest}  (kerastrain runs --sweep "
               f"{shlex.quote(str(planned.dir.path))})", markup=False)

@@ -23,6 +23,7 @@ from kerastrain.cli.app import (
     print_json,
     progress,
 )
+from kerastrain.cli.render import show
 
 
 @app.command()
@@ -114,10 +115,10 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
     else:
         title = f"{name}: final metrics"
         if cv:
-            out.print(cv_table(cv))
+            show(out, cv_table(cv))
             title += f" (validation: mean of {len(cv['folds'])} folds"
             title += "; test: the refit model)" if "test" in metrics else ")"
-        out.print(metrics_table(title, metrics))
+        show(out, metrics_table(title, metrics))
         if info.get("no_model_reason"):
             out.print(f"note: {info['no_model_reason']}", markup=False)
         out.print(f"run directory: {run.path}", markup=False)
@@ -143,7 +144,7 @@ def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML 
             for key, value in summary.items():
                 table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
                               else str(value))
-            out.print(table)
+            show(out, table)
 
     guard(action, json_)
 
@@ -169,7 +170,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
                              + "\n")
         else:
             title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
-            out.print(metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
+            show(out, metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
 
     guard(action, json_)
 
