@@ -319,3 +319,49 @@ def test_skipped_outputs_are_said_and_tensorflow_logs_stay_quiet(tmp_path: Path)
     assert ".cc:" not in done.stderr and "E0000" not in done.stderr, done.stderr
     run = next((tmp_path / "runs").iterdir())
     assert not (run / "plots").exists()
+
+
+@pytest.mark.parametrize(("args", "order"), [
+    ((), ["init", "validate", "fit", "resume", "evaluate", "predict", "sweep", "runs",
+          "compare", "list", "schema"]),
+    (("runs",), ["list", "show", "compare"])])
+def test_help_lists_whole_summaries_in_workflow_order(runner, args, order) -> None:
+    """At 80 columns each command is one line, in the order of the work, its summary the
+    whole first sentence of its help (never cut with '...')."""
+    from kerastrain.cli import app
+
+    result = runner.invoke(app, [*args, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    section = result.stdout.split("Commands:\n")[1]
+    lines = [line for line in section.splitlines() if line.strip()]
+    assert [line.split()[0] for line in lines] == order, section  # no continuation lines
+    assert "..." not in section
+    for line in lines:
+        assert line.rstrip().endswith("."), line
+
+
+def test_usage_lines_share_one_style(runner) -> None:
+    """Every argument is an upper-case name, `{NAME}` when required, `[NAME]` when not,
+    and a list of paths shows as paths."""
+    import re
+
+    from kerastrain.cli import app
+
+    for command in (["fit"], ["resume"], ["validate"], ["evaluate"], ["predict"], ["sweep"],
+                    ["list"], ["compare"], ["runs", "list"], ["runs", "show"],
+                    ["runs", "compare"]):
+        text = runner.invoke(app, [*command, "--help"]).stdout
+        usage = text.splitlines()[0]
+        arguments = usage.split("[OPTIONS]")[1].split()
+        assert arguments and all(re.fullmatch(r"(\{[A-Z_]+\}|\[[A-Z_]+\])(\.\.\.)?", a)
+                                 for a in arguments), usage
+        assert "list[" not in text, text
+
+
+def test_a_wrong_choice_reads_as_a_sentence(runner) -> None:
+    from kerastrain.cli import app
+
+    result = runner.invoke(app, ["list", "foo"])
+    assert result.exit_code == 2
+    assert "Value error" not in result.stderr
+    assert "'foo' is not one of 'layers'" in result.stderr

@@ -15,10 +15,59 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from kerastrain.errors import UserError
 
+# `kerastrain --help` lists the commands in the order of the work: write a config, check
+# it, train, use the model, then look back; any command not named here comes last.
+WORKFLOW = ("init", "validate", "fit", "resume", "evaluate", "predict", "sweep", "runs",
+            "compare", "list", "schema")
+
+
+class Commands(TyperGroup):
+    """A group whose help lists its commands in `order` (then the others, as registered)
+    with each one's whole first sentence (Click cuts them at the terminal's width with
+    `...`), and whose argument errors read as plain sentences (Typer's choice errors come
+    with pydantic's `Value error, ` in front)."""
+
+    order: tuple[str, ...] = WORKFLOW
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: self.order.index(n) if n in self.order
+                      else len(self.order) + names.index(n))
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        rows = [(name, command.get_short_help_str(limit=1 << 20))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            exc.message = exc.message.removeprefix("Value error, ")
+            raise
+
+
+class PathsCommand(TyperCommand):
+    """A command whose variadic argument (`RUN...`) is shown as the paths it takes,
+    `RUN <path>`, as a single one is (Typer shows the annotation, `<list[Path]>`)."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperArgument) and param.nargs != 1:
+                param.display_type = lambda ctx: "<path>"  # type: ignore[method-assign]
+        return params
+
+
 app = typer.Typer(
+    cls=Commands,
     name="kerastrain",
     help="Turn a YAML experiment file into a trained, validated Keras model and a run directory.",
     no_args_is_help=True,

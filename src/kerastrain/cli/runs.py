@@ -11,15 +11,25 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
 
-from kerastrain.cli.app import JsonOption, app, err, guard, out, print_json
+from kerastrain.cli.app import (
+    Commands,
+    JsonOption,
+    PathsCommand,
+    app,
+    err,
+    guard,
+    out,
+    print_json,
+)
 from kerastrain.cli.render import metrics_table, show
 
 
-class _RunsGroup(TyperGroup):
+class _RunsGroup(Commands):
     """`kerastrain runs [RUNS_DIR] [options]` lists runs (the `list` subcommand) unless the
     first word names a subcommand: `runs show RUN`, `runs compare RUN RUN...`."""
+
+    order = ("list", "show", "compare")
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
@@ -29,8 +39,8 @@ class _RunsGroup(TyperGroup):
 
 runs_app = typer.Typer(
     cls=_RunsGroup, rich_markup_mode=None,
-    help="List runs (kerastrain runs [RUNS_DIR] [options], the same as runs list), show one "
-         "(runs show RUN), or compare several (runs compare RUN RUN...).")
+    help="List runs, show one, or compare several.\n\nkerastrain runs [RUNS_DIR] [options] "
+         "is runs list; runs show RUN shows one; runs compare RUN RUN... compares them.")
 app.add_typer(runs_app, name="runs")
 
 
@@ -55,7 +65,9 @@ def runs_list(
         json_: JsonOption = False,
         csv_: Annotated[bool, typer.Option("--csv", help="Print the runs as CSV on stdout.")]
         = False) -> None:
-    """List runs with their status and final metrics (imports no TensorFlow)."""
+    """List runs with their status and final metrics.
+
+    Imports no TensorFlow: fast over many runs."""
 
     def action() -> None:
         from kerastrain import runs
@@ -101,7 +113,7 @@ def _runs_table(title: str, found: list[dict[str, Any]]) -> Table:
 @runs_app.command("show")
 def runs_show(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
               json_: JsonOption = False) -> None:
-    """One run: status, config summary, metrics, and where its files are."""
+    """Show one run: its status, config, metrics and files."""
 
     def action() -> None:
         from kerastrain.runview import show_run
@@ -136,12 +148,13 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run
     guard(action, json_)
 
 
-@runs_app.command("compare")
+@runs_app.command("compare", cls=PathsCommand)
 def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
-                     metavar="RUN...", help="Two or more run directories.")],
+                     metavar="RUN", help="Two or more run directories.")],
                  json_: JsonOption = False) -> None:
-    """The config keys that differ between runs (dotted paths), and their metrics side by
-    side."""
+    """Compare runs: the config keys that differ, and the metrics.
+
+    Keys as dotted paths; the metrics side by side."""
 
     def action() -> None:
         from kerastrain.runview import compare_configs
@@ -174,16 +187,20 @@ class Direction(str, Enum):
 
 
 @app.command()
-def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (A).")],
-            run_b: Annotated[Path, typer.Argument(help="A run on the same folds (B).")],
+def compare(run_a: Annotated[Path, typer.Argument(
+                metavar="RUN_A", help="A cross-validation run (A).")],
+            run_b: Annotated[Path, typer.Argument(
+                metavar="RUN_B", help="A run on the same folds (B).")],
             metric: Annotated[str, typer.Option(
                 help="The per-fold metric to compare (as in cv_summary.json).")] = "loss",
             direction: Annotated[Direction, typer.Option(
                 help="Whether lower or higher is better; auto: from the metric's name.")]
             = Direction.auto,
             json_: JsonOption = False) -> None:
-    """Paired comparison of two cross-validation runs on identical folds: per-fold
-    differences B - A and the corrected resampled t-test (docs/compare.md)."""
+    """Compare two cross-validation runs fold by fold (a paired test).
+
+    A paired comparison on identical folds: per-fold differences B - A and the corrected
+    resampled t-test (docs/compare.md)."""
 
     def action() -> None:
         from kerastrain.compare import compare_runs

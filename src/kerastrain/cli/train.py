@@ -27,7 +27,8 @@ from kerastrain.cli.render import show
 
 
 @app.command()
-def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+def fit(config: Annotated[Path, typer.Argument(
+    metavar="CONFIG", help="The experiment's YAML file.")],
         set_: SetOption = None, quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Validate everything, then train and write a new run directory."""
 
@@ -49,7 +50,8 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or failed run.")],
+def resume(run_dir: Annotated[Path, typer.Argument(
+    metavar="RUN", help="An interrupted or failed run.")],
            force: Annotated[bool, typer.Option(
                "--force", help="Also resume a run still marked running (its process died "
                                "without recording it).")]
@@ -125,10 +127,13 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+def validate(config: Annotated[Path, typer.Argument(
+    metavar="CONFIG", help="The experiment's YAML file.")],
              set_: SetOption = None, quiet: QuietOption = False,
              json_: JsonOption = False) -> None:
-    """Every check fit makes (schema, names, data, splits, building the model), no training."""
+    """Run every check fit makes, and train nothing.
+
+    The schema, the Keras names, the data, the splits, and building the model."""
 
     def action() -> None:
         from kerastrain.config import load_config
@@ -150,13 +155,14 @@ def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML 
 
 
 @app.command()
-def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+def evaluate(run_dir: Annotated[Path, typer.Argument(
+    metavar="RUN", help="A completed run directory.")],
              data: Annotated[Path | None, typer.Option(
                  help="Score the rows of this file (CSV, Parquet, NPZ) instead of the test "
                       "split.")] = None,
              set_: RunSetOption = None, unsafe: UnsafeOption = False,
              quiet: QuietOption = False, json_: JsonOption = False) -> None:
-    """Score the run's model on its held-out test split, or on --data FILE."""
+    """Score the run's model on its test split, or on --data FILE."""
 
     def action() -> None:
         from kerastrain.cli.render import metrics_table
@@ -176,7 +182,8 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
 
 
 @app.command()
-def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+def predict(run_dir: Annotated[Path, typer.Argument(
+    metavar="RUN", help="A completed run directory.")],
             input_file: Annotated[Path, typer.Argument(
                 metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ).")],
             output: Annotated[Path, typer.Option("--output", "-o",
