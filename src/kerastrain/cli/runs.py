@@ -214,14 +214,15 @@ def compare(run_a: Annotated[Path, typer.Argument(
                       caption=Text(f"A: {result.run_a}\nB: {result.run_b}"))
         for column in ("fold", "A", "B", "B - A"):
             table.add_column(column, justify="right")
+        n = result.decimals  # one format for every number of the table and the statement
         for fold, a, b, d in zip(result.folds, result.a, result.b, result.differences,
                                  strict=True):
-            table.add_row(fold, f"{a:.4f}", f"{b:.4f}", f"{d:+.4f}")
+            table.add_row(fold, f"{a:.{n}f}", f"{b:.{n}f}", f"{d:+.{n}f}")
         table.add_section()
-        table.add_row("mean", f"{result.mean_a:.4f}", f"{result.mean_b:.4f}",
-                      f"{result.mean_difference:+.4f}")
+        table.add_row("mean", f"{result.mean_a:.{n}f}", f"{result.mean_b:.{n}f}",
+                      f"{result.mean_difference:+.{n}f}")
         table.add_row("95% CI", "", "",
-                      f"{result.ci95[0]:+.4f} .. {result.ci95[1]:+.4f}")
+                      f"{result.ci95[0]:+.{n}f} .. {result.ci95[1]:+.{n}f}")
         show(out, table)
         out.print(result.statement, markup=False)
 
