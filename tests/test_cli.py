@@ -368,3 +368,23 @@ def test_a_wrong_choice_reads_as_a_sentence(runner) -> None:
     assert result.exit_code == 2
     assert "Value error" not in result.stderr
     assert "'foo' is not one of 'layers'" in result.stderr
+
+
+def test_tensorboard_auto_without_the_package_is_no_warning(cli, tmp_path, monkeypatch) -> None:
+    """`tensorboard: auto` (the default) with no tensorboard package: no logs, nothing said
+    on the terminal, run.json says why; `tensorboard: true` is exit 2 before training."""
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # find_spec: not installed
+    config = iris_config(tmp_path / "runs", training={"epochs": 1, "batch_size": 32})
+    result = cli("fit", write_config(tmp_path / "auto.yaml", config))
+    assert result.exit_code == 0, result.output
+    assert "TensorBoard" not in result.stderr and "tensorboard" not in result.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    info = json.loads((run / "run.json").read_text())
+    assert info["tensorboard"].startswith("off: the tensorboard package is not installed")
+    assert not any("TensorBoard" in w for w in info["warnings"])
+    assert not (run / "logs").exists()
+    config["output"] = {"runs_dir": str(tmp_path / "more"), "tensorboard": True}
+    result = cli("fit", write_config(tmp_path / "true.yaml", config))
+    assert result.exit_code == 2
+    assert "output.tensorboard" in result.stderr and "pip install" in result.stderr
+    assert not (tmp_path / "more").exists() or not any((tmp_path / "more").iterdir())
