@@ -388,3 +388,41 @@ def test_tensorboard_auto_without_the_package_is_no_warning(cli, tmp_path, monke
     assert result.exit_code == 2
     assert "output.tensorboard" in result.stderr and "pip install" in result.stderr
     assert not (tmp_path / "more").exists() or not any((tmp_path / "more").iterdir())
+
+
+def test_quiet_prints_the_run_directory_when_interrupted_and_resume_alike(
+        cli, iris_yaml: Path, monkeypatch) -> None:
+    """`--quiet` prints the run directory on stdout even when the fit is interrupted, and
+    `resume RUN` given a relative path prints it as fit does: absolute."""
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(schemes, "train_fold", interrupt)
+        result = cli("fit", iris_yaml, "--quiet")
+    assert result.exit_code == 130
+    (run,) = (iris_yaml.parent / "runs").iterdir()
+    assert result.stdout == f"{run}\n" and run.is_absolute()
+    monkeypatch.chdir(run.parent)
+    result = cli("resume", run.name, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{run}\n"
+
+
+def test_quiet_kfold_notes_nothing_about_a_table_it_did_not_show(tmp_path, capsys) -> None:
+    from kerastrain.cli.train import _render_trained
+    from kerastrain.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.info_file.write_text(json.dumps({"status": "completed"}))
+    run.cv_summary.write_text(json.dumps({
+        "splitter": "KFold", "folds": ["0-0", "0-1"], "metrics": {"accuracy": {
+            "per_fold": {"0-0": 1.0, "0-1": 0.98}, "mean": 0.99, "std": 0.01,
+            "ci95": [0.9, 1.0], "ci95_clipped": True}}}))
+    metrics = {"validation": {"accuracy": 0.99}}
+    _render_trained(run, metrics, "iris", quiet=True, json_=False)
+    quiet = capsys.readouterr()
+    assert quiet.out == f"{run.path}\n" and "CI" not in quiet.err
+    _render_trained(run, metrics, "iris", quiet=False, json_=False)
+    assert "a 95% CI marked * is clipped" in capsys.readouterr().err  # with the table

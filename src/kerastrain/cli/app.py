@@ -11,6 +11,7 @@ import shlex
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -99,9 +100,10 @@ OPTION_HINTS = {"force": "Pass --force.", "data": "Use --data FILE.",
                 "unsafe": "Pass --unsafe to load it anyway."}
 
 
-def guard(action: Callable[[], Any], as_json: bool = False) -> Any:
+def guard(action: Callable[[], Any], as_json: bool = False, quiet: bool = False) -> Any:
     """Run a command body, turning errors into messages and exit codes (with --json, the
-    error is also the one JSON object on stdout)."""
+    error is also the one JSON object on stdout; with --quiet, an interrupted run's
+    directory is still the one line on stdout)."""
 
     def fail(code: int, message: str, prefix: str = "", detail: str = "",
              **extra: Any) -> typer.Exit:
@@ -121,7 +123,10 @@ def guard(action: Callable[[], Any], as_json: bool = False) -> Any:
         run_dir = getattr(exc, "run_dir", None)
         if run_dir is None:
             raise fail(130, "interrupted.") from None
+        run_dir = Path(run_dir).absolute()  # as fit and resume print it when done
         command = f"kerastrain resume {shlex.quote(str(run_dir))}"
+        if quiet and not as_json:
+            sys.stdout.write(f"{run_dir}\n")
         raise fail(130, f"interrupted. The run directory {run_dir} keeps every finished fold "
                    f"and epoch; continue it with:\n  {command}", run_dir=str(run_dir),
                    resume=command) from None

@@ -46,7 +46,7 @@ def fit(config: Annotated[Path, typer.Argument(
             run, metrics = fit_run(loaded, progress(quiet, json_), sys.argv, pool=pool)
         _render_trained(run, metrics, loaded.config.name, quiet, json_)
 
-    guard(action, json_)
+    guard(action, json_, quiet)
 
 
 @app.command()
@@ -86,7 +86,7 @@ def resume(run_dir: Annotated[Path, typer.Argument(
         name = (cfg or load_config(run.config).config).name
         _render_trained(run, metrics, name, quiet, json_)
 
-    guard(action, json_)
+    guard(action, json_, quiet)
 
 
 def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
@@ -97,23 +97,24 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
     from kerastrain.training.report import cv_table
 
     show_progress = not quiet and not json_
+    path = Path(run.path).absolute()  # fit's and resume's alike, however RUN was given
     info = run.info()
     cv = read_json(run.cv_summary) if run.cv_summary.exists() else None
     if not show_progress:
         for warning in info.get("warnings", []):
             err.print(f"warning: {warning}", markup=False)
     notes = list(info.get("notes", []))  # optional outputs skipped (plots, model.png)
-    if cv and any(m.get("ci95_clipped") for m in cv["metrics"].values()):
+    if cv and not quiet and any(m.get("ci95_clipped") for m in cv["metrics"].values()):
         notes.append("a 95% CI marked * is clipped to its metric's range (see the note in "
                      "cv_summary.json).")
     if json_:
-        print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
+        print_json({"run_dir": str(path), "status": "completed", "metrics": metrics,
                     "notes": notes, **({"cv_summary": cv} if cv else {})})
         return
     for note in notes:
         err.print(f"note: {note}", markup=False)
     if quiet:
-        sys.stdout.write(f"{run.path}\n")
+        sys.stdout.write(f"{path}\n")
     else:
         title = f"{name}: final metrics"
         if cv:
@@ -123,7 +124,7 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
         show(out, metrics_table(title, metrics))
         if info.get("no_model_reason"):
             out.print(f"note: {info['no_model_reason']}", markup=False)
-        out.print(f"run directory: {run.path}", markup=False)
+        out.print(f"run directory: {path}", markup=False)
 
 
 @app.command()
