@@ -228,3 +228,20 @@ def test_piped_runs_are_whole_rows_whatever_the_columns(tmp_path: Path) -> None:
         assert "loss=" in line, done.stdout
     assert any("loss=0.01189" in line and "sparse_top_k_categorical_accuracy=0.99" in line
                for line in lines), done.stdout
+
+
+@pytest.mark.parametrize(("validation", "shown"), [
+    ({"scheme": "holdout", "validation_split": 0.2, "test_split": 0.1, "n_splits": None,
+      "n_repeats": None, "refit": True},
+     "scheme=holdout, validation_split=0.2, test_split=0.1"),
+    ({"scheme": "kfold", "validation_split": 0.2, "test_split": 0.0, "n_splits": 5,
+      "n_repeats": None, "refit": False},
+     "scheme=kfold, validation_split=0.2, test_split=0.0, n_splits=5, refit=False")])
+def test_show_lists_only_the_validation_keys_of_the_scheme(cli, tmp_path, validation,
+                                                          shown) -> None:
+    """A hold-out run has nothing to refit: `runs show` does not list refit=True."""
+    run = make_run(tmp_path / "runs", "iris", "20261120-100000")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["validation"] = validation
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert _json(cli, "show", run)["config"]["validation"] == shown
