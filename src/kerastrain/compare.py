@@ -113,7 +113,7 @@ def _per_fold(run: CvRun, metric: str, common: list[str]) -> dict[str, float]:
     if entry is None:
         available = sorted(run.summary.get("metrics", {}))
         raise CompareError(f"{run.label} has no metric {metric!r}."
-                           f"{did_you_mean(metric, available)}  Metrics of both runs: "
+                           f"{did_you_mean(metric, available)} Metrics of both runs: "
                            f"{', '.join(common) or 'none'}.")
     return {fold: float(value) for fold, value in entry["per_fold"].items()}
 

@@ -39,7 +39,7 @@ def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
     try:
         import_plugins(loaded.config.plugins, folders)
     except KeyProblem as exc:
-        raise RunDirError(f"{run.path}: {exc.message}  The run's config names the plugin; "
+        raise RunDirError(f"{run.path}: {exc.message} The run's config names the plugin; "
                           "put its folder on PYTHONPATH.") from None
 
 

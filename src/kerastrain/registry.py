@@ -180,7 +180,7 @@ def lookup(kind: str, name: str) -> Entry:
     if found is None:
         singular = {"losses": "loss", "activations": "activation"}.get(kind, kind.rstrip("s"))
         raise UnknownName(f"unknown {singular} {name!r}.{did_you_mean(name, names(kind))}"
-                          f"  (kerastrain list {kind} shows all of them)")
+                          f" (kerastrain list {kind} shows all of them)")
     return found
 
 

@@ -149,7 +149,7 @@ def filter_runs(runs: Iterable[dict[str, Any]], name: str | None = None,
     for status in wanted:
         if status not in STATUSES:
             raise RunsError(f"--status {status!r} is not a run status."
-                            f"{did_you_mean(status, STATUSES)}  Statuses: "
+                            f"{did_you_mean(status, STATUSES)} Statuses: "
                             f"{', '.join(STATUSES)}.")
     kept = []
     for run in runs:
@@ -202,7 +202,7 @@ def sort_runs(runs: list[dict[str, Any]], metric: str) -> tuple[list[dict[str, A
     if runs and all(metric_value(r, key) is None for r in runs):
         available = sorted({k for r in runs for k in flat_metrics(r["metrics"])})
         raise RunsError(f"--sort {metric!r}: no run has the metric {'.'.join(key)}."
-                        f"{did_you_mean('.'.join(key), available)}  Metrics: "
+                        f"{did_you_mean('.'.join(key), available)} Metrics: "
                         f"{', '.join(available) or 'none'}.")
     direction, known = metric_direction(key[1])
     sign = 1.0 if direction == "lower" else -1.0

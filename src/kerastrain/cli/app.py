@@ -117,7 +117,7 @@ def guard(action: Callable[[], Any], as_json: bool = False, quiet: bool = False)
     except UserError as exc:
         message = exc.render()
         if exc.option in OPTION_HINTS:
-            message += f"  {OPTION_HINTS[exc.option]}"
+            message += f" {OPTION_HINTS[exc.option]}"
         raise fail(2, message, "error: ") from None
     except KeyboardInterrupt as exc:
         run_dir = getattr(exc, "run_dir", None)

@@ -204,5 +204,5 @@ def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], value,
                       status, Text(where))
     show(out, table)
-    out.print(f"manifest: {planned.dir.manifest}  (kerastrain runs --sweep "
+    out.print(f"manifest: {planned.dir.manifest} (kerastrain runs --sweep "
               f"{shlex.quote(str(planned.dir.path))})", markup=False)

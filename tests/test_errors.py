@@ -1,0 +1,54 @@
+"""The messages a user reads: one space between sentences, wherever the parts come from."""
+
+from __future__ import annotations
+
+import re
+import tokenize
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+
+from conftest import REPO
+
+
+def _literals(path: Path):
+    with open(path, "rb") as handle:
+        for token in tokenize.tokenize(handle.readline):
+            if token.type == tokenize.STRING:
+                yield token.start[0], re.sub(r"^[a-zA-Z]*('''|\"\"\"|'|\")|('''|\"\"\"|'|\")$",
+                                             "", token.string)
+
+
+def test_no_double_space_between_sentences_in_the_source() -> None:
+    """No string joins sentences with two spaces (`knowingly.  Pass`), within itself,
+    after a part put in (`{did_you_mean(...)}  Known: ...`) or as the start of a part
+    appended to a sentence (`"  Columns: ..."`)."""
+    found = []
+    for path in sorted((REPO / "src" / "kerastrain").rglob("*.py")):
+        for line, text in _literals(path):
+            if re.search(r"[.?!}]  +[A-Z(]|[.?!]  +\S", text) or re.match(r" {2}[A-Z(]", text):
+                found.append(f"{path.relative_to(REPO)}:{line}: {text[:60]}")
+    assert not found, "\n".join(found)
+
+
+def test_a_hint_joins_its_message_with_one_space(capsys) -> None:
+    from kerastrain.cli.app import guard
+    from kerastrain.errors import UserError
+
+    def refuse() -> None:
+        raise UserError("out.csv exists; choose another name, or replace it knowingly.",
+                        option="overwrite")
+
+    with pytest.raises(typer.Exit):
+        guard(refuse)
+    assert "knowingly. Pass --overwrite" in capsys.readouterr().err
+
+
+def test_a_missing_column_names_the_columns_after_one_space() -> None:
+    from kerastrain.data.table import Table
+
+    table = Table({"alcohol": np.zeros(2), "hue": np.zeros(2)}, origin="wine")
+    assert table.no_column("colour") == "no column 'colour' in wine. Columns: alcohol, hue."
+    assert "Did you mean 'alcohol'? Columns" in table.no_column("alcohl")
