@@ -52,3 +52,17 @@ def test_a_missing_column_names_the_columns_after_one_space() -> None:
     table = Table({"alcohol": np.zeros(2), "hue": np.zeros(2)}, origin="wine")
     assert table.no_column("colour") == "no column 'colour' in wine. Columns: alcohol, hue."
     assert "Did you mean 'alcohol'? Columns" in table.no_column("alcohl")
+
+
+@pytest.mark.parametrize(("values", "counted"), [
+    (np.array([1.0, np.nan, 2.0]), "(1 row in all)"),
+    (np.array([np.nan, np.nan, 2.0]), "(2 rows in all)"),
+    (np.array([1.0, np.inf, 2.0]), "(1 row in all)")])
+def test_rows_are_counted_in_words(values, counted) -> None:
+    from kerastrain.data.table import Table
+    from kerastrain.data.values import check_column
+    from kerastrain.errors import DataError
+
+    with pytest.raises(DataError) as raised:
+        check_column(Table({"x": values}, origin="wine.csv"), "x", numeric=True)
+    assert counted in str(raised.value)
