@@ -14,7 +14,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_iris
 
-from conftest import REPO, iris_config, write_config
+from conftest import REPO, heavy_modules_after, iris_config, write_config
 from kerastrain.training import schemes
 
 SPEC_FILES = ("config.yaml", "run.json", "history.csv", "metrics.json", "model.keras",
@@ -426,3 +426,15 @@ def test_quiet_kfold_notes_nothing_about_a_table_it_did_not_show(tmp_path, capsy
     assert quiet.out == f"{run.path}\n" and "CI" not in quiet.err
     _render_trained(run, metrics, "iris", quiet=False, json_=False)
     assert "a 95% CI marked * is clipped" in capsys.readouterr().err  # with the table
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_missing_data_file_is_said_before_tensorflow_loads(cli, iris_run: Path, tmp_path,
+                                                             command) -> None:
+    missing = tmp_path / "nowhere.csv"
+    args = [command, iris_run, "--data", missing] if command == "evaluate" else \
+        [command, iris_run, missing, "--output", tmp_path / "out.csv"]
+    code, heavy = heavy_modules_after(tmp_path, *args)
+    assert code == 2 and "tensorflow" not in heavy and "keras" not in heavy
+    result = cli(*args)
+    assert result.exit_code == 2 and f"{missing}: no such data file." in result.stderr
