@@ -245,3 +245,12 @@ def test_show_lists_only_the_validation_keys_of_the_scheme(cli, tmp_path, valida
     config["validation"] = validation
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     assert _json(cli, "show", run)["config"]["validation"] == shown
+
+
+def test_a_file_given_as_the_runs_directory_is_called_a_file(cli, runs_dir) -> None:
+    stray = runs_dir / "notes.txt"
+    for args in (("runs", stray), ("runs", "show", stray)):
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert f"{stray}: is a file, not a run" in result.stderr
+        assert "no such" not in result.stderr

@@ -98,6 +98,9 @@ def find_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
     run.json, or config.yaml under a run directory's name (a run still being created);
     anything else (stray files, sweep folders) is skipped."""
     runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RunDirError(f"{runs_dir}: is a file, not a runs directory; give the folder "
+                          "that holds the runs (default: runs).")
     if not runs_dir.is_dir():
         raise RunDirError(f"{runs_dir}: no such runs directory.")
     found = []

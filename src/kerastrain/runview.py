@@ -45,6 +45,8 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def _open(path: str | Path) -> Path:
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: is a file, not a run directory.")
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory.")
     if not RunDir(path).info_file.exists() and not RunDir(path).config.exists():
