@@ -66,3 +66,25 @@ def test_rows_are_counted_in_words(values, counted) -> None:
     with pytest.raises(DataError) as raised:
         check_column(Table({"x": values}, origin="wine.csv"), "x", numeric=True)
     assert counted in str(raised.value)
+
+
+def test_a_diverged_run_is_sent_to_a_lower_learning_rate_not_to_resume(cli, tmp_path) -> None:
+    """`evaluate` on a run that failed because its loss became NaN: resuming would go on
+    at the same learning rate; the message says to lower it and fit again."""
+    import json
+
+    run = tmp_path / "iris-20261120-100000-ab12"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: iris\n")
+    (run / "run.json").write_text(json.dumps({
+        "status": "failed", "error": "TrainingDiverged: loss became nan at epoch 3: training "
+                                     "diverged. Try a lower compile.optimizer.learning_rate "
+                                     "(or clipnorm), and check the data for extreme values; "
+                                     "the epochs before are kept in the run directory."}))
+    result = cli("evaluate", run)
+    assert result.exit_code == 2
+    assert "loss became nan at epoch 3" in result.stderr
+    assert "Lower the learning rate and fit again" in result.stderr
+    assert "kerastrain resume" not in result.stderr
+    (run / "run.json").write_text(json.dumps({"status": "failed", "error": "OSError: disk"}))
+    assert "kerastrain resume" in cli("evaluate", run).stderr  # other failures: resume
