@@ -1,4 +1,5 @@
-"""The messages a user reads: one space between sentences, wherever the parts come from."""
+"""The messages and docs a user reads: one space between sentences, wherever the parts
+come from; rows counted in words; a message that sends the user the right way."""
 
 from __future__ import annotations
 
@@ -88,3 +89,13 @@ def test_a_diverged_run_is_sent_to_a_lower_learning_rate_not_to_resume(cli, tmp_
     assert "kerastrain resume" not in result.stderr
     (run / "run.json").write_text(json.dumps({"status": "failed", "error": "OSError: disk"}))
     assert "kerastrain resume" in cli("evaluate", run).stderr  # other failures: resume
+
+
+def test_the_docs_start_each_sentence_apart() -> None:
+    """No sentence runs into the next without a space or a paragraph break
+    (`(docs/architecture.md).What kerastrain guarantees`)."""
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        prose = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.S)  # code: not prose
+        joined = re.findall(r"[a-z)]\.[A-Z][a-z]+ ", prose)
+        assert not joined, f"{doc.name}: {joined}"
