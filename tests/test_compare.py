@@ -170,3 +170,60 @@ def test_compare_command_imports_no_slow_package(kfold_runs, tmp_path) -> None:
     code, heavy = heavy_modules_after(tmp_path, "compare", run_a, run_b)
     assert code == 0
     assert set(heavy) <= {"scipy"}
+
+
+def _cv_run(tmp: Path, name: str, metric: str, per_fold: list[float]) -> Path:
+    """A completed 3-fold run as `fit` leaves it, reduced to what `compare` reads."""
+    path = tmp / name
+    path.mkdir()
+    folds = [f"0-{i}" for i in range(len(per_fold))]
+    (path / "run.json").write_text(json.dumps({"status": "completed"}))
+    (path / "cv_summary.json").write_text(json.dumps({
+        "splitter": "KFold", "folds": folds,
+        "metrics": {metric: {"per_fold": dict(zip(folds, per_fold, strict=True))}}}))
+    rows = list(range(30))
+    (path / "splits.json").write_text(json.dumps({"test": [], "folds": [
+        {"name": fold, "validation": rows[i * 10:(i + 1) * 10],
+         "train": rows[:i * 10] + rows[(i + 1) * 10:]} for i, fold in enumerate(folds)]}))
+    return path
+
+
+def test_float_noise_is_no_difference(cli, tmp_path) -> None:
+    """Identical accuracies, one written back through float32 (1.19e-08 off): no
+    difference, not a win by 1.192e-08."""
+    scores = [0.93333334, 0.9, 0.96666664]
+    noisy = [scores[0] + 1.1920929e-08, scores[1], scores[2] - 1.1920929e-08]
+    run_a = _cv_run(tmp_path, "a", "accuracy", scores)
+    run_b = _cv_run(tmp_path, "b", "accuracy", noisy)
+    got = json.loads(cli("compare", run_a, run_b, "--metric", "accuracy", "--json").stdout)
+    assert got["better"] is None and got["mean_difference"] == 0.0
+    assert got["p_value"] == 1.0 and not got["significant"]
+    text = cli("compare", run_a, run_b, "--metric", "accuracy")
+    assert text.exit_code == 0
+    assert "no difference" in text.stdout and "better than" not in text.stdout
+    real = _cv_run(tmp_path, "c", "accuracy", [s + 0.00002 for s in scores])
+    got = json.loads(cli("compare", run_a, real, "--metric", "accuracy", "--json").stdout)
+    assert got["better"] == "B"  # a small difference that is no rounding still counts
+
+
+def test_one_number_format_per_output(cli, tmp_path) -> None:
+    """Scores and differences share one number of decimals, in the table and in the
+    sentence (not `mean loss A 0.13, B 0.1521`); t and p keep their own."""
+    import re
+
+    run_a = _cv_run(tmp_path, "a", "loss", [0.13, 0.12, 0.14])
+    run_b = _cv_run(tmp_path, "b", "loss", [0.1521, 0.1432, 0.1611])
+    result = cli("compare", run_a, run_b)
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\b[tp] = \S+", "", result.stdout)  # t and p: their own formats
+    text = re.sub(r"\b\d+-\d+\b", "", text)  # fold names (0-1)
+    numbers = re.findall(r"\d+\.\d+|\b\d+\b(?![.-])", text.replace(str(tmp_path), ""))
+    numbers = [n for n in numbers if n not in {"95", "5", "3"}]  # 95% CI, 5% level, 3 folds
+    assert numbers and {len(n.split(".")[1]) if "." in n else 0 for n in numbers} == {4}, \
+        result.stdout
+    run_c = _cv_run(tmp_path, "c", "loss", [0.13, 0.12, 0.14003])
+    result = cli("compare", run_a, run_c)  # a small real difference: more decimals, still one
+    numbers = re.findall(r"\d+\.\d+", re.sub(r"\b[tp] = \S+", "", result.stdout))
+    decimals = {len(n.split(".")[1]) for n in numbers}
+    assert len(decimals) == 1 and decimals.pop() > 4, result.stdout
+    assert "+0.00003" in result.stdout

@@ -211,19 +211,46 @@ def test_two_hundred_runs_fast_and_without_tensorflow(tmp_path) -> None:
     assert elapsed < 2.0, f"kerastrain runs over 200 runs took {elapsed:.2f} s"
 
 
-def test_the_run_name_is_never_cut_at_80_columns(tmp_path: Path) -> None:
-    """The name is the handle every command takes: on an 80-column terminal it is shown
-    whole, on one line, whatever the metrics."""
+def test_piped_runs_are_whole_rows_whatever_the_columns(tmp_path: Path) -> None:
+    """To a pipe (`kerastrain runs | grep ...`), each run's name, status and first metric
+    share one line, whole, even where COLUMNS says 80."""
     runs = tmp_path / "runs"
-    make_run(runs, "iris-mlp-long-experiment", "20261120-100000", lr=0.01, val_loss=0.40,
-             accuracy=0.90)
+    make_run(runs, "iris-mlp-long-experiment", "20261120-100000", lr=0.01, val_loss=0.0118923,
+             accuracy=0.90, test={"sparse_top_k_categorical_accuracy": 0.99})
     make_run(runs, "digits-mlp", "20261120-130000", status="interrupted", lr=1.0,
              val_loss=9.0)
-    names = [p.name for p in runs.iterdir()]
     env = {**os.environ, "COLUMNS": "80"}
     done = subprocess.run([sys.executable, "-m", "kerastrain", "runs", str(runs)], env=env,
                           capture_output=True, text=True, check=True)
     lines = done.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 80
-    for name in names:
-        assert any(name in line for line in lines), done.stdout
+    for path in runs.iterdir():
+        line = next(line for line in lines if path.name in line)
+        assert "loss=" in line, done.stdout
+    assert any("loss=0.01189" in line and "sparse_top_k_categorical_accuracy=0.99" in line
+               for line in lines), done.stdout
+
+
+@pytest.mark.parametrize(("validation", "shown"), [
+    ({"scheme": "holdout", "validation_split": 0.2, "test_split": 0.1, "n_splits": None,
+      "n_repeats": None, "refit": True},
+     "scheme=holdout, validation_split=0.2, test_split=0.1"),
+    ({"scheme": "kfold", "validation_split": 0.2, "test_split": 0.0, "n_splits": 5,
+      "n_repeats": None, "refit": False},
+     "scheme=kfold, validation_split=0.2, test_split=0.0, n_splits=5, refit=False")])
+def test_show_lists_only_the_validation_keys_of_the_scheme(cli, tmp_path, validation,
+                                                          shown) -> None:
+    """A hold-out run has nothing to refit: `runs show` does not list refit=True."""
+    run = make_run(tmp_path / "runs", "iris", "20261120-100000")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["validation"] = validation
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert _json(cli, "show", run)["config"]["validation"] == shown
+
+
+def test_a_file_given_as_the_runs_directory_is_called_a_file(cli, runs_dir) -> None:
+    stray = runs_dir / "notes.txt"
+    for args in (("runs", stray), ("runs", "show", stray)):
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert f"{stray}: is a file, not a run" in result.stderr
+        assert "no such" not in result.stderr

@@ -6,6 +6,7 @@ Any `UserError` reaching the CLI becomes exit code 2 with its message and no tra
 from __future__ import annotations
 
 import difflib
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,15 @@ class RunDirError(UserError):
             return cls(f"{path}: the run is still running (started {info.get('started_at', '?')}"
                        "); wait for it to complete, or if its process died, continue it with "
                        "kerastrain resume.")
-        why = f" ({info['error']})" if status == "failed" and info.get("error") else ""
+        error = str(info.get("error") or "")
+        if status == "failed" and error.startswith(TrainingDiverged.__name__):
+            what = error.removeprefix(f"{TrainingDiverged.__name__}: ").split(". ")[0]
+            config = shlex.quote(str(Path(path) / "config.yaml"))
+            return cls(f"{path}: the run failed ({what}): it has no final model, and resuming "
+                       "cannot help, as it would go on at the same learning rate. Lower the "
+                       "learning rate and fit again: kerastrain fit "
+                       f"{config} --set compile.optimizer.learning_rate=...")
+        why = f" ({error})" if status == "failed" and error else ""
         if status in ("interrupted", "failed"):
             return cls(f"{path}: the run is {status}{why}: its model is not final. Continue "
                        "it with kerastrain resume, then use it.")

@@ -39,7 +39,7 @@ def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
     try:
         import_plugins(loaded.config.plugins, folders)
     except KeyProblem as exc:
-        raise RunDirError(f"{run.path}: {exc.message}  The run's config names the plugin; "
+        raise RunDirError(f"{run.path}: {exc.message} The run's config names the plugin; "
                           "put its folder on PYTHONPATH.") from None
 
 
@@ -111,10 +111,23 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     return table, plan.folds[0].validation, "validation (no test split was configured)"
 
 
+def check_input(run_dir: str | Path, path: str | Path) -> None:
+    """The run, then the rows to read: a file that is missing or is a folder is said at
+    once, before the model (and TensorFlow with it) is loaded."""
+    RunDir.open(run_dir)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such data file.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file.")
+
+
 def evaluate(path: str | Path, data: str | Path | None = None,
              batch_size: int | None = None, overrides: list[str] | tuple[str, ...] = (),
              unsafe: bool = False) -> dict[str, Any]:
     """Keras metrics of the run's model on its test split (or on the rows of `data`)."""
+    if data is not None:
+        check_input(path, data)
     loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
     if pre.target is None:
@@ -236,6 +249,7 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
             overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False) -> dict[str, Any]:
     """Apply the run's preprocessing and model to raw rows; write one row of output each."""
     output = Path(output)
+    check_input(path, input_file)
     check_output(output, overwrite)
     loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre

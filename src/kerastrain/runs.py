@@ -98,6 +98,9 @@ def find_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
     run.json, or config.yaml under a run directory's name (a run still being created);
     anything else (stray files, sweep folders) is skipped."""
     runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RunDirError(f"{runs_dir}: is a file, not a runs directory; give the folder "
+                          "that holds the runs (default: runs).")
     if not runs_dir.is_dir():
         raise RunDirError(f"{runs_dir}: no such runs directory.")
     found = []
@@ -149,7 +152,7 @@ def filter_runs(runs: Iterable[dict[str, Any]], name: str | None = None,
     for status in wanted:
         if status not in STATUSES:
             raise RunsError(f"--status {status!r} is not a run status."
-                            f"{did_you_mean(status, STATUSES)}  Statuses: "
+                            f"{did_you_mean(status, STATUSES)} Statuses: "
                             f"{', '.join(STATUSES)}.")
     kept = []
     for run in runs:
@@ -202,7 +205,7 @@ def sort_runs(runs: list[dict[str, Any]], metric: str) -> tuple[list[dict[str, A
     if runs and all(metric_value(r, key) is None for r in runs):
         available = sorted({k for r in runs for k in flat_metrics(r["metrics"])})
         raise RunsError(f"--sort {metric!r}: no run has the metric {'.'.join(key)}."
-                        f"{did_you_mean('.'.join(key), available)}  Metrics: "
+                        f"{did_you_mean('.'.join(key), available)} Metrics: "
                         f"{', '.join(available) or 'none'}.")
     direction, known = metric_direction(key[1])
     sign = 1.0 if direction == "lower" else -1.0

@@ -45,6 +45,8 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def _open(path: str | Path) -> Path:
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: is a file, not a run directory.")
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory.")
     if not RunDir(path).info_file.exists() and not RunDir(path).config.exists():
@@ -83,6 +85,14 @@ def show_run(path: str | Path) -> dict[str, Any]:
     return shown
 
 
+# The validation keys that mean something under each scheme (a hold-out run has no folds
+# to refit after, nor repeats).
+_SCHEME_KEYS = {"holdout": ("scheme", "test_split", "validation_split"),
+                "kfold": ("scheme", "n_splits", "test_split", "validation_split", "refit"),
+                "repeated_kfold": ("scheme", "n_splits", "n_repeats", "test_split",
+                                   "validation_split", "refit")}
+
+
 def config_summary(config: dict[str, Any]) -> dict[str, Any]:
     """The few config facts that tell runs apart at a glance."""
     if not config:
@@ -101,8 +111,8 @@ def config_summary(config: dict[str, Any]) -> dict[str, Any]:
         "training": ", ".join(f"{k}={v}" for k, v in (config.get("training") or {}).items()
                               if k in ("epochs", "batch_size")),
         "validation": ", ".join(f"{k}={v}" for k, v in validation.items()
-                                if k in ("scheme", "n_splits", "n_repeats", "test_split",
-                                         "validation_split", "refit")),
+                                if k in _SCHEME_KEYS.get(validation.get("scheme", "holdout"),
+                                                         ())),
         "seed": config.get("seed"),
     }
 

@@ -109,7 +109,7 @@ def choose(dataset: str | None, task: str | None) -> tuple[str, Task]:
         dataset = DEFAULT_DATASET[task or "classification"]
     if dataset not in DATASETS:
         raise InitError(f"--dataset {dataset!r} is not one of scikit-learn's bundled sets."
-                        f"{did_you_mean(dataset, DATASETS)}  Sets: {', '.join(DATASETS)}.")
+                        f"{did_you_mean(dataset, DATASETS)} Sets: {', '.join(DATASETS)}.")
     natural: Task = "classification" if DATASETS[dataset].classes else "regression"
     if task is not None and task != natural:
         other = DEFAULT_DATASET[task]

@@ -23,6 +23,7 @@ from kerastrain.cli.app import (
     out,
     print_json,
 )
+from kerastrain.cli.render import show
 
 
 class Executor(str, Enum):
@@ -32,7 +33,8 @@ class Executor(str, Enum):
 
 @app.command()
 def sweep(
-        config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+        config: Annotated[Path, typer.Argument(
+            metavar="CONFIG", help="The experiment's YAML file.")],
         grid: Annotated[list[str] | None, typer.Option(
             "--grid", metavar="KEY=V1,V2,...",
             help="Values to try for a config field (repeatable: every combination).")] = None,
@@ -68,12 +70,13 @@ def sweep(
             "--dry-run", help="Check every trial's config and list the trials; train "
                               "nothing.")] = False,
         quiet: QuietOption = False, json_: JsonOption = False) -> None:
-    """Train one run per trial: a grid (--grid) or random draws (--random N --param).
+    """Train one run per trial, from a grid or from random draws.
 
-    Every trial's config is checked first. Running the same command again skips the
-    completed trials and resumes the failed or interrupted ones. Exit code: 0 when every
-    trial completed, 1 when some failed, 2 for a mistake in the arguments or a trial's
-    config (nothing trained), 130 interrupted. See docs/sweeps.md."""
+    The trials come from a grid (--grid) or random draws (--random N --param). Every
+    trial's config is checked first. Running the same command again skips the completed
+    trials and resumes the failed or interrupted ones. Exit code: 0 when every trial
+    completed, 1 when some failed, 2 for a mistake in the arguments or a trial's config
+    (nothing trained), 130 interrupted. See docs/sweeps.md."""
 
     def action() -> None:
         from kerastrain.sweep.run import execute, plan
@@ -165,7 +168,7 @@ def _render_plan(planned: Any, quiet: bool, json_: bool) -> None:
         table.add_column(column)
     for row in planned.rows:
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], row.status)
-    out.print(table)
+    show(out, table)
 
 
 def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
@@ -200,6 +203,6 @@ def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
             where = row.error.splitlines()[0]
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], value,
                       status, Text(where))
-    out.print(table)
-    out.print(f"manifest: {planned.dir.manifest}  (kerastrain runs --sweep "
+    show(out, table)
+    out.print(f"manifest: {planned.dir.manifest} (kerastrain runs --sweep "
               f"{shlex.quote(str(planned.dir.path))})", markup=False)

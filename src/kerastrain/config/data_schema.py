@@ -64,7 +64,7 @@ class SourceSpec(Strict):
         known = {"sklearn": SKLEARN_SETS, "synthetic": GENERATORS}.get(self.type)
         if known and self.name not in known:
             raise ValueError(f"unknown {self.type} set {self.name!r}."
-                             f"{did_you_mean(self.name, known)}  Known: {', '.join(known)}.")
+                             f"{did_you_mean(self.name, known)} Known: {', '.join(known)}.")
         return self
 
 

@@ -51,7 +51,7 @@ def _targets(data: DataSpec, outputs: list[str], table: Table,
         for name, value in data.targets.items():
             if name not in outputs:
                 raise KeyProblem(("data", "targets", name), f"{name!r} is not an output."
-                                 f"{did_you_mean(name, outputs)}  Outputs: {', '.join(outputs)}.")
+                                 f"{did_you_mean(name, outputs)} Outputs: {', '.join(outputs)}.")
             spec = value if isinstance(value, TargetSpec) else None
             column = value.column if spec else value
             path = ("data", "targets", name) + (("column",) if spec else ())

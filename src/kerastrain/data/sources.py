@@ -158,7 +158,7 @@ def _download_fashion_mnist() -> None:
     except Exception as exc:  # Keras raises whatever the network layer raised
         raise DataError(
             f"Fashion-MNIST is not in the Keras cache ({keras_cache_dir()}) and could not be "
-            f"downloaded: {type(exc).__name__}: {exc}.  Run once with network access, or copy "
+            f"downloaded: {type(exc).__name__}: {exc}. Run once with network access, or copy "
             f"{', '.join(FASHION_MNIST_FILES)} there.") from None
 
 

@@ -56,7 +56,7 @@ class Table:
             return (f"no {what} {ref} in {self.origin}: the index is out of range "
                     f"({len(self.names)} columns: {', '.join(self.names)}).")
         return (f"no {what} {ref!r} in {self.origin}.{did_you_mean(ref, self.names)}"
-                f"  Columns: {', '.join(self.names)}.")
+                f" Columns: {', '.join(self.names)}.")
 
     def column(self, name: str, what: str = "column") -> np.ndarray:
         if name not in self.columns:

@@ -105,7 +105,7 @@ def parse_param(text: str) -> Param:
     option = f"--param {text}"
     if not colon or kind not in DISTRIBUTIONS:
         raise SweepError(f"{option}: unknown distribution {kind!r}."
-                         f"{did_you_mean(kind, DISTRIBUTIONS)}  Use one of: uniform:LOW,HIGH,"
+                         f"{did_you_mean(kind, DISTRIBUTIONS)} Use one of: uniform:LOW,HIGH,"
                          " loguniform:LOW,HIGH, int:LOW,HIGH, choice:A,B,C.")
     parts = split_values(rest)
     if kind == "choice":

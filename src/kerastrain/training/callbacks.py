@@ -47,7 +47,7 @@ def check_monitors(cfg: Config, log_names: list[str]) -> None:
         if monitor is not None and monitor not in available:
             raise KeyProblem(("callbacks", i, "monitor"),
                              f"{spec.type} monitors {monitor!r}, which is never logged."
-                             f"{did_you_mean(monitor, available)}  Logged: "
+                             f"{did_you_mean(monitor, available)} Logged: "
                              f"{', '.join(available)}.")
 
 
