@@ -14,10 +14,12 @@ import hashlib
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kerastrain.config.schema import Config
 from kerastrain.rundir import (
     MANIFEST_FILE,
     SWEEP_FILE,
@@ -27,7 +29,8 @@ from kerastrain.rundir import (
     write_json,
     write_text,
 )
-from kerastrain.runs import metric_key
+from kerastrain.runs import metric_key, unknown_metric
+from kerastrain.sweep.space import SweepError
 
 STATUSES = ("pending", "running", "completed", "failed", "interrupted")
 _COLUMNS = ("trial", "status", "action", "{metric}", "ci95_low", "ci95_high", "run_dir",
@@ -135,6 +138,41 @@ def trial_metric(run_dir: str | Path, metric: str) -> tuple[float | None, list[f
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return None, None
     return float(value), interval
+
+
+def _keras_names(spec: Any) -> set[str]:
+    """The names Keras may log for a loss's or metric's spec: a string as written; an
+    object by its `name` argument, else its class name in snake case (`AUC` -> `auc`)."""
+    if isinstance(spec, str):
+        return {spec}
+    if "name" in spec.args:
+        return {str(spec.args["name"])}
+    snake = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", spec.type))
+    return {spec.type, re.sub("([a-z])([A-Z])", r"\1_\2", snake).lower()}
+
+
+def logged_metrics(cfg: Config) -> list[str]:
+    """`<split>.<name>` of every metric a run of `cfg` logs, read from the config without
+    Keras: `loss`, its metrics and weighted metrics (`weighted_` + name), per split."""
+    names = {"loss"}
+    for key, prefix in (("metrics", ""), ("weighted_metrics", "weighted_")):
+        specs = getattr(cfg.compile, key)
+        for group in specs.values() if isinstance(specs, dict) else [specs]:
+            names |= {prefix + n for spec in group for n in _keras_names(spec)}
+    splits = ["validation"] + (["test"] if cfg.validation.test_split > 0 else [])
+    return [f"{split}.{n}" for split in splits for n in sorted(names)]
+
+
+def check_metric(metric: str, configs: list[Config]) -> None:
+    """A sweep ranks its trials by `metric`: refuse one that no trial's config logs. A graph
+    model's outputs prefix their names (`out_loss`), so a name ending in `_<logged>` is
+    taken as logged too."""
+    split, name = metric_key(metric)
+    logged = sorted({m for cfg in configs for m in logged_metrics(cfg)})
+    bare = {m.partition(".")[2] for m in logged if m.startswith(split + ".")}
+    if name not in bare and not any(name.endswith("_" + b) for b in bare):
+        raise SweepError(unknown_metric("--metric", metric, "no run of this config logs",
+                                        logged))
 
 
 def tagged_runs(runs_dir: Path, sweep_dir: Path) -> dict[str, Path]:
