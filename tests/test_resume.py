@@ -94,6 +94,19 @@ def test_resume_refuses_a_folder_that_is_no_run(cli, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a kerastrain run directory" in result.stderr
 
 
+def test_resume_writes_nothing_into_a_folder_that_is_no_run(cli, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("name: x\n")  # half a run: no run.json
+    monkeypatch.chdir(folder)
+    for given in (folder, ""):  # "" is the working directory
+        result = cli("resume", given)
+        assert result.exit_code == 2, result.output
+        assert "not a kerastrain run directory" in result.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["config.yaml"]
+
+
 def test_a_configured_backup_and_restore_is_refused(cli, tmp_path: Path) -> None:
     config = iris_config(tmp_path / "runs", callbacks=[{"type": "BackupAndRestore",
                                                         "backup_dir": "b"}])

@@ -24,13 +24,18 @@ from kerastrain.training.progress import Progress
 RESUMABLE = ("interrupted", "failed")
 
 
+def _a_run(run_dir: str | Path) -> RunDir:
+    run = RunDir(Path(run_dir))
+    if not run.info_file.is_file() or not run.config.is_file():
+        raise RunDirError(f"{run.path}: not a kerastrain run directory (no run.json and "
+                          "config.yaml).")
+    return run
+
+
 def open_resumable(run_dir: str | Path, force: bool = False) -> tuple[RunDir, dict[str, Any]]:
     """The run directory and its run.json, if its status lets it be resumed."""
-    run = RunDir(Path(run_dir))
+    run = _a_run(run_dir)
     path = run.path
-    if not run.info_file.is_file() or not run.config.is_file():
-        raise RunDirError(f"{path}: not a kerastrain run directory (no run.json and "
-                          "config.yaml).")
     info = run.info()
     status = info.get("status")
     if status == "completed":
@@ -88,13 +93,10 @@ def resume(run_dir: str | Path, progress: Progress | None = None,
     directory. Returns it and the final metrics, as `fit` does. `force` resumes a run
     still marked running (its process died without recording it). `pool`: as `fit`'s."""
     progress = progress or Progress()
-    run = RunDir(Path(run_dir))
-    loaded = load_config(run.config) if run.config.is_file() else None
-    if pool is not None:  # the caller's, opened already
-        lanes: Any = nullcontext(pool)
-    else:
-        lanes = fold_pool(loaded.config) if loaded else WorkerPool(1)
-    with lanes as pool, run.lock() if run.path.is_dir() else nullcontext():
+    run = _a_run(run_dir)  # before the lock: nothing is written into a folder that is no run
+    loaded = load_config(run.config)
+    lanes = nullcontext(pool) if pool is not None else fold_pool(loaded.config)
+    with lanes as pool, run.lock():
         run, info = open_resumable(run_dir, force)
         return run, _resume(run, info, loaded, progress, command, pool)
 
