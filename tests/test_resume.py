@@ -98,7 +98,7 @@ def test_resume_writes_nothing_into_a_folder_that_is_no_run(cli, tmp_path: Path,
                                                            monkeypatch) -> None:
     folder = tmp_path / "not-a-run"
     folder.mkdir()
-    (folder / "config.yaml").write_text("name: x\n")  # half a run: no run.json
+    write_config(folder / "config.yaml", iris_config(tmp_path))  # half a run: no run.json
     monkeypatch.chdir(folder)
     for given in (folder, ""):  # "" is the working directory
         result = cli("resume", given)
