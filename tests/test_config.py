@@ -160,3 +160,23 @@ def test_exponent_numbers_are_numbers_in_the_file_and_in_set(tmp_path: Path, tex
     cfg = load_config(path, [f"compile.optimizer.learning_rate={text}"]).config
     assert cfg.compile.optimizer.args["learning_rate"] == number
     assert load_config(path, ["name=1e3x"]).config.name == "1e3x"  # not a number: text
+
+
+def test_a_set_typo_in_an_optimizer_argument_names_the_set_and_the_argument(
+        cli, iris_yaml: Path) -> None:
+    result = cli("validate", iris_yaml, "--set", "compile.optimizer.learning_rte=0.1")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --set compile.optimizer.learning_rte=0.1  "
+                                    "compile.optimizer.learning_rte: Adam takes no argument "
+                                    "'learning_rte'. Did you mean 'learning_rate'?")
+    assert f"{iris_yaml.name}:" not in result.stderr
+    fine = cli("validate", iris_yaml, "--set", "compile.optimizer={type: SGD, momentum: 0.9, "
+               "nesterov: true, clipnorm: 1.0, weight_decay: 0.01}")
+    assert fine.exit_code == 0, fine.output
+
+
+def test_what_keras_rejects_at_a_line_names_the_set_that_changed_it(cli, iris_yaml) -> None:
+    result = cli("validate", iris_yaml, "--set", "compile.optimizer.learning_rate=-1")
+    assert result.exit_code == 2, result.output
+    assert "compile.optimizer: Keras rejected Adam(learning_rate=-1)" in result.stderr
+    assert "(changed by --set compile.optimizer.learning_rate=-1)" in result.stderr

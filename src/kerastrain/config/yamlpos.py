@@ -42,7 +42,13 @@ class Positions:
         return self.file, None
 
     def issue(self, path: PathKey, message: str, hint: str | None = None) -> Issue:
+        """An issue at `path`'s source; at a line of the file that `--set` changed below
+        `path`, the message names those overrides too (they may be what is wrong)."""
         source, line = self.locate(path)
+        below = [where for key, where in self.overrides.items()
+                 if len(key) > len(path) and key[: len(path)] == tuple(path)]
+        if path and line is not None and below:
+            message = f"{message} (changed by {', '.join(below)})"
         return Issue(dotted(path), message, source, line, hint)
 
 
