@@ -216,8 +216,9 @@ def test_a_runs_dir_that_cannot_be_made_is_refused_at_its_line(cli: Cli, tmp_pat
     config.write_text(IRIS.replace("RUNS", str(blocker / "runs")))
     line = IRIS.splitlines().index("output: {runs_dir: RUNS}") + 1
     for command in ("validate", "fit"):
-        refused(cli(command, config), f"{config}:{line}  output.runs_dir: {blocker / 'runs'} "
-                "cannot be made: " f"{blocker} is a file")
+        refused(cli(command, config), f"{config}:{line}  output.runs_dir: {blocker / 'runs'}: "
+                f"cannot make a run directory there (a file is in the way: {blocker})")
     assert blocker.read_text() == "x"
     refused(cli("validate", iris_yaml(tmp_path), "--set", f"output.runs_dir={blocker}"),
-            f"--set output.runs_dir={blocker}  output.runs_dir: {blocker} cannot be made")
+            f"--set output.runs_dir={blocker}  output.runs_dir: {blocker}: cannot make a run "
+            "directory there (a file is in the way")

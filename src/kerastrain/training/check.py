@@ -72,13 +72,12 @@ def check_runs_dir(runs_dir: str) -> None:
     created here (validate writes nothing)."""
     path = Path(runs_dir).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise KeyProblem(("output", "runs_dir"), f"{path} cannot be made: {existing} is a "
-                         "file. Set output.runs_dir to a folder you can write in.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise KeyProblem(("output", "runs_dir"), f"{existing} is not writable, so no run "
-                         "directory can be made there. Set output.runs_dir to a folder you "
-                         "can write in.")
+    why = ("a file is in the way" if not existing.is_dir() else
+           "Permission denied" if not os.access(existing, os.W_OK | os.X_OK) else None)
+    if why is not None:
+        raise KeyProblem(("output", "runs_dir"), f"{path}: cannot make a run directory there "
+                         f"({why}: {existing}). Set output.runs_dir to a folder you can "
+                         "write in.")
 
 
 def configure_runtime(runtime: RuntimeSpec) -> None:
