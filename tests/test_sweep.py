@@ -17,7 +17,7 @@ import yaml
 from conftest import REPO, iris_config, write_config
 from kerastrain.config import load_config
 from kerastrain.errors import UserError
-from kerastrain.sweep.manifest import trial_metric
+from kerastrain.sweep.manifest import check_metric, logged_metrics, trial_metric
 from kerastrain.sweep.run import plan
 from kerastrain.sweep.space import (
     SweepError,
@@ -166,6 +166,23 @@ def test_a_metric_no_run_logs_is_exit_2_before_any_training(cli, config: Path,
     assert not (tmp_path / "runs").exists()
     for logged in ("val_accuracy", "test.loss", "loss"):
         assert cli("sweep", config, *GRID, "--metric", logged, "--dry-run").exit_code == 0
+
+
+def test_the_metrics_a_config_logs_without_keras(tmp_path: Path) -> None:
+    cfg = iris_config(tmp_path / "runs")
+    cfg["compile"]["metrics"] = ["accuracy", {"type": "FBetaScore", "beta": 2.0},
+                                 {"type": "AUC", "name": "roc"}, {"type": "Precision"}]
+    cfg["compile"]["weighted_metrics"] = ["accuracy"]
+    loaded = load_config(write_config(tmp_path / "m.yaml", cfg)).config
+    assert logged_metrics(loaded)[:6] == [
+        "validation.Precision", "validation.accuracy", "validation.f_beta_score",
+        "validation.loss", "validation.roc", "validation.weighted_accuracy"]
+    for logged in ("val_accuracy", "val_fbeta_score", "test.roc", "val_weighted_accuracy",
+                   "out_loss", "validation.precision"):
+        check_metric(logged, [loaded])
+    for missing in ("val_auc", "val_f1", "validation.recall"):
+        with pytest.raises(SweepError, match="no run of this config logs"):
+            check_metric(missing, [loaded])
 
 
 def test_ray_without_ray_or_an_address_without_ray(cli, config: Path, monkeypatch) -> None:
