@@ -473,9 +473,10 @@ def test_unusable_runs_dir(cli: Cli, tmp_path: Path, make_runs_dir) -> None:
     config = iris_config(runs_dir)
     config["training"]["epochs"] = 1
     before = contents(tmp_path)
-    result = cli("fit", write_config(tmp_path / "c.yaml", config))
-    refused(result, f"output.runs_dir {runs_dir}: cannot make a run directory there",
-            "a file is in the way")
+    path = write_config(tmp_path / "c.yaml", config)
+    line = path.read_text().splitlines().index(f"  runs_dir: {runs_dir}") + 1
+    refused(cli("fit", path), f"{path}:{line}  output.runs_dir: {runs_dir}: cannot make a run "
+            "directory there", "a file is in the way")
     assert contents(tmp_path) == before | {tmp_path / "c.yaml"}
 
 

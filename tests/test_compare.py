@@ -84,11 +84,20 @@ def test_default_metric_is_loss_and_says_it_in_words(cli, kfold_runs) -> None:
             or "significant at the 5% level" in result.stdout)
 
 
-def test_a_run_against_itself_is_identical(cli, kfold_runs) -> None:
+def test_a_run_against_itself_is_identical(cli, kfold_runs, tmp_path) -> None:
     run_a, _ = kfold_runs
-    got = json.loads(cli("compare", run_a, run_a, "--json").stdout)
+    copy = shutil.copytree(run_a, tmp_path / run_a.name)  # the same scores, another run
+    got = json.loads(cli("compare", run_a, copy, "--json").stdout)
     assert got["t"] == 0.0 and got["p_value"] == 1.0 and got["better"] is None
     assert "exactly the same" in got["statement"]
+
+
+def test_the_same_run_twice_is_exit_2(cli, kfold_runs) -> None:
+    run_a, _ = kfold_runs
+    for again in (run_a, run_a.parent / ".." / run_a.parent.name / run_a.name):
+        result = cli("compare", run_a, again)
+        assert result.exit_code == 2, result.output
+        assert f"A and B are the same run ({run_a})" in result.stderr
 
 
 def test_different_splits_are_refused(cli, kfold_runs, tmp_path) -> None:

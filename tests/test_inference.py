@@ -93,3 +93,27 @@ def test_other_overrides_are_refused(cli: Cli, iris_run: Path, tmp_path: Path, o
     refused(cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set", override),
             message)
     assert not out.exists()
+
+
+def test_evaluate_takes_a_bundled_sets_integer_codes(cli: Cli, iris_run: Path,
+                                                     tmp_path: Path) -> None:
+    """A run on scikit-learn's iris holds its labels as names (setosa, ...); the same rows
+    exported with their integer targets (load_iris(as_frame=True)) score the same."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    header = ",".join(f'"{f}"' for f in IRIS_FEATURES) + ",target\n"
+    lines = [",".join(map(str, x)) for x in bunch.data]
+    named, coded = tmp_path / "named.csv", tmp_path / "coded.csv"
+    named.write_text(header + "".join(f"{x},{bunch.target_names[y]}\n"
+                                      for x, y in zip(lines, bunch.target, strict=True)))
+    coded.write_text(header + "".join(f"{x},{y}\n"
+                                      for x, y in zip(lines, bunch.target, strict=True)))
+    by_name, by_code = (cli("evaluate", iris_run, "--data", f, "--json") for f in (named, coded))
+    assert by_code.exit_code == 0, by_code.output
+    assert json.loads(by_code.stdout)["metrics"] == json.loads(by_name.stdout)["metrics"]
+    coded.write_text(header + f"{lines[0]},3\n")  # no fourth class
+    refused(cli("evaluate", iris_run, "--data", coded),
+            "the label 3 in the evaluated rows is not among the classes",
+            "Write each label as one of these classes, or as scikit-learn's integer codes: "
+            "0 = setosa, 1 = versicolor, 2 = virginica.")

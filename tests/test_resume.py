@@ -94,12 +94,56 @@ def test_resume_refuses_a_folder_that_is_no_run(cli, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a kerastrain run directory" in result.stderr
 
 
+def test_resume_writes_nothing_into_a_folder_that_is_no_run(cli, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    write_config(folder / "config.yaml", iris_config(tmp_path))  # half a run: no run.json
+    monkeypatch.chdir(folder)
+    for given in (folder, ""):  # "" is the working directory
+        result = cli("resume", given)
+        assert result.exit_code == 2, result.output
+        assert "not a kerastrain run directory" in result.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["config.yaml"]
+
+
 def test_a_configured_backup_and_restore_is_refused(cli, tmp_path: Path) -> None:
     config = iris_config(tmp_path / "runs", callbacks=[{"type": "BackupAndRestore",
                                                         "backup_dir": "b"}])
     result = cli("validate", write_config(tmp_path / "c.yaml", config))
     assert result.exit_code == 2
     assert "callbacks.0" in result.stderr and "already part of every run" in result.stderr
+
+
+def test_an_unreadable_backup_is_exit_2_and_a_missing_one_is_said(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = iris_config(tmp_path / "runs")
+    config["training"]["epochs"] = 4
+    config["output"]["plots"] = False
+    path = write_config(tmp_path / "iris.yaml", config)
+    with monkeypatch.context() as patch:
+        _interrupt(patch, epoch=2)
+        assert cli("fit", path).exit_code == 130
+    run = _only_run(tmp_path / "runs")
+    backup = run / "checkpoints" / "backup" / "backup.npz"
+    backup.write_bytes(backup.read_bytes()[:200])  # torn: the finished epochs unreadable
+
+    result = cli("resume", run)
+    assert result.exit_code == 2, result.output
+    assert f"{backup}: the backup of holdout is unreadable" in result.stderr
+    assert "delete that file and resume again" in result.stderr
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted" and "resumes" not in info
+    assert backup.is_file()
+
+    backup.unlink()  # starting over knowingly
+    result = cli("resume", run)
+    assert result.exit_code == 0, result.output
+    assert f"holdout has no backup ({backup})" in result.stderr
+    assert "trains from epoch 0" in result.stderr
+    info = json.loads((run / "run.json").read_text())
+    assert [(r["fold"], r["epochs_done"]) for r in info["resumes"]] == [("holdout", 0)]
+    assert len(read_history(run / "history.csv")["loss"]) == 4
 
 
 @pytest.mark.slow  # three short Keras fits

@@ -177,6 +177,22 @@ def test_compare_configs(cli, runs_dir) -> None:
     assert cli("runs", "compare", a).exit_code == 2
 
 
+def test_compare_says_unreadable_for_a_damaged_run(cli, runs_dir) -> None:
+    good = next(runs_dir.glob("*-20261120-100000-*"))
+    broken = runs_dir / "iris-mlp-20261120-140000-dead"  # run.json cut short
+    (broken / "config.yaml").write_text("name: iris-mlp\nseed: 1\n")
+    data = _json(cli, "compare", good, broken)
+    assert data["status"] == ["completed", "unreadable"]
+    assert "run.json" in data["problems"][1][0] and data["problems"][0] == []
+    assert data["config_differences"]["seed"] == [0, 1]
+    text = cli("runs", "compare", good, broken)
+    assert text.exit_code == 0, text.output
+    assert f"2: {broken}  unreadable (" in text.stdout.replace("\n", "")
+    (broken / "config.yaml").unlink()  # no config either: still shown, its keys None
+    data = _json(cli, "compare", good, broken)
+    assert data["status"][1] == "unreadable" and len(data["problems"][1]) == 2
+
+
 def test_helpers() -> None:
     assert metric_key("val_loss") == ("validation", "loss")
     assert metric_key("test.accuracy") == ("test", "accuracy")

@@ -15,13 +15,16 @@ import pytest
 import yaml
 
 from conftest import REPO, iris_config, write_config
+from kerastrain.config import load_config
 from kerastrain.errors import UserError
-from kerastrain.sweep.manifest import trial_metric
+from kerastrain.sweep.manifest import check_metric, logged_metrics, trial_metric
+from kerastrain.sweep.run import plan
 from kerastrain.sweep.space import (
     SweepError,
     draw,
     make_trials,
     parse_param,
+    parsed,
     split_values,
     yaml_float,
 )
@@ -128,6 +131,58 @@ def test_a_bad_grid_value_is_exit_2_before_any_training(cli, config: Path,
     assert "trial t002 (training.epochs=abc)" in result.stderr
     assert "training.epochs" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_exponent_values_of_a_grid_are_numbers(config: Path) -> None:
+    """`1e-3` on a grid (YAML 1.1 text) reaches the trial's config, and run.json, as a number."""
+    sweep = plan(config, [], ["compile.optimizer.learning_rate=1e-3,1E-2"], 0, [])
+    for row, number in zip(sweep.rows, (0.001, 0.01), strict=True):
+        sets = [f"{k}={v}" for k, v in row.overrides.items()]
+        optimizer = load_config(config, sets).config.compile.optimizer
+        assert optimizer.args["learning_rate"] == number
+        assert parsed(row.overrides) == {"compile.optimizer.learning_rate": number}
+
+
+def test_a_sweep_dir_under_a_file_is_exit_2_before_any_trial_is_checked(
+        cli, config: Path, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    for extra in ((), ("--dry-run",)):
+        result = cli("sweep", config, "--grid", "training.epochs=2,abc", "--sweep-dir",
+                     tmp_path / "afile" / "sweep", *extra)
+        assert result.exit_code == 2, result.output
+        assert f"{tmp_path / 'afile'} is a file" in result.stderr
+        assert "--sweep-dir" in result.stderr and "Traceback" not in result.stderr
+        assert "trial t002" not in result.stderr  # found with the arguments, not the trials
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_metric_no_run_logs_is_exit_2_before_any_training(cli, config: Path,
+                                                             tmp_path: Path) -> None:
+    result = cli("sweep", config, *GRID, "--metric", "val_f1")
+    assert result.exit_code == 2, result.output
+    assert "--metric 'val_f1'" in result.stderr and "validation.f1" in result.stderr
+    assert "validation.accuracy, validation.loss" in result.stderr
+    assert "test.loss" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+    for logged in ("val_accuracy", "test.loss", "loss"):
+        assert cli("sweep", config, *GRID, "--metric", logged, "--dry-run").exit_code == 0
+
+
+def test_the_metrics_a_config_logs_without_keras(tmp_path: Path) -> None:
+    cfg = iris_config(tmp_path / "runs")
+    cfg["compile"]["metrics"] = ["accuracy", {"type": "FBetaScore", "beta": 2.0},
+                                 {"type": "AUC", "name": "roc"}, {"type": "Precision"}]
+    cfg["compile"]["weighted_metrics"] = ["accuracy"]
+    loaded = load_config(write_config(tmp_path / "m.yaml", cfg)).config
+    assert logged_metrics(loaded)[:6] == [
+        "validation.Precision", "validation.accuracy", "validation.f_beta_score",
+        "validation.loss", "validation.roc", "validation.weighted_accuracy"]
+    for logged in ("val_accuracy", "val_fbeta_score", "test.roc", "val_weighted_accuracy",
+                   "out_loss", "validation.precision"):
+        check_metric(logged, [loaded])
+    for missing in ("val_auc", "val_f1", "validation.recall"):
+        with pytest.raises(SweepError, match="no run of this config logs"):
+            check_metric(missing, [loaded])
 
 
 def test_ray_without_ray_or_an_address_without_ray(cli, config: Path, monkeypatch) -> None:

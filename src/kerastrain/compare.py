@@ -202,6 +202,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, metric: str = "loss",
 
     `direction` says whether lower or higher is better; by default it follows the
     metric's name (`metric_direction`)."""
+    if Path(run_a).resolve() == Path(run_b).resolve():
+        raise CompareError(f"A and B are the same run ({run_a}): a paired comparison needs "
+                           "two different runs scored on the same folds.")
     a, b = read_cv_run(run_a), read_cv_run(run_b)
     check_same_folds(a, b)
     common = sorted(set(a.summary["metrics"]) & set(b.summary["metrics"]))

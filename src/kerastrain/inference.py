@@ -14,7 +14,7 @@ from kerastrain import _keras
 from kerastrain.config import LoadedConfig, load_config
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
 from kerastrain.data.preprocess import Preprocessor
-from kerastrain.data.sources import load_source
+from kerastrain.data.sources import bundled_class_names, load_source, with_class_names
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table, fingerprint_columns, read_file
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
@@ -132,15 +132,27 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     pre = loaded_run.pre
     if pre.target is None:
         raise UserError("the run has no target to evaluate against.")
+    names = None
     if data is not None:
         table = read_file(data)
         pre.check_columns(table, with_target=True)
+        names = bundled_class_names(loaded_run.loaded.config.data.source) \
+            if isinstance(pre, Preprocessor) and pre.task == "classification" else None
+        if names is not None:  # the set's integer codes, as scikit-learn ships them
+            table = with_class_names(table, pre.target["name"], names)
         pre.check_values(table, with_target=True)
         rows, split = np.arange(table.n_rows), str(data)
     else:
         table, rows, split = _run_rows(loaded_run)
     x = pre.transform_x(table, rows)
-    y = pre.transform_y(table, rows, "the evaluated rows")
+    try:
+        y = pre.transform_y(table, rows, "the evaluated rows")
+    except DataError as exc:  # a label never seen in training: say how to write them
+        codes = "" if names is None else (
+            ", or as scikit-learn's integer codes: " +
+            ", ".join(f"{i} = {n}" for i, n in enumerate(names)))
+        raise DataError(f"{exc} Write each label as one of these classes{codes}.",
+                        option=exc.option) from None
     size = batch_size or loaded_run.loaded.config.training.batch_size
     scores = evaluate_model(loaded_run.model, x, y, size)
     return {"run_dir": str(loaded_run.run.path), "split": split, "rows": int(len(rows)),

@@ -63,6 +63,8 @@ METRIC_SHORTHANDS = ("accuracy", "acc", "crossentropy", "ce")
 # Keyword arguments every layer takes through `Layer.__init__(**kwargs)`.
 _LAYER_KWARGS = {"input_shape", "input_dim", "batch_input_shape", "batch_size", "name",
                  "dtype", "trainable", "autocast", "activity_regularizer"}
+# Base classes whose **kwargs Keras checks against these names (and refuses the rest).
+_CHECKED_KWARGS = {"Layer": _LAYER_KWARGS, "BaseOptimizer": {"decay"}}
 # Argument-name endings whose values are themselves Keras objects.
 _NESTED_KINDS = {"_initializer": "initializers", "_regularizer": "regularizers",
                  "_constraint": "constraints", "activation": "activations",
@@ -199,8 +201,8 @@ def accepted_arguments(cls: type) -> set[str] | None:
                      if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
         if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
             return accepted
-        if klass.__name__ == "Layer":
-            return accepted | _LAYER_KWARGS
+        if klass.__name__ in _CHECKED_KWARGS:  # Keras refuses any other keyword itself
+            return accepted | _CHECKED_KWARGS[klass.__name__]
     return None
 
 

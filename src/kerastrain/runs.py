@@ -185,6 +185,14 @@ def metric_key(text: str) -> tuple[str, str]:
     return "validation", text
 
 
+def unknown_metric(option: str, metric: str, who: str, available: list[str]) -> str:
+    """Why `metric` cannot rank runs: `who` ("no run has") lacks it; the closest of the
+    `available` `<split>.<name>` metrics and all of them."""
+    wanted = ".".join(metric_key(metric))
+    return (f"{option} {metric!r}: {who} the metric {wanted}."
+            f"{did_you_mean(wanted, available)} Metrics: {', '.join(available) or 'none'}.")
+
+
 def metric_value(run: dict[str, Any], key: tuple[str, str]) -> float | None:
     value = run["metrics"].get(key[0], {})
     value = value.get(key[1]) if isinstance(value, dict) else None
@@ -204,9 +212,7 @@ def sort_runs(runs: list[dict[str, Any]], metric: str) -> tuple[list[dict[str, A
     key = metric_key(metric)
     if runs and all(metric_value(r, key) is None for r in runs):
         available = sorted({k for r in runs for k in flat_metrics(r["metrics"])})
-        raise RunsError(f"--sort {metric!r}: no run has the metric {'.'.join(key)}."
-                        f"{did_you_mean('.'.join(key), available)} Metrics: "
-                        f"{', '.join(available) or 'none'}.")
+        raise RunsError(unknown_metric("--sort", metric, "no run has", available))
     direction, known = metric_direction(key[1])
     sign = 1.0 if direction == "lower" else -1.0
     with_value = [r for r in runs if metric_value(r, key) is not None]

@@ -163,7 +163,11 @@ def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
         if json_:
             print_json(result)
             return
-        caption = Text("\n".join(f"{i}: {run}" for i, run in enumerate(result["runs"], 1)))
+        caption = Text("\n".join(
+            f"{i}: {run}" + (f"  unreadable ({'; '.join(problems)})" if status == "unreadable"
+                             else "")
+            for i, (run, status, problems) in enumerate(zip(
+                result["runs"], result["status"], result["problems"], strict=True), 1)))
         for title, rows, fmt, missing in (
                 ("config keys that differ", result["config_differences"], str, "(not set)"),
                 ("metrics", result["metrics"], lambda v: f"{v:.4g}", "")):

@@ -76,8 +76,9 @@ def resume(run_dir: Annotated[Path, typer.Argument(
         from kerastrain.rundir import RunDir
         from kerastrain.training.pool import WorkerPool, fold_pool
 
-        config_file = RunDir(run_dir).config
-        cfg = load_config(config_file).config if config_file.is_file() else None
+        run = RunDir(run_dir)  # a folder that is no run is refused by resume_run
+        cfg = load_config(run.config).config if run.config.is_file() and \
+            run.info_file.is_file() else None
         # as fit's: the workers start before TensorFlow loads here
         with fold_pool(cfg) if cfg else WorkerPool(1) as pool:
             from kerastrain.training.resume import resume as resume_run

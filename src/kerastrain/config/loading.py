@@ -17,11 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from kerastrain.config.schema import Config
 from kerastrain.config.yamlpos import (
+    Loader,
     PathKey,
     Positions,
     dotted,
     load_yaml,
     refused_tag,
+    scalar,
     tag_refusal,
 )
 from kerastrain.errors import ConfigError, Issue, KeyProblem, did_you_mean
@@ -54,11 +56,11 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         raise ConfigError([Issue("", f"--set {text!r}: expected KEY=VALUE, "
                                      "e.g. --set training.epochs=50", "--set")])
     try:
-        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        node = yaml.compose(raw, Loader=Loader)
         bad = refused_tag(node) if node is not None else None
         if bad is not None:
             raise ConfigError([Issue(key, tag_refusal(bad), f"--set {text}")])
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = scalar(raw)
     except yaml.YAMLError as exc:
         raise ConfigError([Issue(key, f"the value {raw!r} is not valid YAML: {exc}",
                                  f"--set {text}")]) from None

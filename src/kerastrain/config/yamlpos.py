@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,13 @@ class Positions:
         return self.file, None
 
     def issue(self, path: PathKey, message: str, hint: str | None = None) -> Issue:
+        """An issue at `path`'s source; at a line of the file that `--set` changed below
+        `path`, the message names those overrides too (they may be what is wrong)."""
         source, line = self.locate(path)
+        below = [where for key, where in self.overrides.items()
+                 if len(key) > len(path) and key[: len(path)] == tuple(path)]
+        if path and line is not None and below:
+            message = f"{message} (changed by {', '.join(below)})"
         return Issue(dotted(path), message, source, line, hint)
 
 
@@ -50,6 +57,23 @@ def dotted(path: PathKey) -> str:
 
 
 _YAML_TAG = "tag:yaml.org,2002:"
+
+
+class Loader(yaml.SafeLoader):
+    """`safe_load`'s loader, except that exponent numbers without a dot (`1e-3`, `1E5`,
+    `-2.5e+3`) are floats, as in YAML 1.2 and as users write them; YAML 1.1 reads them as
+    strings. Every config value (the file, `--set`, a sweep's values) is read with it."""
+
+
+Loader.add_implicit_resolver(
+    f"{_YAML_TAG}float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def scalar(text: str) -> Any:
+    """`text` as a config reads a value: YAML with `Loader` (None for a blank text)."""
+    return yaml.load(text, Loader=Loader) if text.strip() else None
 
 
 def refused_tag(node: yaml.Node) -> yaml.Node | None:
@@ -61,7 +85,7 @@ def refused_tag(node: yaml.Node) -> yaml.Node | None:
         if id(current) in seen:  # an alias met again
             continue
         seen.add(id(current))
-        if current.tag not in yaml.SafeLoader.yaml_constructors:
+        if current.tag not in Loader.yaml_constructors:
             return current
         if isinstance(current, yaml.MappingNode):
             pending.extend(n for pair in reversed(current.value) for n in reversed(pair))
@@ -89,7 +113,7 @@ def _refuse_tags(node: yaml.Node, path: PathKey, positions: Positions) -> None:
 MAX_ENTRIES = 100_000  # keys and items, aliases expanded: far above any real experiment
 
 
-def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: yaml.SafeLoader,
+def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: Loader,
            within: frozenset[int] = frozenset()) -> Any:
     """Plain data from `node`, recording the line of every key path. `within` holds the
     collections being built around it, so that an alias of one of them is refused rather
@@ -133,7 +157,7 @@ def load_yaml(path: Path) -> tuple[Any, Positions]:
         raise ConfigError([Issue("", "no such config file.", str(path))]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Issue("", f"cannot read the config: {exc}", str(path))]) from None
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

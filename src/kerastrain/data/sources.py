@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,19 +66,54 @@ def load_configured_source(spec: SourceSpec, seed: int) -> Table:
         raise KeyProblem(("data", "source", key), str(exc)) from None
 
 
-def _sklearn(name: str) -> Table:
+def _bunch(name: str) -> Any:
     from sklearn import datasets
 
-    bunch = getattr(datasets, f"load_{name}")()
+    return getattr(datasets, f"load_{name}")()
+
+
+def _class_names(name: str, bunch: Any) -> np.ndarray | None:
+    """A bundled set's class names, code i being names[i]; None where the table keeps the
+    codes (digits: its names are the digits) or there are no classes (diabetes)."""
+    if "target_names" not in bunch or name in ("diabetes", "digits"):
+        return None
+    return np.asarray(bunch.target_names).astype(object)
+
+
+def _sklearn(name: str) -> Table:
+    bunch = _bunch(name)
     columns = {str(f): bunch.data[:, j].astype(np.float64)
                for j, f in enumerate(bunch.feature_names)}
-    target = bunch.target
-    if "target_names" in bunch and name != "diabetes":
-        target = np.asarray(bunch.target_names)[target].astype(object)
-        if name == "digits":
-            target = bunch.target.astype(np.int64)
+    names, target = _class_names(name, bunch), bunch.target
+    if names is not None:
+        target = names[target]
+    elif name == "digits":
+        target = target.astype(np.int64)
     columns["target"] = target
     return Table(columns, f"scikit-learn {name}")
+
+
+def bundled_class_names(spec: SourceSpec) -> list[str] | None:
+    """The class names of a scikit-learn bundled set whose labels a run holds as names
+    (`class_0`, `setosa`), in scikit-learn's order of the codes; None for another source."""
+    if spec.type != "sklearn":
+        return None
+    names = _class_names(str(spec.name), _bunch(str(spec.name)))
+    return None if names is None else [str(n) for n in names]
+
+
+def with_class_names(table: Table, target: str, names: list[str]) -> Table:
+    """`table` whose `target` holds a bundled set's integer codes (0 .. len(names) - 1, as
+    scikit-learn ships it, e.g. exported with `as_frame=True`) with those codes written
+    as the class names; any other column of labels as it is."""
+    values = table.columns.get(target)
+    if values is None or values.ndim != 1 or values.dtype.kind not in "iuf" or not len(values):
+        return table
+    if not (np.all(np.mod(values, 1) == 0) and values.min() >= 0 and
+            values.max() < len(names)):
+        return table
+    named = np.asarray(names, dtype=object)[values.astype(np.int64)]
+    return replace(table, columns={**table.columns, target: named})
 
 
 def _synthetic(spec: SourceSpec, seed: int) -> Table:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from kerastrain.config.yamlpos import scalar
 from kerastrain.errors import UserError, did_you_mean
 
 Trial = dict[str, str]
@@ -83,12 +84,10 @@ def parse_axis(text: str) -> Axis:
 
 
 def _number(text: str, option: str, integer: bool = False) -> float:
-    parsed = yaml.safe_load(text)
-    if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 as a string
-        try:
-            parsed = float(parsed)
-        except ValueError:
-            pass
+    try:
+        parsed = scalar(text)
+    except yaml.YAMLError:
+        parsed = text
     if isinstance(parsed, bool) or not isinstance(parsed, (int, float)) or \
             not math.isfinite(parsed) or (integer and parsed != int(parsed)):
         kind = "an integer" if integer else "a number"
@@ -192,7 +191,7 @@ def parsed(trial: Trial) -> dict[str, Any]:
     values = {}
     for key, text in trial.items():
         try:
-            values[key] = yaml.safe_load(text)
+            values[key] = scalar(text)
         except yaml.YAMLError:
             values[key] = text
     return values
