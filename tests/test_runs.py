@@ -202,6 +202,8 @@ def test_helpers() -> None:
     assert overrides_of({"command": ["fit", "--set=training.epochs=5", "--set", "a.b=x"]}) \
         == {"training.epochs": 5, "a.b": "x"}
     assert overrides_of({"overrides": {"k": 1}, "command": ["--set", "a=2"]}) == {"k": 1}
+    # exponent numbers are numbers here too, as `--set` reads them
+    assert overrides_of({"command": ["fit", "--set", "lr=1e-3"]}) == {"lr": 0.001}
 
 
 def test_two_hundred_runs_fast_and_without_tensorflow(tmp_path) -> None:

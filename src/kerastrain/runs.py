@@ -21,11 +21,11 @@ import yaml
 from kerastrain.compare import metric_direction
 from kerastrain.errors import RunDirError, UserError, did_you_mean
 from kerastrain.rundir import MANIFEST_FILE, RunDir, read_json
+from kerastrain.yamlnum import scalar
 
 STATUSES = ("running", "completed", "failed", "interrupted", "unreadable", "missing")
 _RUN_NAME = re.compile(r"^(?P<name>.+)-\d{8}-\d{6}-[0-9a-f]+$")
 _SPLITS = ("validation", "test")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RunsError(UserError):
@@ -57,7 +57,7 @@ def overrides_of(info: dict[str, Any]) -> dict[str, Any]:
         key, sep, value = str(text).partition("=")
         if sep:
             try:
-                found[key.strip()] = yaml.load(value, Loader=_Loader)
+                found[key.strip()] = scalar(value)
             except yaml.YAMLError:
                 found[key.strip()] = value
     return found

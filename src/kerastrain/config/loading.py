@@ -17,16 +17,15 @@ from pydantic import BaseModel, ValidationError
 
 from kerastrain.config.schema import Config
 from kerastrain.config.yamlpos import (
-    Loader,
     PathKey,
     Positions,
     dotted,
     load_yaml,
     refused_tag,
-    scalar,
     tag_refusal,
 )
 from kerastrain.errors import ConfigError, Issue, KeyProblem, did_you_mean
+from kerastrain.yamlnum import Loader, scalar
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import yaml
 
 from kerastrain.errors import ConfigError, Issue
+from kerastrain.yamlnum import YAML_TAG, Loader
 
 PathKey = tuple  # a key path: ('model', 'layers', 2, 'type')
 
@@ -56,26 +56,6 @@ def dotted(path: PathKey) -> str:
     return ".".join(str(p) for p in path)
 
 
-_YAML_TAG = "tag:yaml.org,2002:"
-
-
-class Loader(yaml.SafeLoader):
-    """`safe_load`'s loader, except that exponent numbers without a dot (`1e-3`, `1E5`,
-    `-2.5e+3`) are floats, as in YAML 1.2 and as users write them; YAML 1.1 reads them as
-    strings. Every config value (the file, `--set`, a sweep's values) is read with it."""
-
-
-Loader.add_implicit_resolver(
-    f"{_YAML_TAG}float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
-
-
-def scalar(text: str) -> Any:
-    """`text` as a config reads a value: YAML with `Loader` (None for a blank text)."""
-    return yaml.load(text, Loader=Loader) if text.strip() else None
-
-
 def refused_tag(node: yaml.Node) -> yaml.Node | None:
     """The first node (keys included) whose tag `safe_load` has no constructor for, such as
     `!!python/object/apply:os.system`; None when every tag is plain YAML."""
@@ -96,7 +76,7 @@ def refused_tag(node: yaml.Node) -> yaml.Node | None:
 
 def tag_refusal(node: yaml.Node) -> str:
     """Why a tagged node is refused: a config is data, and a tag must never run code."""
-    shown = "!!" + node.tag.removeprefix(_YAML_TAG) if node.tag.startswith(_YAML_TAG) else node.tag
+    shown = "!!" + node.tag.removeprefix(YAML_TAG) if node.tag.startswith(YAML_TAG) else node.tag
     kind = "unsafe" if "python/" in node.tag else "unknown"
     return (f"{kind} tag refused: {shown}. A config holds plain YAML data (mappings, lists, "
             "strings, numbers, booleans) and is read with safe_load; write the value "
@@ -124,7 +104,7 @@ def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: Loader,
                                  f"expand to more than {MAX_ENTRIES} keys and items; write "
                                  "the values out.", positions.file, node.start_mark.line + 1)])
     within = within | {id(node)}
-    plain = {yaml.MappingNode: f"{_YAML_TAG}map", yaml.SequenceNode: f"{_YAML_TAG}seq"}
+    plain = {yaml.MappingNode: f"{YAML_TAG}map", yaml.SequenceNode: f"{YAML_TAG}seq"}
     if node.tag != plain.get(type(node)):  # a scalar, or a tagged collection (!!set, !!omap)
         _refuse_tags(node, path, positions)
         return loader.construct_object(node, deep=True)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from kerastrain.config.yamlpos import scalar
 from kerastrain.errors import UserError, did_you_mean
+from kerastrain.yamlnum import scalar
 
 Trial = dict[str, str]
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
