@@ -23,11 +23,24 @@ from kerastrain.cli.app import (
     out,
     print_json,
 )
+from kerastrain.errors import UserError
 
 
 class Executor(str, Enum):
     local = "local"
     ray = "ray"
+
+
+class Search(str, Enum):
+    grid = "grid"
+    random = "random"
+    tpe = "tpe"
+
+
+class Prune(str, Enum):
+    none = "none"
+    median = "median"
+    hyperband = "hyperband"
 
 
 @app.command()
@@ -43,9 +56,21 @@ def sweep(
             "--param", metavar="KEY=DIST",
             help="A distribution to draw a field from (repeatable): uniform:LOW,HIGH, "
                  "loguniform:LOW,HIGH, int:LOW,HIGH or choice:A,B,C.")] = None,
+        search: Annotated[Search | None, typer.Option(
+            help="tpe or random: an Optuna study of --trials N trials over the --param "
+                 "space (pip install 'kerastrain[search]'); grid: the --grid "
+                 "combinations.")] = None,
+        trials: Annotated[int, typer.Option(
+            "--trials", metavar="N", help="How many trials --search tpe|random runs.")] = 0,
+        prune: Annotated[Prune, typer.Option(
+            help="Stop unpromising trials early, from the validation metric after each "
+                 "epoch (--search tpe|random).")] = Prune.none,
+        storage: Annotated[str | None, typer.Option(
+            help="The study's database URL, shared by every process on it (default: "
+                 "sqlite:///<sweep dir>/study.db).")] = None,
         seed: Annotated[int | None, typer.Option(
-            help="Seed of the random draw (default: drawn once, kept in sweep.json).")]
-        = None,
+            help="Seed of the random draw or search (default: drawn once, kept in "
+                 "sweep.json).")] = None,
         set_: SetOption = None,
         jobs: Annotated[int, typer.Option(
             "--jobs", "-j", help="Trials run side by side (they share the cores).")] = 1,
@@ -76,6 +101,15 @@ def sweep(
     config (nothing trained), 130 interrupted. See docs/sweeps.md."""
 
     def action() -> None:
+        if search is not None and search != Search.grid:
+            from kerastrain.cli.search import run_search
+
+            run_search(config, set_ or [], param or [], search.value, trials, seed, metric,
+                       sweep_dir, storage, prune.value, jobs, bool(grid) or bool(random),
+                       executor, dry_run, quiet, json_)
+            return
+        if trials or storage or prune != Prune.none:
+            raise UserError("--trials, --storage and --prune are for --search tpe|random.")
         from kerastrain.sweep.run import execute, plan
 
         planned = plan(config, set_ or [], grid or [], random, param or [], seed, metric,
@@ -108,7 +142,7 @@ def sweep(
             raise typer.Exit(130) from None
         if display is not None:
             display.stop()
-        failed = [r for r in planned.rows if r.status != "completed"]
+        failed = [r for r in planned.rows if r.status not in ("completed", "pruned")]
         _render_result(planned, quiet, json_)
         if failed:
             if not json_:
