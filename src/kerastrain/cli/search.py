@@ -64,7 +64,11 @@ def run_search(config: Path, fixed: list[str], params: list[str], search: str, t
     if display is not None:
         display.stop()
     _render_result(planned, quiet, json_)
-    failed = [r for r in planned.rows if r.status not in ("completed", "pruned")]
+    elsewhere = sum(r.status in ("running", "pending") for r in planned.rows)
+    if elsewhere and not json_:
+        err.print(f"{elsewhere} trials are still running in other processes on this study.",
+                  markup=False)
+    failed = [r for r in planned.rows if r.status in ("failed", "interrupted")]
     if failed:
         if not json_:
             err.print(f"{len(failed)} of {len(planned.rows)} trials did not complete; run "

@@ -146,7 +146,7 @@ def execute_search(sweep: SearchSweep, progress: Progress | None = None) -> list
         retry_failed(study)
     lane = Lane(spec, str(sweep.config), tuple(sweep.fixed), str(sweep.dir.path),
                 str(sweep.runs_dir), sweep.metric, sweep.jobs > 1 or spec.prune != "none")
-    while True:  # a round of lanes; another only when a worker died with work left
+    while work_left(study, spec):  # a round of lanes; another only when a worker died
         ran = 0
         for outcome in run_in_workers(search_lane, [lane] * sweep.jobs, sweep.jobs, progress):
             if isinstance(outcome.error, WorkerDied):
@@ -156,7 +156,7 @@ def execute_search(sweep: SearchSweep, progress: Progress | None = None) -> list
                 raise outcome.error
             else:
                 ran += outcome.value
-        if not ran or not work_left(study, spec):
+        if not ran:
             break
     with claiming(spec):
         sweep.rows = write_manifest(study, str(sweep.dir.path), sweep.metric)

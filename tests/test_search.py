@@ -1,0 +1,179 @@
+"""`kerastrain sweep --search tpe|random`: seeded draws, the study in SQLite shared by two
+processes, pruning recorded in the manifest and run.json, a killed worker's trial
+retried in its own run directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, iris_config, write_config
+
+optuna = pytest.importorskip("optuna")
+
+from kerastrain.sweep.search import plan_search  # noqa: E402
+from kerastrain.sweep.study import claim, label, open_study  # noqa: E402
+
+LR = "compile.optimizer.learning_rate=loguniform:1e-3,1e-1"
+UNITS = "model.layers.0.units=int:4,32"
+ACT = "model.layers.0.activation=choice:relu,tanh"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    cfg = iris_config(tmp_path / "runs")
+    cfg["training"]["epochs"] = 2
+    cfg["output"]["plots"] = False
+    return write_config(tmp_path / "iris.yaml", cfg)
+
+
+def _manifest(sweep_dir: Path) -> list[dict[str, str]]:
+    with open(sweep_dir / "manifest.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _draws(config: Path, where: Path, seed: int, values: list[float]) -> list[dict]:
+    """The overrides a TPE study claims, told the given values one after another."""
+    planned = plan_search(config, [], [LR, UNITS, ACT], "tpe", len(values), seed,
+                          sweep_dir=where)
+    where.mkdir()
+    study = open_study(planned.spec)
+    drawn = []
+    for value in values:
+        got = claim(study, planned.spec)
+        drawn.append(got.overrides)
+        study.tell(got.number, value)
+    assert claim(study, planned.spec) is None  # every slot taken
+    return drawn
+
+
+def test_a_seeded_tpe_search_draws_the_same_trials(config: Path, tmp_path: Path) -> None:
+    values = [0.9, 0.5, 0.7, 0.3, 0.8, 0.2, 0.6, 0.4]  # past TPE's random start-up trials
+    first = _draws(config, tmp_path / "a", 7, values)
+    assert first == _draws(config, tmp_path / "b", 7, values)
+    assert first != _draws(config, tmp_path / "c", 8, values)
+    assert set(first[0]) == {"compile.optimizer.learning_rate", "model.layers.0.units",
+                             "model.layers.0.activation"}
+
+
+def test_search_arguments_that_cannot_be_used(cli, config: Path, tmp_path: Path) -> None:
+    cases = [(("--search", "tpe", "--param", LR), "--trials N"),
+             (("--search", "tpe", "--trials", "2"), "--param"),
+             (("--search", "tpe", "--trials", "2", "--param", LR, "--grid", "a=1,2"),
+              "--grid"),
+             (("--search", "tpe", "--trials", "2", "--param", LR, "--prune", "median",
+               "--metric", "test.loss"), "--prune"),
+             (("--search", "tpe", "--trials", "2", "--param", "training.epochs=int:0,3"),
+              "training.epochs=0"),
+             (("--grid", "training.epochs=1,2", "--prune", "median"), "--search tpe")]
+    for args, message in cases:
+        result = cli("sweep", config, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_pruned_trial_is_recorded_with_its_epochs(cli, config: Path) -> None:
+    args = ("--search", "random", "--trials", "2", "--param", LR, "--prune", "median",
+            "--seed", "0", "--set", "training.epochs=3")
+    planned = plan_search(config, ["training.epochs=3"], [LR], "random", 2, 0,
+                          prune="median")
+    planned.dir.path.mkdir(parents=True)
+    study = open_study(planned.spec)  # a first trial no other can beat: 0.0 every epoch
+    study.add_trial(optuna.trial.create_trial(
+        params={"compile.optimizer.learning_rate": 0.01},
+        distributions={"compile.optimizer.learning_rate": optuna.distributions.FloatDistribution(
+            1e-3, 1e-1, log=True)},
+        value=0.0, intermediate_values={1: 0.0, 2: 0.0, 3: 0.0}, user_attrs={"slot": 1}))
+    result = cli("sweep", config, *args, "--json")
+    assert result.exit_code == 0, result.output  # pruned is not a failure
+    rows = {r["trial"]: r for r in _manifest(planned.dir.path)}
+    assert rows["t002"]["status"] == "pruned", rows
+    run = Path(rows["t002"]["run_dir"])
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "pruned"
+    assert info["pruned"]["epoch"] == 1 and info["pruned"]["metric"] == "val_loss"
+    assert len((run / "history.csv").read_text().splitlines()) == 2  # header, epoch 1
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [t["status"] for t in out["trials"] if t["trial"] == "t002"] == ["pruned"]
+
+
+_KILLER = '''
+import os, signal
+from pathlib import Path
+from kerastrain import _keras
+from kerastrain.registry import register
+
+keras = _keras.keras()
+
+
+@register("callbacks")
+class KillOnce(keras.callbacks.Callback):
+    """Kills its own process as epoch 2 of a real fit begins (the checks' probe sets no
+    params), the first time only."""
+
+    def __init__(self, marker):
+        super().__init__()
+        self.marker = Path(marker)
+
+    def get_config(self):
+        return {"marker": str(self.marker)}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1 and getattr(self, "params", None) and not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_a_killed_worker_s_trial_is_retried_in_its_run_directory(
+        cli, tmp_path: Path) -> None:
+    (tmp_path / "killer.py").write_text(_KILLER)
+    cfg = iris_config(tmp_path / "runs", plugins=["killer"])
+    cfg["training"]["epochs"] = 3
+    cfg["output"]["plots"] = False
+    cfg["callbacks"] = [{"type": "KillOnce", "marker": str(tmp_path / "killed")}]
+    config = write_config(tmp_path / "iris.yaml", cfg)
+    result = cli("sweep", config, "--search", "random", "--trials", "2", "--param", LR,
+                 "--jobs", "2", "--seed", "0", "--json")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "killed").exists()  # a worker was killed mid-trial
+    (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
+    rows = _manifest(sweep_dir)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert sorted(r["action"] for r in rows) == ["resumed", "trained"]
+    resumed = next(Path(r["run_dir"]) for r in rows if r["action"] == "resumed")
+    info = json.loads((resumed / "run.json").read_text())
+    assert [r["was"] for r in info["resumes"]] == ["running"]
+    assert len([p for p in (tmp_path / "runs").iterdir() if (p / "run.json").exists()]) == 2
+
+
+def test_two_processes_share_one_sqlite_study(config: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    command = [sys.executable, "-m", "kerastrain", "sweep", str(config), "--search", "tpe",
+               "--trials", "4", "--param", LR, "--seed", "1", "--storage", storage, "--json"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    procs = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stdout + stderr
+    study = optuna.load_study(study_name=_study_name(tmp_path), storage=storage)
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert sorted(t.user_attrs["slot"] for t in trials) == [1, 2, 3, 4]
+    runs = [p for p in (tmp_path / "runs").iterdir() if (p / "run.json").exists()]
+    assert len(runs) == 4  # no trial trained twice
+    tags = [json.loads((p / "run.json").read_text())["sweep"]["trial"] for p in runs]
+    assert sorted(tags) == [label(i) for i in (1, 2, 3, 4)]
+
+
+def _study_name(tmp_path: Path) -> str:
+    (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
+    return json.loads((sweep_dir / "sweep.json").read_text())["study"]
