@@ -177,3 +177,69 @@ def test_two_processes_share_one_sqlite_study(config: Path, tmp_path: Path) -> N
 def _study_name(tmp_path: Path) -> str:
     (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
     return json.loads((sweep_dir / "sweep.json").read_text())["study"]
+
+
+def _cv_run(path: Path, losses: list[float]) -> str:
+    """A completed 3-fold run as `compare` reads it (run.json, cv_summary, splits)."""
+    path.mkdir()
+    (path / "run.json").write_text(json.dumps({"status": "completed"}))
+    folds = [str(i + 1) for i in range(len(losses))]
+    (path / "cv_summary.json").write_text(json.dumps({"folds": folds, "metrics": {"loss": {
+        "mean": sum(losses) / len(losses), "per_fold": dict(zip(folds, losses, strict=True))}}}))
+    rows = list(range(30))
+    (path / "splits.json").write_text(json.dumps({"test": [], "folds": [
+        {"name": f, "train": [r for r in rows if r % 3 != i], "validation": rows[i::3]}
+        for i, f in enumerate(folds)]}))
+    return str(path)
+
+
+def test_the_winner_is_tested_against_the_runner_up(tmp_path: Path) -> None:
+    from kerastrain.sweep.manifest import Row
+    from kerastrain.sweep.verdict import winner
+
+    def rows(a: list[float], b: list[float], name: str) -> list[Row]:
+        return [Row("t002", {}, "completed", value=sum(a) / 3,
+                    run_dir=_cv_run(tmp_path / f"{name}-a", a)),
+                Row("t001", {}, "completed", value=sum(b) / 3,
+                    run_dir=_cv_run(tmp_path / f"{name}-b", b))]
+
+    clear = winner(rows([0.10, 0.12, 0.11], [0.50, 0.53, 0.51], "clear"), "val_loss")
+    assert (clear["best"], clear["runner_up"], clear["beyond_noise"]) == ("t002", "t001", True)
+    assert "beyond the noise" in clear["statement"]
+    noisy = winner(rows([0.10, 0.40, 0.20], [0.30, 0.15, 0.28], "noisy"), "val_loss")
+    assert noisy["beyond_noise"] is False and "within the noise" in noisy["statement"]
+    holdout = [Row("t001", {}, "completed", value=0.1, run_dir=str(tmp_path)),
+               Row("t002", {}, "completed", value=0.2, run_dir=str(tmp_path))]
+    assert winner(holdout, "val_loss")["test"] is None
+
+
+def test_runs_export_to_mlflow_reads_back(cli, tmp_path: Path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    runs_dir = tmp_path / "runs"
+    for name, loss in (("iris-a-20260101-000000-aaaa", 0.5), ("iris-b-20260101-000001-bbbb",
+                                                               0.3)):
+        run = runs_dir / name
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({
+            "status": "completed", "started_at": "2026-01-01T00:00:00",
+            "command": ["kerastrain", "fit", "x.yaml"]}))
+        (run / "config.yaml").write_text("name: iris\ntraining: {epochs: 2, batch_size: 16}\n")
+        (run / "metrics.json").write_text(json.dumps({"validation": {"loss": loss}}))
+        (run / "history.csv").write_text(f"epoch,loss,val_loss\n1,0.9,0.8\n2,0.6,{loss}\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = cli("runs", "export", runs_dir, "--mlflow", uri, "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["new"] for r in json.loads(result.stdout)["runs"]] == [True, True]
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("kerastrain")
+    found = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(found) == {"iris-a-20260101-000000-aaaa", "iris-b-20260101-000001-bbbb"}
+    run = found["iris-b-20260101-000001-bbbb"]
+    assert run.data.params["training.epochs"] == "2" and run.info.status == "FINISHED"
+    assert run.data.metrics["validation.loss"] == 0.3
+    curve = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in curve] == [(1, 0.8), (2, 0.3)]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"run.json",
+                                                                       "history.csv"}
+    again = cli("runs", "export", runs_dir, "--mlflow", uri, "--json")  # nothing twice
+    assert [r["new"] for r in json.loads(again.stdout)["runs"]] == [False, False]

@@ -202,15 +202,29 @@ def _render_plan(planned: Any, quiet: bool, json_: bool) -> None:
     out.print(table)
 
 
+def _pruned_at(run_dir: str) -> str:
+    from kerastrain.rundir import RunDir
+
+    try:
+        return f" at epoch {RunDir(Path(run_dir)).info()['pruned']['epoch']}"
+    except Exception:  # a run.json that lacks it: the status alone
+        return ""
+
+
 def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
     from kerastrain.sweep.run import rank
+    from kerastrain.sweep.verdict import winner
 
     ranked, direction = rank(planned.rows, planned.metric)
+    best = winner(ranked, planned.metric)
+    importances = planned.record.get("importances") or {}
     if json_:
         print_json({"sweep_dir": str(planned.dir.path), "metric": planned.metric,
                     "direction": direction, "trials": [r.to_json() for r in ranked],
                     "completed": sum(r.status == "completed" for r in ranked),
-                    "failed": sum(r.status != "completed" for r in ranked)})
+                    "pruned": sum(r.status == "pruned" for r in ranked),
+                    "failed": sum(r.status not in ("completed", "pruned") for r in ranked),
+                    "winner": best, "importances": importances})
         return
     if quiet:
         sys.stdout.write(f"{planned.dir.path}\n")
@@ -229,11 +243,18 @@ def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
             value += f" [{row.ci95[0]:.4f}, {row.ci95[1]:.4f}]"
         status = row.status + {"skipped": " (skipped)", "resumed": " (resumed)"}.get(
             row.action, "")
+        if row.status == "pruned" and row.run_dir:
+            status += _pruned_at(row.run_dir)
         where = Path(row.run_dir).name if row.run_dir else ""
         if row.error:
             where = row.error.splitlines()[0]
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], value,
                       status, Text(where))
     out.print(table)
+    if best and best.get("statement"):
+        out.print(best["statement"], markup=False)
+    if importances:
+        out.print("parameter importances (Optuna, fANOVA): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in importances.items()), markup=False)
     out.print(f"manifest: {planned.dir.manifest}  (kerastrain runs --sweep "
               f"{shlex.quote(str(planned.dir.path))})", markup=False)

@@ -18,6 +18,7 @@ from kerastrain.errors import ConfigError
 from kerastrain.runs import metric_key
 from kerastrain.sweep.manifest import Row, SweepDir, definition_id, file_sha256
 from kerastrain.sweep.space import Param, SweepError, parse_param, yaml_float
+from kerastrain.sweep.verdict import PLOT_FILE, curve, importances, plot, winner
 from kerastrain.training.progress import Progress
 
 SEARCHES = ("random", "tpe")
@@ -125,6 +126,7 @@ def execute_search(sweep: SearchSweep, progress: Progress | None = None) -> list
     failed (a failed or interrupted one left by an earlier command is retried first).
     Returns the manifest's rows; Ctrl-C raises KeyboardInterrupt, every told trial kept."""
     from kerastrain.sweep.lane import Lane, search_lane, write_manifest
+    from kerastrain.sweep.run import rank
     from kerastrain.sweep.study import (
         claiming,
         open_study,
@@ -160,4 +162,10 @@ def execute_search(sweep: SearchSweep, progress: Progress | None = None) -> list
             break
     with claiming(spec):
         sweep.rows = write_manifest(study, str(sweep.dir.path), sweep.metric)
+    points = curve(study)
+    plot(points, sweep.metric, sweep.dir.path / PLOT_FILE)
+    sweep.record.update(importances=importances(study),
+                        winner=winner(rank(sweep.rows, sweep.metric)[0], sweep.metric),
+                        epochs_spent=points[-1]["spent"] if points else 0, curve=points)
+    sweep.dir.write_definition(sweep.record)
     return sweep.rows

@@ -120,10 +120,13 @@ def pruner(spec: SearchSpec) -> Any:
 
 
 def open_study(spec: SearchSpec) -> Any:
+    """The study, made by the first process to get here (its database tables too: under
+    the lock, as two processes creating them at once would collide)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return optuna.create_study(study_name=spec.study, storage=_storage(spec.storage),
-                               direction=spec.direction, load_if_exists=True,
-                               sampler=PerTrialSeed(spec), pruner=pruner(spec))
+    with claiming(spec):
+        return optuna.create_study(study_name=spec.study, storage=_storage(spec.storage),
+                                   direction=spec.direction, load_if_exists=True,
+                                   sampler=PerTrialSeed(spec), pruner=pruner(spec))
 
 
 def study_seed(spec: SearchSpec) -> int:
