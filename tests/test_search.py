@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, iris_config, write_config
+from conftest import REPO, heavy_modules_after, iris_config, write_config
 
 optuna = pytest.importorskip("optuna")
 
@@ -243,3 +243,24 @@ def test_runs_export_to_mlflow_reads_back(cli, tmp_path: Path) -> None:
                                                                        "history.csv"}
     again = cli("runs", "export", runs_dir, "--mlflow", uri, "--json")  # nothing twice
     assert [r["new"] for r in json.loads(again.stdout)["runs"]] == [False, False]
+
+
+@pytest.mark.parametrize("args", [["sweep", "--help"], ["runs", "export", "--help"]])
+def test_search_and_export_help_import_neither_optuna_nor_mlflow(tmp_path, args) -> None:
+    code, heavy = heavy_modules_after(tmp_path, *args)
+    assert code == 0 and heavy == []
+
+
+def test_each_trial_writes_an_hparams_summary(cli, config: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from kerastrain import _keras
+
+    result = cli("sweep", config, "--grid", "compile.optimizer.learning_rate=0.01", "--json")
+    assert result.exit_code == 0, result.output
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if (p / "run.json").exists()]
+    tf = _keras.tf()
+    plugins = {value.metadata.plugin_data.plugin_name
+               for path in (run / "logs").glob("events.out.tfevents.*")
+               for event in tf.compat.v1.train.summary_iterator(str(path))
+               for value in event.summary.value}
+    assert "hparams" in plugins

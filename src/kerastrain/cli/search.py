@@ -4,6 +4,7 @@ the options and hands them here)."""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,9 @@ from kerastrain.errors import UserError
 def run_search(config: Path, fixed: list[str], params: list[str], search: str, trials: int,
                seed: int | None, metric: str, sweep_dir: Path | None, storage: str | None,
                prune: str, jobs: int, gridded: bool, executor: Any, dry_run: bool,
-               quiet: bool, json_: bool) -> None:
-    """Check, run and report a search; exit 1 when a trial failed, 130 interrupted."""
-    from kerastrain.cli.sweep import _render_result
-
+               quiet: bool, json_: bool, render: Callable[[Any, bool, bool], None]) -> None:
+    """Check, run and report a search (`render`: the sweep's final table); exit 1 when a
+    trial failed, 130 interrupted."""
     if gridded:
         raise UserError(f"--search {search} draws from --param; --grid and --random are for "
                         "--search grid (the default) and the plain random draw.")
@@ -63,7 +63,7 @@ def run_search(config: Path, fixed: list[str], params: list[str], search: str, t
         raise typer.Exit(130) from None
     if display is not None:
         display.stop()
-    _render_result(planned, quiet, json_)
+    render(planned, quiet, json_)
     elsewhere = sum(r.status in ("running", "pending") for r in planned.rows)
     if elsewhere and not json_:
         err.print(f"{elsewhere} trials are still running in other processes on this study.",

@@ -63,6 +63,7 @@ def run_trial(spec: TrialSpec, progress: Progress) -> dict[str, Any]:
     Returns {status, run_dir, metrics}, or when it fails {status, error}, or when its
     search pruned it {status, run_dir, epoch}."""
     from kerastrain.config import load_config
+    from kerastrain.sweep.board import hparams_summary
     from kerastrain.training.fit import fit
     from kerastrain.training.resume import resume
 
@@ -78,5 +79,9 @@ def run_trial(spec: TrialSpec, progress: Progress) -> dict[str, Any]:
                                overrides=spec.overrides,
                                sweep={"dir": spec.sweep_dir, "trial": spec.trial})
     except Exception as exc:
-        return failure(exc)
+        ended = failure(exc)
+        if ended["status"] == "pruned":
+            hparams_summary(ended["run_dir"], spec.overrides, spec.trial)
+        return ended
+    hparams_summary(str(run.path), spec.overrides, spec.trial)
     return {"status": "completed", "run_dir": str(run.path), "metrics": metrics}
