@@ -44,7 +44,8 @@ def runs_list(
         = None,
         status: Annotated[list[str] | None, typer.Option(
             metavar="STATUS", help="Only runs of this status (repeatable): running, "
-                                   "completed, failed, interrupted, unreadable.")] = None,
+                                   "completed, pruned, failed, interrupted, "
+                                   "unreadable.")] = None,
         sweep: Annotated[Path | None, typer.Option(
             help="Only the runs a sweep directory's manifest.csv lists, wherever they are "
                  "(instead of RUNS_DIR).")] = None,
