@@ -4,7 +4,7 @@ of the grid's best validation loss, spending at most a third of its epochs) and 
 Keras Tuner's Hyperband on the same space; then two `kerastrain sweep --storage` processes
 sharing one SQLite study (target: N trials together, none twice).
 
-    python benchmarks/search.py                       # 15 epochs, 18 TPE trials
+    python benchmarks/search.py                       # 15 epochs, 24 TPE trials
     python benchmarks/search.py --epochs 30 --trials 30 --jobs 2
     python benchmarks/search.py --skip-tuner    # without Keras Tuner (pip install keras-tuner)
 
@@ -142,7 +142,7 @@ def shared(where: Path, trials: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--trials", type=int, default=18)
+    parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--prune", default="hyperband")
     parser.add_argument("--skip-tuner", action="store_true")

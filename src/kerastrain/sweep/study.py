@@ -15,11 +15,13 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -80,8 +82,9 @@ def _storage(url: str) -> Any:
 
 
 class PerTrialSeed(optuna.samplers.BaseSampler):
-    """Each trial drawn by a sampler of its own, seeded with the study's seed plus the
-    trial's number: trial k draws the same params whichever process or machine runs it."""
+    """Each trial drawn by a sampler of its own, seeded from the study's seed and the
+    trial's number (NumPy's SeedSequence of both): trial k draws the same params whichever
+    process or machine runs it. TPE is multivariate (it models the params jointly)."""
 
     def __init__(self, spec: SearchSpec):
         self.spec = spec
@@ -89,17 +92,20 @@ class PerTrialSeed(optuna.samplers.BaseSampler):
 
     def _for(self, number: int) -> Any:
         if number not in self.made:
-            seed = self.spec.seed + number
-            self.made = {number: optuna.samplers.RandomSampler(seed=seed)
-                         if self.spec.search == "random" else optuna.samplers.TPESampler(
-                             seed=seed, n_startup_trials=max(2, min(10, self.spec.trials // 3)))}
+            seed = int(np.random.SeedSequence([self.spec.seed, number]).generate_state(1)[0])
+            with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.made = {number: optuna.samplers.RandomSampler(seed=seed)
+                             if self.spec.search == "random" else optuna.samplers.TPESampler(
+                                 seed=seed, multivariate=True,
+                                 n_startup_trials=max(2, min(10, self.spec.trials // 3)))}
         return self.made[number]
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        return {}
+        return self._for(trial.number).infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Any, trial: Any, space: dict[str, Any]) -> dict[str, Any]:
-        return {}
+        return self._for(trial.number).sample_relative(study, trial, space)
 
     def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
         return self._for(trial.number).sample_independent(study, trial, name, distribution)
