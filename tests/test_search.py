@@ -132,11 +132,12 @@ class KillOnce(keras.callbacks.Callback):
 '''
 
 
+@pytest.mark.slow  # two worker processes, each loading TensorFlow, and a third after the kill
 def test_a_killed_worker_s_trial_is_retried_in_its_run_directory(
         cli, tmp_path: Path) -> None:
     (tmp_path / "killer.py").write_text(_KILLER)
     cfg = iris_config(tmp_path / "runs", plugins=["killer"])
-    cfg["training"]["epochs"] = 3
+    cfg["training"]["epochs"] = 2
     cfg["output"]["plots"] = False
     cfg["callbacks"] = [{"type": "KillOnce", "marker": str(tmp_path / "killed")}]
     config = write_config(tmp_path / "iris.yaml", cfg)
@@ -154,10 +155,12 @@ def test_a_killed_worker_s_trial_is_retried_in_its_run_directory(
     assert len([p for p in (tmp_path / "runs").iterdir() if (p / "run.json").exists()]) == 2
 
 
+@pytest.mark.slow  # two kerastrain processes, each loading TensorFlow
 def test_two_processes_share_one_sqlite_study(config: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     command = [sys.executable, "-m", "kerastrain", "sweep", str(config), "--search", "tpe",
-               "--trials", "4", "--param", LR, "--seed", "1", "--storage", storage, "--json"]
+               "--trials", "3", "--param", LR, "--seed", "1", "--storage", storage, "--json",
+               "--set", "training.epochs=1"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     procs = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -166,12 +169,12 @@ def test_two_processes_share_one_sqlite_study(config: Path, tmp_path: Path) -> N
         assert proc.returncode == 0, stdout + stderr
     study = optuna.load_study(study_name=_study_name(tmp_path), storage=storage)
     trials = study.get_trials()
-    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
-    assert sorted(t.user_attrs["slot"] for t in trials) == [1, 2, 3, 4]
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    assert sorted(t.user_attrs["slot"] for t in trials) == [1, 2, 3]
     runs = [p for p in (tmp_path / "runs").iterdir() if (p / "run.json").exists()]
-    assert len(runs) == 4  # no trial trained twice
+    assert len(runs) == 3  # no trial trained twice
     tags = [json.loads((p / "run.json").read_text())["sweep"]["trial"] for p in runs]
-    assert sorted(tags) == [label(i) for i in (1, 2, 3, 4)]
+    assert sorted(tags) == [label(i) for i in (1, 2, 3)]
 
 
 def _study_name(tmp_path: Path) -> str:
