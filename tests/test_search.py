@@ -267,3 +267,19 @@ def test_each_trial_writes_an_hparams_summary(cli, config: Path, tmp_path: Path)
                for event in tf.compat.v1.train.summary_iterator(str(path))
                for value in event.summary.value}
     assert "hparams" in plugins
+
+
+@pytest.mark.slow  # starts a local Ray (a few seconds) and a TensorFlow per lane
+def test_a_search_on_a_local_ray(cli, config: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        result = cli("sweep", config, "--search", "tpe", "--trials", "3", "--param", LR,
+                     "--executor", "ray", "--jobs", "2", "--seed", "0", "--json")
+    finally:
+        ray.shutdown()
+    assert result.exit_code == 0, result.output
+    rows = _manifest(Path(json.loads(result.stdout.strip().splitlines()[-1])["sweep_dir"]))
+    assert [r["trial"] for r in rows] == ["t001", "t002", "t003"]
+    assert [r["status"] for r in rows] == ["completed"] * 3
+    assert len({r["run_dir"] for r in rows}) == 3

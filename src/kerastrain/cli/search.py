@@ -4,6 +4,7 @@ the options and hands them here)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,23 +17,20 @@ from kerastrain.errors import UserError
 
 def run_search(config: Path, fixed: list[str], params: list[str], search: str, trials: int,
                seed: int | None, metric: str, sweep_dir: Path | None, storage: str | None,
-               prune: str, jobs: int, gridded: bool, executor: Any, dry_run: bool,
+               prune: str, jobs: int, gridded: bool, executor: Any, address: str | None,
+               dry_run: bool,
                quiet: bool, json_: bool, render: Callable[[Any, bool, bool], None]) -> None:
     """Check, run and report a search (`render`: the sweep's final table); exit 1 when a
     trial failed, 130 interrupted."""
     if gridded:
         raise UserError(f"--search {search} draws from --param; --grid and --random are for "
                         "--search grid (the default) and the plain random draw.")
-    if executor.value != "local":
-        raise UserError(f"--search {search} runs its trials in lanes of this machine "
-                        "(--jobs); for more machines, start the same command on each with "
-                        "a shared --storage.")
     if importlib.util.find_spec("optuna") is None:
         raise UserError(f"--search {search} needs Optuna: pip install 'kerastrain[search]'")
     from kerastrain.sweep.search import execute_search, plan_search
 
     planned = plan_search(config, fixed, params, search, trials, seed, metric, sweep_dir,
-                          storage, prune, jobs, __import__("sys").argv)
+                          storage, prune, jobs, sys.argv, executor.value, address)
     if dry_run:
         if json_:
             print_json({"sweep_dir": str(planned.dir.path), "study": planned.spec.study,

@@ -106,7 +106,7 @@ def sweep(
 
             run_search(config, set_ or [], param or [], search.value, trials, seed, metric,
                        sweep_dir, storage, prune.value, jobs, bool(grid) or bool(random),
-                       executor, dry_run, quiet, json_, _render_result)
+                       executor, address, dry_run, quiet, json_, _render_result)
             return
         if trials or storage or prune != Prune.none:
             raise UserError("--trials, --storage and --prune are for --search tpe|random.")

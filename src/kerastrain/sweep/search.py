@@ -7,7 +7,9 @@ imported only here and below (study.py, lane.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from kerastrain.config import load_config
 from kerastrain.errors import ConfigError
 from kerastrain.runs import metric_key
 from kerastrain.sweep.manifest import Row, SweepDir, definition_id, file_sha256
+from kerastrain.sweep.on_ray import run_on_ray
 from kerastrain.sweep.space import Param, SweepError, parse_param, yaml_float
 from kerastrain.sweep.verdict import PLOT_FILE, curve, importances, plot, winner
 from kerastrain.training.progress import Progress
@@ -38,6 +41,8 @@ class SearchSweep:
     spec: Any  # study.SearchSpec
     runs_dir: Path
     jobs: int
+    executor: str = "local"
+    address: str | None = None
     rows: list[Row] = field(default_factory=list)
 
 
@@ -58,8 +63,8 @@ def _corners(params: list[Param]) -> list[dict[str, str]]:
 def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
                 trials: int, seed: int | None = None, metric: str = "val_loss",
                 sweep_dir: Path | None = None, storage: str | None = None,
-                prune: str = "none", jobs: int = 1,
-                command: list[str] | None = None) -> SearchSweep:
+                prune: str = "none", jobs: int = 1, command: list[str] | None = None,
+                executor: str = "local", address: str | None = None) -> SearchSweep:
     """Every check before a search trains; the sweep directory is named, not written."""
     if search not in SEARCHES:
         raise SweepError(f"--search {search!r}: use grid, random or tpe.")
@@ -70,6 +75,10 @@ def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
                          "more).")
     if jobs < 1:
         raise SweepError(f"--jobs {jobs}: give 1 or more trials to run side by side.")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise SweepError("--executor ray needs Ray: pip install 'kerastrain[ray]'")
+    if address and executor != "ray":
+        raise SweepError("--address is the Ray cluster's address: give it with --executor ray.")
     drawn = [parse_param(t) for t in params]
     if not drawn:
         raise SweepError(f"--search {search} needs at least one --param KEY=DIST to search.")
@@ -117,15 +126,31 @@ def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
               "config": str(config), "set": list(fixed), "params": list(params),
               "search": search, "trials": trials, "prune": prune, "metric": metric,
               "direction": direction, "storage": storage, "study": spec.study, "jobs": jobs,
-              "runs_dir": str(runs_dir)}
-    return SearchSweep(config, list(fixed), where, metric, record, spec, runs_dir, jobs)
+              "executor": executor, "address": address, "runs_dir": str(runs_dir)}
+    return SearchSweep(config, list(fixed), where, metric, record, spec, runs_dir, jobs,
+                       executor, address)
+
+
+def _lanes(lane: Any, sweep: SearchSweep, progress: Progress) -> Iterator[tuple[Any, int]]:
+    """(error, attempts run) of each lane as it ends: in worker processes here, or as Ray
+    tasks (a Ray task's error comes as its message)."""
+    from kerastrain.sweep.lane import search_lane
+    from kerastrain.training.pool import run_in_workers
+
+    if sweep.executor == "ray":
+        for _, value in run_on_ray([lane] * sweep.jobs, sweep.jobs, sweep.address,
+                                   search_lane):
+            yield (value["error"], 0) if isinstance(value, dict) else (None, value)
+        return
+    for outcome in run_in_workers(search_lane, [lane] * sweep.jobs, sweep.jobs, progress):
+        yield outcome.error, outcome.value
 
 
 def execute_search(sweep: SearchSweep, progress: Progress | None = None) -> list[Row]:
     """Run the search until its study has `--trials` slots, each completed, pruned or
     failed (a failed or interrupted one left by an earlier command is retried first).
     Returns the manifest's rows; Ctrl-C raises KeyboardInterrupt, every told trial kept."""
-    from kerastrain.sweep.lane import Lane, search_lane, write_manifest
+    from kerastrain.sweep.lane import Lane, write_manifest
     from kerastrain.sweep.run import rank
     from kerastrain.sweep.study import (
         claiming,
@@ -135,7 +160,7 @@ def execute_search(sweep: SearchSweep, progress: Progress | None = None) -> list
         study_seed,
         work_left,
     )
-    from kerastrain.training.pool import WorkerDied, run_in_workers
+    from kerastrain.training.pool import WorkerDied
 
     progress = progress or Progress()
     sweep.dir.path.mkdir(parents=True, exist_ok=True)
@@ -150,14 +175,14 @@ def execute_search(sweep: SearchSweep, progress: Progress | None = None) -> list
                 str(sweep.runs_dir), sweep.metric, sweep.jobs > 1 or spec.prune != "none")
     while work_left(study, spec):  # a round of lanes; another only when a worker died
         ran = 0
-        for outcome in run_in_workers(search_lane, [lane] * sweep.jobs, sweep.jobs, progress):
-            if isinstance(outcome.error, WorkerDied):
-                progress.warning(f"a search worker ended without reporting: {outcome.error}")
+        for error, value in _lanes(lane, sweep, progress):
+            if isinstance(error, (WorkerDied, str)):
+                progress.warning(f"a search lane ended without reporting: {error}")
                 ran += 1
-            elif outcome.error is not None:
-                raise outcome.error
+            elif error is not None:
+                raise error
             else:
-                ran += outcome.value
+                ran += value
         if not ran:
             break
     with claiming(spec):
