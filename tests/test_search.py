@@ -283,3 +283,35 @@ def test_a_search_on_a_local_ray(cli, config: Path, tmp_path: Path) -> None:
     assert [r["trial"] for r in rows] == ["t001", "t002", "t003"]
     assert [r["status"] for r in rows] == ["completed"] * 3
     assert len({r["run_dir"] for r in rows}) == 3
+
+
+def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes_the_interrupted_one(
+        cli, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kerastrain.training import fold as fold_module
+
+    original, calls = fold_module.EpochBackup, []
+
+    class Interrupting(original):  # Ctrl-C at the start of epoch 2 of the second trial
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            calls.append(self)
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            if epoch == 1 and len(calls) == 2 and calls[1] is self:
+                raise KeyboardInterrupt
+
+    args = ("sweep", config, "--search", "random", "--trials", "2", "--param", LR,
+            "--seed", "0")
+    with monkeypatch.context() as patch:
+        patch.setattr(fold_module, "EpochBackup", Interrupting)
+        assert cli(*args).exit_code == 130
+    (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
+    rows = {r["trial"]: r for r in _manifest(sweep_dir)}
+    assert (rows["t001"]["status"], rows["t002"]["status"]) == ("completed", "interrupted")
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    again = {r["trial"]: r for r in _manifest(sweep_dir)}
+    assert again["t001"]["run_dir"] == rows["t001"]["run_dir"]  # not trained again
+    assert (again["t002"]["status"], again["t002"]["action"]) == ("completed", "resumed")
+    assert again["t002"]["run_dir"] == rows["t002"]["run_dir"]
+    assert len([p for p in (tmp_path / "runs").iterdir() if (p / "run.json").exists()]) == 2
