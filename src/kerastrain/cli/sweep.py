@@ -93,11 +93,12 @@ def sweep(
             "--dry-run", help="Check every trial's config and list the trials; train "
                               "nothing.")] = False,
         quiet: QuietOption = False, json_: JsonOption = False) -> None:
-    """Train one run per trial: a grid (--grid) or random draws (--random N --param).
+    """Train one run per trial: a grid (--grid), random draws (--random N --param), or a
+    search that learns (--search tpe --trials N --param, optionally --prune).
 
     Every trial's config is checked first. Running the same command again skips the
     completed trials and resumes the failed or interrupted ones. Exit code: 0 when every
-    trial completed, 1 when some failed, 2 for a mistake in the arguments or a trial's
+    trial completed (or was pruned), 1 when some failed, 2 for a mistake in the arguments or a trial's
     config (nothing trained), 130 interrupted. See docs/sweeps.md."""
 
     def action() -> None:
