@@ -102,6 +102,11 @@ def test_a_pruned_trial_is_recorded_with_its_epochs(cli, config: Path) -> None:
     assert len((run / "history.csv").read_text().splitlines()) == 2  # header, epoch 1
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert [t["status"] for t in out["trials"] if t["trial"] == "t002"] == ["pruned"]
+    record = json.loads((planned.dir.path / "sweep.json").read_text())
+    pruned = [p for p in record["curve"] if p["state"] == "pruned"]
+    assert [(p["trial"], p["epochs"]) for p in pruned] == [("t002", 1)]
+    assert record["epochs_spent"] == 1  # the added trial trained nothing here
+    assert "<circle" in (planned.dir.path / "search.svg").read_text()
 
 
 _KILLER = '''
