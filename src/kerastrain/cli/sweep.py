@@ -98,8 +98,8 @@ def sweep(
 
     Every trial's config is checked first. Running the same command again skips the
     completed trials and resumes the failed or interrupted ones. Exit code: 0 when every
-    trial completed (or was pruned), 1 when some failed, 2 for a mistake in the arguments or a trial's
-    config (nothing trained), 130 interrupted. See docs/sweeps.md."""
+    trial completed (or was pruned), 1 when some failed, 2 for a mistake in the arguments
+    or a trial's config (nothing trained), 130 interrupted. See docs/sweeps.md."""
 
     def action() -> None:
         if search is not None and search != Search.grid:

@@ -5,6 +5,7 @@ score so far against the epochs spent (`search.svg`)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,18 @@ def winner(ranked: list[Row], metric: str) -> dict[str, Any] | None:
 
 
 def importances(study: Any) -> dict[str, float]:
-    """Optuna's parameter importances (fANOVA) over the completed trials; empty when
-    there are too few of them (or a single value) to say."""
+    """Optuna's parameter importances (fANOVA) over the completed trials; empty with
+    fewer than 3 of them (or when they cannot be computed)."""
     import optuna
 
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(done) < 3:  # Optuna would say "all equal", with a warning
+        return {}
     try:
-        return {k: round(float(v), 4) for k, v in
-                optuna.importance.get_param_importances(study).items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {k: round(float(v), 4) for k, v in
+                    optuna.importance.get_param_importances(study).items()}
     except (ValueError, RuntimeError):
         return {}
 
