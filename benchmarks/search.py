@@ -6,7 +6,7 @@ sharing one SQLite study (target: N trials together, none twice).
 
     python benchmarks/search.py                       # 15 epochs, 24 TPE trials
     python benchmarks/search.py --epochs 30 --trials 30 --jobs 2
-    python benchmarks/search.py --skip-tuner    # without Keras Tuner (pip install keras-tuner)
+    python benchmarks/search.py --skip-tuner    # without Keras Tuner (the [bench] extra)
 
 The grid and the search run through the CLI (`--jobs` lanes); Keras Tuner runs in this
 process on the same rows kerastrain trains and validates on (its splits.json), rescaled the
