@@ -24,7 +24,7 @@ RANKS = {
     "training": 5, "inference": 5,
     "compare": 6,
     "runs": 7,
-    "runview": 8, "schema_export": 8, "starter": 8,
+    "runview": 8, "schema_export": 8, "starter": 8, "tracking": 8,
     "sweep": 9,
     "cli": 10,
     "__main__": 11,

@@ -132,3 +132,14 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, run_dir: str | Path):
         super().__init__(str(run_dir))
         self.run_dir = Path(run_dir)
+
+
+class RunPruned(Exception):
+    """A sweep's search stopped a trial early (its validation metric, after `epoch`
+    epochs, was not promising): run.json says `pruned`, its files are kept. `run_dir` is
+    set on the way out of training."""
+
+    def __init__(self, epoch: int, metric: str, value: float):
+        super().__init__(f"pruned after epoch {epoch}: {metric} {value:.4g}")
+        self.epoch, self.metric, self.value = epoch, metric, value
+        self.run_dir: str | None = None

@@ -23,7 +23,7 @@ from kerastrain.errors import RunDirError, UserError, did_you_mean
 from kerastrain.rundir import MANIFEST_FILE, RunDir, read_json
 from kerastrain.yamlnum import scalar
 
-STATUSES = ("running", "completed", "failed", "interrupted", "unreadable", "missing")
+STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "unreadable", "missing")
 _RUN_NAME = re.compile(r"^(?P<name>.+)-\d{8}-\d{6}-[0-9a-f]+$")
 _SPLITS = ("validation", "test")
 

@@ -54,7 +54,8 @@ def runs_list(
         = None,
         status: Annotated[list[str] | None, typer.Option(
             metavar="STATUS", help="Only runs of this status (repeatable): running, "
-                                   "completed, failed, interrupted, unreadable.")] = None,
+                                   "completed, pruned, failed, interrupted, "
+                                   "unreadable.")] = None,
         sweep: Annotated[Path | None, typer.Option(
             help="Only the runs a sweep directory's manifest.csv lists, wherever they are "
                  "(instead of RUNS_DIR).")] = None,
@@ -180,6 +181,44 @@ def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
                 table.add_row(Text(key), *[Text(missing if v is None else fmt(v))
                                            for v in values])
             show(out, table)
+
+    guard(action, json_)
+
+
+@runs_app.command("export")
+def runs_export(
+        runs_dir: Annotated[Path | None, typer.Argument(
+            metavar="RUNS_DIR", help="Where the runs are (default: runs).",
+            show_default=False)] = None,
+        mlflow: Annotated[str, typer.Option(
+            metavar="URI", help="The MLflow tracking store to log the runs to (pip install "
+                                "'kerastrain[mlflow]').")] = "sqlite:///mlflow.db",
+        experiment: Annotated[str, typer.Option(
+            help="The MLflow experiment the runs go in.")] = "kerastrain",
+        sweep: Annotated[Path | None, typer.Option(
+            help="Only the runs a sweep directory's manifest.csv lists.")] = None,
+        json_: JsonOption = False) -> None:
+    """Log runs to MLflow: params (the config), per-epoch metrics, final metrics, tags and
+    the run directory's files as artifacts; `mlflow ui --backend-store-uri URI` shows
+    them. Runs exported before are skipped."""
+
+    def action() -> None:
+        from kerastrain import runs
+        from kerastrain.tracking import export_mlflow
+
+        if sweep is not None and runs_dir is not None:
+            raise runs.RunsError("give either RUNS_DIR or --sweep DIR, not both.")
+        found = runs.sweep_runs(sweep) if sweep is not None else \
+            runs.find_runs(runs_dir or Path("runs"))
+        done = export_mlflow([r for r in found if r["status"] not in ("missing",
+                                                                         "unreadable")],
+                             mlflow, experiment)
+        if json_:
+            print_json({"mlflow": mlflow, "experiment": experiment, "runs": done})
+            return
+        new = sum(d["new"] for d in done)
+        out.print(f"{new} runs logged to {mlflow} (experiment {experiment}); "
+                  f"{len(done) - new} were there already.", markup=False)
 
     guard(action, json_)
 

@@ -32,7 +32,7 @@ from kerastrain.rundir import (
 from kerastrain.runs import metric_key, unknown_metric
 from kerastrain.sweep.space import SweepError
 
-STATUSES = ("pending", "running", "completed", "failed", "interrupted")
+STATUSES = ("pending", "running", "completed", "pruned", "failed", "interrupted")
 _COLUMNS = ("trial", "status", "action", "{metric}", "ci95_low", "ci95_high", "run_dir",
             "error")
 
@@ -117,6 +117,15 @@ class SweepDir:
                              low, high, r.run_dir, r.error,
                              *[r.overrides.get(k, "") for k in keys]])
         write_text(self.manifest, buffer.getvalue())
+
+
+def run_status(run_dir: str | Path) -> str | None:
+    """A run's status from its run.json (None: no run there, or unreadable)."""
+    info_file = RunDir(Path(run_dir)).info_file
+    try:
+        return read_json(info_file).get("status") if run_dir and info_file.is_file() else None
+    except Exception:  # a damaged run.json: as if there were no run
+        return None
 
 
 def trial_metric(run_dir: str | Path, metric: str) -> tuple[float | None, list[float] | None]:

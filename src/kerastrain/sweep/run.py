@@ -233,11 +233,12 @@ def _outcomes(specs: list[TrialSpec], jobs: int, executor: str, address: str | N
 
 
 def rank(rows: list[Row], metric: str) -> tuple[list[Row], str]:
-    """Completed trials best first by the metric, then those without it, then the rest;
+    """Completed trials best first by the metric, then those without it, then pruned
+    ones, then the rest;
     and which way is better."""
     direction, _ = metric_direction(metric_key(metric)[1])
     sign = 1.0 if direction == "lower" else -1.0
     scored = sorted((r for r in rows if r.value is not None), key=lambda r: sign * r.value)
     rest = [r for r in rows if r.value is None]
-    rest.sort(key=lambda r: r.status != "completed")
+    rest.sort(key=lambda r: {"completed": 0, "pruned": 1}.get(r.status, 2))
     return scored + rest, direction

@@ -13,7 +13,7 @@ import numpy as np
 
 from kerastrain import __version__, _keras
 from kerastrain.config import LoadedConfig
-from kerastrain.errors import RunInterrupted
+from kerastrain.errors import RunInterrupted, RunPruned
 from kerastrain.rundir import RunDir, now, write_json
 from kerastrain.training import reuse
 from kerastrain.training.callbacks import tensorboard_status
@@ -96,6 +96,11 @@ def train_run(checked: Checked, run: RunDir, progress: Progress, started: float,
     except KeyboardInterrupt:
         ended(status="interrupted")
         raise RunInterrupted(run.path) from None
+    except RunPruned as exc:  # a sweep's search stopped it: its files stay
+        ended(status="pruned", pruned={"epoch": exc.epoch, "metric": exc.metric,
+                                       "value": exc.value})
+        exc.run_dir = str(run.path)
+        raise
     except BaseException as exc:
         ended(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
