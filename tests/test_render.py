@@ -131,7 +131,7 @@ def test_sweep_table_keeps_headers_and_run_directories_whole(monkeypatch, tmp_pa
                 ("0.001", "64", 0.123456, [0.1001, 0.1468]),
                 ("0.0001", "128", 0.2345, None)])]
     sweep_dir = tmp_path / "sweeps" / f"{LONG_NAME}-0123abcd"
-    planned = SimpleNamespace(rows=rows, metric="validation.loss",
+    planned = SimpleNamespace(rows=rows, metric="validation.loss", record={},
                               dir=SimpleNamespace(path=sweep_dir,
                                                   manifest=sweep_dir / "manifest.csv"))
     screen = _Screen(monkeypatch, width, terminal)

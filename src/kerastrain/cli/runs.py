@@ -198,9 +198,11 @@ def runs_export(
         sweep: Annotated[Path | None, typer.Option(
             help="Only the runs a sweep directory's manifest.csv lists.")] = None,
         json_: JsonOption = False) -> None:
-    """Log runs to MLflow: params (the config), per-epoch metrics, final metrics, tags and
-    the run directory's files as artifacts; `mlflow ui --backend-store-uri URI` shows
-    them. Runs exported before are skipped."""
+    """Log runs to an MLflow tracking store, for `mlflow ui`.
+
+    Each run's config as params, its per-epoch and final metrics, tags, and the run
+    directory's files as artifacts; `mlflow ui --backend-store-uri URI` shows them. Runs
+    exported before are skipped."""
 
     def action() -> None:
         from kerastrain import runs

@@ -95,7 +95,7 @@ def sweep(
             "--dry-run", help="Check every trial's config and list the trials; train "
                               "nothing.")] = False,
         quiet: QuietOption = False, json_: JsonOption = False) -> None:
-    """Train one run per trial: a grid, random draws, or a search that learns.
+    """Train one run per trial: a grid, random draws, or a search.
 
     The trials come from a grid (--grid), random draws (--random N --param), or a search
     that learns (--search tpe --trials N --param, optionally --prune). Every trial's
