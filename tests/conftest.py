@@ -104,3 +104,22 @@ def heavy_modules_after(tmp_path: Path, *args: str, cwd: Path | None = None) -> 
                    env=env, capture_output=True, text=True, timeout=120)
     code, heavy = json.loads(report.read_text())
     return code, heavy
+
+
+@pytest.fixture
+def start():
+    """Starts `kerastrain ARGS` in a session of its own (`start(*args)`, a
+    `processes.Started`); whatever of theirs still runs when the test ends (failed or not)
+    is killed, so that a failure leaves no training behind."""
+    from processes import Started, kill_group
+
+    started: list[Started] = []
+
+    def starter(*args: object, **kwargs) -> Started:
+        started.append(Started(*args, **kwargs))
+        return started[-1]
+
+    yield starter
+    for one in started:
+        kill_group(one.pid)
+        one.proc.wait()
