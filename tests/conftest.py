@@ -75,7 +75,7 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "scipy")
+HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "scipy", "scipy.stats")
 _AFTER = """
 import json, os, sys
 sys.argv = ["kerastrain", *sys.argv[1:]]

@@ -53,7 +53,11 @@ def test_repeated_4x3_completes_with_a_folder_per_fold(cv_run: tuple[Path, dict]
             assert (run_dir / "folds" / name / file).is_file(), (name, file)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed"
-    assert 1 <= info["refit"]["epochs"] <= 3
+    best = {f: int(np.nanargmin(read_history(run_dir / "folds" / f / "history.csv")
+                                ["val_loss"])) + 1 for f in names}  # lowest val_loss
+    assert info["refit"]["best_epochs"] == best
+    assert info["refit"]["epochs"] == max(1, round(sum(best.values()) / len(best)))
+    assert len(read_history(run_dir / "history.csv")["loss"]) == info["refit"]["epochs"]
     assert info["refit"]["rows"] == 442 - len(json.loads((run_dir / "splits.json")
                                                           .read_text())["test"])
     assert info["refit"]["dropped_callbacks"] == ["EarlyStopping"]
@@ -134,18 +138,24 @@ def test_refit_model_evaluates_and_predicts(cv_run: tuple[Path, dict], tmp_path:
     assert scored["split"] == "test" and scored["rows"] == 89
     assert scored["metrics"]["mae"] == pytest.approx(data["metrics"]["test"]["mae"], rel=1e-4)
     diabetes = load_diabetes()
-    rows = tmp_path / "new.csv"
-    with open(rows, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(diabetes.feature_names)
-        writer.writerows(diabetes.data[:5].tolist())
+    rows, labelled = tmp_path / "new.csv", tmp_path / "labelled.csv"
+    for path, target in ((rows, False), (labelled, True)):
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(diabetes.feature_names + (["target"] if target else []))
+            writer.writerows(np.column_stack([diabetes.data[:20], diabetes.target[:20]])
+                             .tolist() if target else diabetes.data[:20].tolist())
     output = tmp_path / "preds.csv"
     result = runner.invoke(app, ["predict", str(run_dir), str(rows), "--output", str(output),
                                  "--quiet"])
     assert result.exit_code == 0, result.output
     lines = output.read_text().splitlines()
-    assert lines[0] == "target" and len(lines) == 6
-    assert all(np.isfinite(float(v)) for v in lines[1:])
+    assert lines[0] == "target" and len(lines) == 21
+    predicted = np.array([float(v) for v in lines[1:]])
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--data", str(labelled), "--json"])
+    assert result.exit_code == 0, result.output
+    mae = np.mean(np.abs(predicted - diabetes.target[:20]))  # the values predict wrote
+    assert json.loads(result.stdout)["metrics"]["mae"] == pytest.approx(mae, rel=1e-4)
 
 
 @pytest.mark.slow  # trains Keras models

@@ -68,14 +68,42 @@ def test_only_completed_runs_are_used(cli: Cli, iris_run: Path, tmp_path: Path, 
     refused(cli("predict", run, rows_file(tmp_path), "-o", tmp_path / "p.csv"), message)
 
 
-def test_evaluate_and_predict_take_a_batch_size_override(cli: Cli, iris_run: Path,
-                                                         tmp_path: Path) -> None:
-    result = cli("evaluate", iris_run, "--set", "training.batch_size=7", "--json")
-    assert result.exit_code == 0, result.output
-    out = tmp_path / "p.csv"
-    result = cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set",
-                 "training.batch_size=1")
-    assert result.exit_code == 0 and out.exists()
+def test_evaluate_and_predict_take_a_batch_size_override(
+        cli: Cli, iris_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The override reaches Keras's calls (the run was trained with batches of 16), and
+    changes no score and no prediction."""
+    from kerastrain import _keras
+    from kerastrain.models import model as model_module
+
+    model_class = _keras.keras().Model
+    calls: list[tuple[str, int]] = []
+    scoring, predict = model_module.scoring_input, model_class.predict
+
+    def scoring_input(x, y, batch_size: int, *args, **kwargs):
+        calls.append(("evaluate", batch_size))
+        return scoring(x, y, batch_size, *args, **kwargs)
+
+    def predicting(self, x, *args, batch_size=None, **kwargs):
+        calls.append(("predict", batch_size))
+        return predict(self, x, *args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(model_module, "scoring_input", scoring_input)
+    monkeypatch.setattr(model_class, "predict", predicting)
+    scores = {}
+    for size in ("16", "7"):
+        result = cli("evaluate", iris_run, "--set", f"training.batch_size={size}", "--json")
+        assert result.exit_code == 0, result.output
+        scores[size] = json.loads(result.stdout)["metrics"]
+    written = {}
+    for size in ("16", "1"):
+        out = tmp_path / f"p{size}.csv"
+        result = cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set",
+                     f"training.batch_size={size}")
+        assert result.exit_code == 0, result.output
+        written[size] = out.read_text()
+    assert calls == [("evaluate", 16), ("evaluate", 7), ("predict", 16), ("predict", 1)]
+    assert scores["7"] == pytest.approx(scores["16"], rel=1e-5)
+    assert written["1"] == written["16"]
 
 
 @pytest.mark.parametrize("override, message", [
