@@ -25,6 +25,12 @@ class Cli:
         return self.runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The slow tests first (in their order): run side by side (`-n 2`), the longest start
+    early and the quick ones fill in at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def cli() -> Cli:
     return Cli()

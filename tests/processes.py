@@ -50,9 +50,10 @@ class Started:
         self._queue.put(None)
 
     def wait_for(self, *texts: str, limit_s: float = 240) -> None:
-        """Until each text was seen in a line; fails at the deadline even if the process
-        says nothing more."""
-        deadline, waiting = time.monotonic() + limit_s, set(texts)
+        """Until each text was seen in a line (since the start); fails at the deadline even
+        if the process says nothing more."""
+        deadline = time.monotonic() + limit_s
+        waiting = {t for t in texts if not any(t in line for _, line in list(self.lines))}
         while waiting:
             try:
                 line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))

@@ -14,6 +14,9 @@ from scipy import stats
 from conftest import Cli, heavy_modules_after, iris_config, write_config
 from kerastrain.compare import corrected_t_test, metric_direction
 
+# One worker trains the module's runs once and runs every test that uses them (`-n 2`).
+pytestmark = pytest.mark.xdist_group("compare")
+
 
 def _kfold_run(tmp: Path, name: str, learning_rate: float, **validation) -> Path:
     config = iris_config(tmp / "runs", name=name)

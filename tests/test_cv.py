@@ -22,6 +22,8 @@ from kerastrain.cli import app
 from kerastrain.data.splits import SplitPlan
 from kerastrain.rundir import read_history
 
+# One worker trains the module's runs once and runs every test that uses them (`-n 2`).
+pytestmark = pytest.mark.xdist_group("cv")
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 

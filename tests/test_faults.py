@@ -45,22 +45,23 @@ def _backup_epoch(place: Path) -> int:
         return int(json.loads(str(data["state"]))["epoch"])
 
 
-def _saved_by(lines: list[tuple[float, str]], label: str, killed_at: float,
+def _saved_by(lines: list[tuple[float, str]], label: str,
               interval: float) -> tuple[int, int]:
     """From the progress lines of `label` (each written after its epoch's backup step):
     the last epoch a backup must hold at the kill, and the last epoch reported. With an
     interval of 0 every epoch reported was written before it was reported. Else the
-    writer writes at the first epoch end `interval` after its previous write, so an
-    epoch reported `interval` before the kill, and an epoch's time (and the write's)
-    more, was written."""
+    writer writes at the first epoch end `interval` after its previous write: every epoch
+    that ended `interval` before the last reported one did was written (the times are
+    when the lines arrived: a margin for the pipe's delays)."""
     seen = [(t, int(line.split(" epoch ")[1].split("/")[0])) for t, line in lines
             if line.startswith(f"{label} epoch ")]
     assert seen, f"no epoch of {label} reported"
     if interval == 0:
         return seen[-1][1], seen[-1][1]
-    gaps = [b - a for (a, _), (b, _) in zip(seen, seen[1:], strict=False)] or [1.0]
-    margin = 2 * max(gaps) + 0.5
-    due = [e for t, e in seen if t <= killed_at - interval - margin]
+    recent = seen[-10:]
+    margin = 0.5 + 2 * max([b - a for (a, _), (b, _) in zip(recent, recent[1:],
+                                                             strict=False)] or [1.0])
+    due = [e for t, e in seen if t <= seen[-1][0] - interval - margin]
     return (max(due) if due else 0), seen[-1][1]
 
 
@@ -97,12 +98,12 @@ def assert_same_training(got: Path, want: Path) -> None:
                                                         abs=ATOL), f"{got}: {split} {name}"
 
 
-KILL_EPOCHS = 60
+KILL_EPOCHS = 100  # epochs enough for the throttled backup to be written, on a fast CPU too
 
 
 @pytest.mark.slow  # each: a fit killed by SIGKILL, then resumed, in fresh processes
 @pytest.mark.parametrize("scheme, interval, seed", [
-    ("holdout", 0.0, 1), ("holdout", 0.4, 2), ("kfold", 0.4, 3)])
+    ("holdout", 0.0, 1), ("holdout", 0.3, 2), ("kfold", 0.3, 3)])
 def test_kill_9_at_a_random_epoch_then_resume_completes(
         cli, tmp_path: Path, start, uninterrupted, scheme: str, interval: float,
         seed: int) -> None:
@@ -116,14 +117,13 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
     at = rng.randrange(3, 15)
     proc = start("fit", path)
     proc.wait_for(*(f"{label} epoch {at}/{KILL_EPOCHS}" for label in labels))
-    while any(_saved_by(proc.lines, label, time.monotonic(), interval)[0] < 1
+    while any(_saved_by(proc.lines, label, interval)[0] < 1
               for label in labels):  # until the bound says something of each lane
         proc.next_line()
     lanes = workers(proc.pid)
     assert len(lanes) == (0 if scheme == "holdout" else 1), lanes
     os.kill(proc.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    assert proc.proc.wait(timeout=60) == -signal.SIGKILL
+    assert proc.finish(timeout=60)[0] == -signal.SIGKILL  # (every line it wrote, read)
     no_process_left(proc.pid)  # the fold worker died with its parent
     run_dir = _only_run(tmp_path / "runs")
     assert info(run_dir)["status"] == "running"
@@ -131,7 +131,7 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
     places = {"holdout": run_dir} if scheme == "holdout" else {
         f"fold {name}": run_dir / "folds" / name for name in ("0-0", "0-2")}
     for label, place in places.items():
-        due, last = _saved_by(proc.lines, label, killed_at, interval)
+        due, last = _saved_by(proc.lines, label, interval)
         assert due >= (at if interval == 0 else 1), (label, due)  # the bound bites
         if (place / "metrics.json").exists():  # finished before the kill
             continue
@@ -144,7 +144,7 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
     (resumed,) = record["resumes"]
     first_label = "holdout" if scheme == "holdout" else "fold 0-0"
     if resumed["fold"] == first_label.removeprefix("fold "):
-        due, _ = _saved_by(proc.lines, first_label, killed_at, interval)
+        due, _ = _saved_by(proc.lines, first_label, interval)
         assert resumed["epochs_done"] >= due, (resumed, due)
     assert not list(run_dir.rglob("backup"))
 
