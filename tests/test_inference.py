@@ -121,3 +121,30 @@ def test_other_overrides_are_refused(cli: Cli, iris_run: Path, tmp_path: Path, o
     refused(cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set", override),
             message)
     assert not out.exists()
+
+
+def test_evaluate_refuses_a_source_that_changed(cli: Cli, tmp_path: Path) -> None:
+    """Without --data, evaluate scores the run's own test rows: only while its data file
+    holds the rows it was trained on (same count, same values)."""
+    from sklearn.datasets import load_iris
+
+    from conftest import iris_config, write_config
+
+    iris = load_iris(as_frame=True).frame
+    data = tmp_path / "iris.csv"
+    iris.to_csv(data, index=False)
+    config = iris_config(tmp_path / "runs")
+    config["data"] = {"source": {"type": "csv", "path": str(data)}, "target": "target"}
+    config["training"]["epochs"] = 1
+    config["output"]["plots"] = False
+    result = cli("fit", write_config(tmp_path / "c.yaml", config), "--json")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    assert cli("evaluate", run).exit_code == 0
+
+    changed = iris.copy()
+    changed.iloc[3, 1] += 0.1
+    changed.to_csv(data, index=False)
+    refused(cli("evaluate", run), f"{data} changed since the run was trained")
+    iris.iloc[:-1].to_csv(data, index=False)
+    refused(cli("evaluate", run), f"{data} now has 149 rows; the run was trained on 150")
