@@ -75,6 +75,28 @@ def iris_run(tmp_path_factory) -> Path:
     return Path(json.loads(result.stdout)["run_dir"])
 
 
+def shared_by_workers(tmp_path_factory: pytest.TempPathFactory, name: str, make):
+    """`make(folder)`'s result (JSON), made once per test session: run side by side
+    (`-n 2`), the first worker that needs it makes it and the other waits and reads it."""
+    import fcntl
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this session's folder, which its workers share
+    done = base / f"shared-{name}.json"
+    fd = os.open(base / f"shared-{name}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not done.exists():
+            folder = base / f"shared-{name}"
+            folder.mkdir(exist_ok=True)
+            done.write_text(json.dumps(make(folder)))
+        return json.loads(done.read_text())
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     """Typer's CLI runner: commands run in-process, stdout and stderr apart."""

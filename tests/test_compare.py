@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from conftest import Cli, heavy_modules_after, iris_config, write_config
+from conftest import Cli, heavy_modules_after, iris_config, shared_by_workers, write_config
 from kerastrain.compare import corrected_t_test, metric_direction
-
-# One worker trains the module's runs once and runs every test that uses them (`-n 2`).
-pytestmark = pytest.mark.xdist_group("compare")
 
 
 def _kfold_run(tmp: Path, name: str, learning_rate: float, **validation) -> Path:
@@ -32,9 +29,11 @@ def _kfold_run(tmp: Path, name: str, learning_rate: float, **validation) -> Path
 
 @pytest.fixture(scope="module")
 def kfold_runs(tmp_path_factory) -> tuple[Path, Path]:
-    """Two iris 3-fold runs on the same splits (same seed), different learning rates."""
-    tmp = tmp_path_factory.mktemp("compare")
-    return _kfold_run(tmp, "iris-a", 0.01), _kfold_run(tmp, "iris-b", 0.05)
+    """Two iris 3-fold runs on the same splits (same seed), different learning rates
+    (trained once per session; the tests that change one change a copy)."""
+    made = shared_by_workers(tmp_path_factory, "compare", lambda tmp: [
+        str(_kfold_run(tmp, "iris-a", 0.01)), str(_kfold_run(tmp, "iris-b", 0.05))])
+    return Path(made[0]), Path(made[1])
 
 
 def _by_hand(run_a: Path, run_b: Path, metric: str) -> dict:

@@ -213,8 +213,8 @@ def test_the_run_name_is_never_cut_at_80_columns(tmp_path: Path) -> None:
              val_loss=9.0)
     names = [p.name for p in runs.iterdir()]
     env = {**os.environ, "COLUMNS": "80"}
-    done = subprocess.run([sys.executable, "-m", "kerastrain", "runs", str(runs)], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "kerastrain", "runs", "runs"], env=env,
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
     lines = done.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
     for name in names:
