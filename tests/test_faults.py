@@ -75,7 +75,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory):
         if scheme not in made:
             tmp = tmp_path_factory.mktemp(f"whole-{scheme}")
             done = Cli()("fit", _config(tmp, scheme, KILL_EPOCHS), "--json",
-                         "--set", "runtime.workers=1")  # as side by side, by design
+                         "--set", "runtime.workers=1")  # folds side by side train alike
             assert done.exit_code == 0, done.output
             made[scheme] = Path(json.loads(done.stdout)["run_dir"])
         return made[scheme]
