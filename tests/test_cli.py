@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_diabetes, load_iris
 
 from conftest import REPO, heavy_modules_after, iris_config, write_config
 from kerastrain.training import schemes
@@ -33,7 +33,7 @@ def iris_csv(path: Path, rows: np.ndarray, with_target: bool = True) -> Path:
     return path
 
 
-def test_help_is_fast_and_does_not_import_tensorflow() -> None:
+def test_help_imports_no_tensorflow() -> None:
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom kerastrain.cli import app\n"
             "r = CliRunner().invoke(app, ['--help'])\n"
             "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
@@ -164,12 +164,28 @@ def test_regression_predicts_values(cli, tmp_path: Path) -> None:
     pre = json.loads((run / "preprocessing.json").read_text())
     assert pre["target"] == {"name": "target", "task": "regression"}
     names = [f["name"] for f in pre["features"]]
+    diabetes = load_diabetes()
+    assert names == diabetes.feature_names
     raw = tmp_path / "raw.csv"
-    raw.write_text(",".join(names) + "\n" + ",".join(["0.01"] * len(names)) + "\n")
+    np.savetxt(raw, diabetes.data[:30], delimiter=",", header=",".join(names), comments="")
     result = cli("predict", run, raw, "--output", tmp_path / "p.csv")
     assert result.exit_code == 0, result.output
-    header, value = (tmp_path / "p.csv").read_text().splitlines()
-    assert header == "target" and float(value) == float(value)
+    header, *values = (tmp_path / "p.csv").read_text().splitlines()
+    assert header == "target" and len(values) == 30
+    predicted = np.array([float(v) for v in values])
+    # evaluate scores the values predict wrote: against the true targets, and against
+    # targets 0.5 off each prediction (where an error of 1e-4 in a value would show)
+    near = predicted + np.where(np.arange(30) % 2, 0.5, -0.5)
+    for targets in (diabetes.target[:30], near):
+        labelled = tmp_path / "labelled.csv"
+        np.savetxt(labelled, np.column_stack([diabetes.data[:30], targets]), delimiter=",",
+                   header=",".join([*names, "target"]), comments="")
+        result = cli("evaluate", run, "--data", labelled, "--json")
+        assert result.exit_code == 0, result.output
+        scores = json.loads(result.stdout)["metrics"]
+        errors = predicted - targets
+        assert scores["mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-4)
+        assert scores["loss"] == pytest.approx(np.mean(errors ** 2), rel=1e-4)
 
 
 def test_csv_source_with_categorical_column(cli, tmp_path: Path) -> None:

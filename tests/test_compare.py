@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from conftest import Cli, heavy_modules_after, iris_config, write_config
+from conftest import Cli, heavy_modules_after, iris_config, shared_by_workers, write_config
 from kerastrain.compare import corrected_t_test, metric_direction
 
 
@@ -29,9 +29,11 @@ def _kfold_run(tmp: Path, name: str, learning_rate: float, **validation) -> Path
 
 @pytest.fixture(scope="module")
 def kfold_runs(tmp_path_factory) -> tuple[Path, Path]:
-    """Two iris 3-fold runs on the same splits (same seed), different learning rates."""
-    tmp = tmp_path_factory.mktemp("compare")
-    return _kfold_run(tmp, "iris-a", 0.01), _kfold_run(tmp, "iris-b", 0.05)
+    """Two iris 3-fold runs on the same splits (same seed), different learning rates
+    (trained once per session; the tests that change one change a copy)."""
+    made = shared_by_workers(tmp_path_factory, "compare", lambda tmp: [
+        str(_kfold_run(tmp, "iris-a", 0.01)), str(_kfold_run(tmp, "iris-b", 0.05))])
+    return Path(made[0]), Path(made[1])
 
 
 def _by_hand(run_a: Path, run_b: Path, metric: str) -> dict:
@@ -73,15 +75,55 @@ def test_corrected_t_matches_the_formula(cli, kfold_runs, metric) -> None:
     assert got["significant"] == (want["p"] < 0.05)
 
 
+def _says(cli, run_a: Path, run_b: Path, *args: str) -> tuple[str, dict]:
+    """`compare`'s words and its JSON for the same runs."""
+    words = cli("compare", run_a, run_b, *args)
+    assert words.exit_code == 0, words.output
+    data = cli("compare", run_a, run_b, *args, "--json")
+    assert data.exit_code == 0, data.output
+    return words.stdout, json.loads(data.stdout)
+
+
+def _assert_words_match(words: str, data: dict) -> None:
+    flat = " ".join(words.split())  # as wrapped for the terminal
+    assert ("the difference is significant at the 5% level" in flat) == data["significant"]
+    assert ("not distinguishable at the 5% level" in flat) == (not data["significant"])
+
+
 def test_default_metric_is_loss_and_says_it_in_words(cli, kfold_runs) -> None:
     run_a, run_b = kfold_runs
-    result = cli("compare", run_a, run_b)
-    assert result.exit_code == 0, result.output
-    assert "loss per fold" in result.stdout
-    assert "lower is better" in result.stdout
-    assert "p = " in result.stdout
-    assert ("not distinguishable at the 5% level" in result.stdout
-            or "significant at the 5% level" in result.stdout)
+    words, data = _says(cli, run_a, run_b)
+    assert data["metric"] == "loss"
+    assert "loss per fold" in words
+    assert "lower is better" in words
+    assert "p = " in words
+    _assert_words_match(words, data)
+
+
+def _with_per_fold(run: Path, tmp_path: Path, name: str, metric: str,
+                   shifts: list[float]) -> Path:
+    """A copy of `run` whose folds scored `metric` shifted by `shifts`, fold by fold."""
+    copy = Path(shutil.copytree(run, tmp_path / name))
+    summary = json.loads((copy / "cv_summary.json").read_text())
+    per_fold = summary["metrics"][metric]["per_fold"]
+    for fold, shift in zip(summary["folds"], shifts, strict=True):
+        per_fold[fold] += shift
+    (copy / "cv_summary.json").write_text(json.dumps(summary))
+    return copy
+
+
+@pytest.mark.parametrize("shifts, significant", [
+    ([-0.2, -0.201, -0.199], True),   # B lower on every fold by about the same: sure
+    ([-0.2, 0.15, 0.01], False),      # B lower on average, but the folds disagree
+], ids=["consistent", "noisy"])
+def test_the_words_say_what_the_test_found(cli, kfold_runs, tmp_path, shifts,
+                                           significant) -> None:
+    run_a, _ = kfold_runs
+    run_b = _with_per_fold(run_a, tmp_path, "b", "loss", shifts)
+    words, data = _says(cli, run_a, run_b)
+    assert data["significant"] is significant and data["better"] == "B"
+    assert (data["p_value"] < 0.05) is significant
+    _assert_words_match(words, data)
 
 
 def test_a_run_against_itself_is_identical(cli, kfold_runs, tmp_path) -> None:
@@ -178,7 +220,7 @@ def test_compare_command_imports_no_slow_package(kfold_runs, tmp_path) -> None:
     run_a, run_b = kfold_runs
     code, heavy = heavy_modules_after(tmp_path, "compare", run_a, run_b)
     assert code == 0
-    assert set(heavy) <= {"scipy"}
+    assert set(heavy) <= {"scipy"}  # no scipy.stats (one of HEAVY), scipy.special at most
 
 
 def _cv_run(tmp: Path, name: str, metric: str, per_fold: list[float]) -> Path:
