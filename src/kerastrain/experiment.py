@@ -4,7 +4,7 @@ config key (file and line) they came from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from kerastrain.config import LoadedConfig
 from kerastrain.data.graphdata import GraphColumns, GraphPreprocessor, graph_columns
+from kerastrain.data.kinds import usable_rows
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.sources import default_target, load_configured_source
 from kerastrain.data.splits import SplitPlan, make_splits
@@ -95,6 +96,7 @@ class Experiment:
     plan: SplitPlan
     groups: np.ndarray | None = None
     graph: GraphColumns | None = None  # graph models: each input's columns, each output's target
+    notes: list[str] = field(default_factory=list)   # rows left out, and why
 
     @property
     def seed(self) -> int:
@@ -110,9 +112,11 @@ class Experiment:
         """Preprocessing fitted on `rows` (a fold's training rows) only."""
         data = self.loaded.config.data
         if self.graph is not None:
-            return GraphPreprocessor.fit(self.table, self.graph, rows, data.preprocessing)
+            return GraphPreprocessor.fit(self.table, self.graph, rows, data.preprocessing,
+                                         data.columns)
         return Preprocessor.fit(self.table, self.features, self.target, rows,
-                                data.preprocessing, self.task, self.target_encoding)
+                                data.preprocessing, self.task, self.target_encoding,
+                                data.columns)
 
     def arrays(self, pre: Preprocessor | GraphPreprocessor, rows: np.ndarray,
                where: str) -> tuple[Any, Any]:
@@ -140,8 +144,12 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
         if name == target:
             raise KeyProblem(("validation", key), f"{name!r} is the target; it cannot also "
                              f"steer the splits as validation.{key}.")
+    for name in data.columns:
+        table.resolve_at(name, ("data", "columns", name))
+    excluded = {table.resolve_at(ref, ("data", "exclude", i)) for i, ref in enumerate(data.exclude)}
     if data.features is None:
-        return [n for n in table.names if n != target and n not in steering.values()], target
+        return [n for n in table.names if n != target and n not in steering.values()
+                and n not in excluded], target
     features = []
     for i, ref in enumerate(data.features):
         name = table.resolve_at(ref, ("data", "features", i))
@@ -153,7 +161,8 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
                 raise KeyProblem(("data", "features", i), f"{name!r} is validation.{key}: a "
                                  "column that steers the splits must not also be a feature "
                                  "(the model would learn the split). Remove one of them.")
-        features.append(name)
+        if name not in excluded:
+            features.append(name)
     return features, target
 
 
@@ -200,9 +209,11 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         encoding = infer_target_encoding(cfg.data.target_encoding, hints)
         labels = target_values if task == "classification" else None
         groups, time_rows = _split_inputs(loaded, table)
+        usable, notes = usable_rows(table, [target], features, cfg.data)
         plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
-                           time_rows)
-    return Experiment(loaded, table, features, target, task, encoding, plan, groups)
+                           time_rows, usable)
+    return Experiment(loaded, table, features, target, task, encoding, plan, groups,
+                      notes=notes)
 
 
 def _output_hints(cfg: Any) -> dict[str, TargetHints]:
@@ -229,8 +240,10 @@ def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
         labels = next((table.columns[t.column] for t in graph.targets
                        if t.task == "classification"), None)
         groups, time_rows = _split_inputs(loaded, table)
+        usable, notes = usable_rows(table, [t.column for t in graph.targets], graph.features,
+                                    cfg.data)
         plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
-                           time_rows)
+                           time_rows, usable)
     first = graph.targets[0]
     return Experiment(loaded, table, graph.features, first.column, first.task, first.encoding,
-                      plan, groups, graph)
+                      plan, groups, graph, notes)

@@ -12,7 +12,9 @@ import numpy as np
 
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig, load_config
+from kerastrain.data import layers
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
+from kerastrain.data.kinds import markers, missing_mask
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.sources import load_source
 from kerastrain.data.splits import SplitPlan
@@ -76,6 +78,7 @@ def load_run(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     _import_run_plugins(run, loaded)
     pre = load_preprocessor(read_json(run.preprocessing))
     keras = _keras.keras()
+    layers.classes()  # kerastrain's layers registered before the model that holds them loads
     try:
         model = keras.saving.load_model(run.model, safe_mode=not unsafe)
     except ValueError as exc:
@@ -119,10 +122,18 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     pre = loaded_run.pre
     if pre.target is None:
         raise UserError("the run has no target to evaluate against.")
+    notes: list[str] = []
     if data is not None:
         table = read_file(data)
         pre.check_columns(table, with_target=True)
-        pre.check_values(table, with_target=True)
+        target = pre.target["name"]
+        missing = missing_mask(table.columns[target],
+                               markers(loaded_run.loaded.config.data.preprocessing))
+        if missing.any():
+            notes.append(f"{int(missing.sum())} rows have no value of the target {target!r} "
+                         "and are left out")
+            table = Table({k: v[~missing] for k, v in table.columns.items()}, table.origin)
+        notes += pre.check_values(table, with_target=True)
         rows, split = np.arange(table.n_rows), str(data)
     else:
         table, rows, split = _run_rows(loaded_run)
@@ -131,7 +142,7 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     size = batch_size or loaded_run.loaded.config.training.batch_size
     scores = evaluate_model(loaded_run.model, x, y, size)
     return {"run_dir": str(loaded_run.run.path), "split": split, "rows": int(len(rows)),
-            "metrics": scores}
+            "metrics": scores, "notes": notes}
 
 
 def prediction_columns(pre: Preprocessor, outputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -233,15 +244,18 @@ def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> Non
 
 def predict(path: str | Path, input_file: str | Path, output: str | Path,
             overwrite: bool = False, batch_size: int | None = None,
-            overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False) -> dict[str, Any]:
-    """Apply the run's preprocessing and model to raw rows; write one row of output each."""
+            overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False,
+            keep: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Apply the run's preprocessing and model to raw rows; write one row of output each,
+    after the input's `keep` columns (an id, to join the results back)."""
     output = Path(output)
     check_output(output, overwrite)
     loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
     table = read_file(input_file)
     pre.check_columns(table, with_target=False)
-    pre.check_values(table, with_target=False)
+    kept = {name: table.column(name, "column to keep") for name in keep}
+    notes = pre.check_values(table, with_target=False)
     x = pre.transform_x(table)
     size = batch_size or loaded_run.loaded.config.training.batch_size
     outputs = loaded_run.model.predict(x, batch_size=size, verbose=0)
@@ -249,6 +263,12 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
         columns = graph_prediction_columns(pre, outputs)
     else:
         columns = prediction_columns(pre, outputs)
+    clash = sorted(set(kept) & set(columns))
+    if clash:
+        raise UserError(f"the kept column(s) {', '.join(clash)} have the name of a prediction "
+                        "column; keep other columns.")
+    columns = {**kept, **columns}
     write_table(output, columns)
     return {"run_dir": str(loaded_run.run.path), "input": str(input_file),
-            "output": str(output), "rows": int(table.n_rows), "columns": list(columns)}
+            "output": str(output), "rows": int(table.n_rows), "columns": list(columns),
+            "notes": notes}

@@ -141,9 +141,13 @@ def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML 
         elif not quiet:
             table = Table(title=f"{config}: valid", show_header=False)
             for key, value in summary.items():
-                table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
-                              else str(value))
+                if key != "columns":
+                    table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
+                                  else str(value))
             out.print(table)
+            from kerastrain.cli.render import columns_table
+
+            out.print(columns_table(summary["columns"]))
 
     guard(action, json_)
 
@@ -170,6 +174,8 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
         else:
             title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
             out.print(metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
+            for note in result["notes"]:
+                out.print(f"note: {note}", markup=False)
 
     guard(action, json_)
 
@@ -182,6 +188,9 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
             = False,
+            keep: Annotated[list[str] | None, typer.Option(
+                help="Copy this input column to the output, before the predictions (e.g. an "
+                     "id); repeat for more.")] = None,
             set_: RunSetOption = None, unsafe: UnsafeOption = False,
             quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Apply the run's saved preprocessing and model to new raw rows."""
@@ -190,7 +199,7 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
         from kerastrain.inference import predict as predict_run
 
         result = predict_run(run_dir, input_file, output, overwrite, overrides=set_ or [],
-                             unsafe=unsafe)
+                             unsafe=unsafe, keep=keep or [])
         if json_:
             print_json(result)
         elif quiet:
@@ -198,5 +207,7 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
         else:
             out.print(f"{result['rows']} predictions written to {result['output']} "
                       f"({', '.join(result['columns'])})", markup=False)
+            for note in result["notes"]:
+                out.print(f"note: {note}", markup=False)
 
     guard(action, json_)

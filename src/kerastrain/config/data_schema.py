@@ -68,6 +68,37 @@ class SourceSpec(Strict):
         return self
 
 
+MISSING_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "None", "?")
+
+
+class ColumnSpec(Strict):
+    """One column's kind and treatment, where the inferred ones do not fit
+    (docs/columns.md)."""
+
+    kind: Literal["auto", "numeric", "categorical", "binary", "date", "datetime", "text",
+                  "identifier"] = Field(default="auto", description="auto: inferred from the "
+                                        "training rows; identifier: dropped.")
+    missing: Literal["auto", "mean", "median", "constant", "drop", "category"] = Field(
+        default="auto", description="Missing values: numeric and dates mean, median "
+        "(auto) or constant (fill_value), with a missing-indicator column; drop (the "
+        "training rows); categorical: category (auto, a 'missing' category).")
+    fill_value: float | None = Field(default=None, description="missing: constant: the value.")
+    indicator: bool = Field(default=True, description="Add a 0/1 column saying a numeric or "
+                            "date value was missing (when the training rows miss any).")
+    encoding: Literal["auto", "one_hot", "integer", "hash", "multi_hot", "count",
+                      "tf_idf"] = Field(default="auto", description="categorical: one_hot, "
+                                        "integer or hash; text: multi_hot, count or tf_idf.")
+    min_frequency: int | None = Field(default=None, ge=1, description="categorical: rarer "
+                                      "categories join the 'other' bucket.")
+    max_categories: int | None = Field(default=None, ge=1, description="categorical: keep "
+                                       "the most frequent ones; the rest join 'other'.")
+    hash_bins: int = Field(default=64, ge=2, description="encoding: hash: the number of bins.")
+    max_tokens: int = Field(default=2000, ge=2, description="text: the vocabulary's size.")
+    ngrams: int = Field(default=1, ge=1, le=5, description="text: word n-grams up to this.")
+    cyclic: bool = Field(default=False, description="dates: month, weekday and day of year "
+                         "as sine and cosine.")
+
+
 class PreprocessingSpec(Strict):
     """Feature preprocessing, fitted on training rows only."""
 
@@ -80,6 +111,18 @@ class PreprocessingSpec(Strict):
         default_factory=list, description="Numeric columns to treat as categories.")
     rescale: float | None = Field(default=None, description="Multiply numeric features by "
                                   "this first, e.g. 0.00392 for pixels.")
+    missing_values: list[str] = Field(
+        default_factory=lambda: list(MISSING_MARKERS), description="Cells that mean 'missing' "
+        "(compared after stripping spaces).")
+    numeric_missing: Literal["mean", "median", "constant", "drop"] = Field(
+        default="median", description="Missing numeric values, unless a column says otherwise.")
+    min_frequency: int = Field(default=1, ge=1, description="Categories seen fewer times in "
+                               "the training rows join the 'other' bucket.")
+    max_categories: int | None = Field(default=None, ge=1, description="At most this many "
+                                       "categories per column; the rarer join 'other'.")
+    scale_target: Literal["auto", "none"] = Field(
+        default="auto", description="auto: a regression target is standardized for the "
+        "network (fitted on the training rows), every score and prediction in its own units.")
 
 
 class TargetSpec(Strict):
@@ -110,3 +153,9 @@ class DataSpec(Strict):
                                     "integer.")
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec,
                                              description="Feature preprocessing.")
+    columns: dict[str, ColumnSpec] = Field(
+        default_factory=dict, description="Per column (by name): its kind, missing values, "
+                                          "encoding; see docs/columns.md.")
+    exclude: list[Name] = Field(default_factory=list, description="Columns never used as "
+                                "features (the others all are, unless data.features lists "
+                                "them).")
