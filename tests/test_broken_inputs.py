@@ -216,12 +216,8 @@ DATA_CASES = {
             ["column 'x' holds an infinite value at row 4 (line 5)"], False),
     "minus_inf": ("d.csv", some_rows("0.3,-Infinity,b", at=5),
                   ["column 'y' holds an infinite value at row 6 (line 7)"], False),
-    "missing_value": ("d.csv", some_rows("n/a,1,a", at=2),
-                      ["column 'x' has a missing value at row 3 (line 4)"], False),
     "text_in_numbers": ("d.csv", some_rows("abc,1,a", at=4),
                         ["column 'x' is numeric but row 5 (line 6) holds 'abc'"], False),
-    "missing_label": ("d.csv", some_rows("0.1,1,", at=0),
-                      ["column 'label' has a missing value at row 1 (line 2)"], False),
     "npz_ragged": ("d.npz", lambda tmp: npz_bytes(tmp, x=X12, label=LABELS[:10]),
                    ["columns have different numbers of rows"], True),
     "npz_scalar": ("d.npz", lambda tmp: npz_bytes(tmp, x=X12, label=LABELS, w=np.array(1.0)),
@@ -296,18 +292,8 @@ def iris_rows(*, target: bool = True, bad: dict[str, str] | None = None, at: int
 
 SEPAL = "'sepal length (cm)'"
 EVALUATE_CASES = {
-    "text_in_numbers": (iris_rows(bad={"sepal length (cm)": "abc"}, at=2),
-                        [f"column {SEPAL} is numeric but row 3 (line 4) holds 'abc'"]),
-    "n/a": (iris_rows(bad={"sepal length (cm)": "n/a"}, at=1),
-            [f"column {SEPAL} has a missing value at row 2 (line 3)"]),
-    "empty_value": (iris_rows(bad={"petal width (cm)": ""}, at=0),
-                    ["column 'petal width (cm)' has a missing value at row 1 (line 2)"]),
-    "nan": (iris_rows(bad={"sepal width (cm)": "NaN"}, at=4),
-            ["column 'sepal width (cm)' has a missing value at row 5 (line 6)"]),
     "inf": (iris_rows(bad={"sepal width (cm)": "inf"}, at=3),
             ["column 'sepal width (cm)' holds an infinite value at row 4 (line 5)"]),
-    "missing_label": (iris_rows(bad={"target": ""}, at=1),
-                      ["column 'target' has a missing value at row 2 (line 3)"]),
     "unseen_label": (iris_rows(bad={"target": "rose"}, at=1),
                      ["the label 'rose'", "not among the classes"]),
     "no_target_column": (iris_rows(target=False),
@@ -340,11 +326,6 @@ def test_evaluate_unusable_data_file(cli: Cli, iris_run: Path, tmp_path: Path, n
 
 
 PREDICT_CASES = {
-    "text_in_numbers": (iris_rows(target=False, bad={"petal length (cm)": "tall"}, at=1),
-                        ["column 'petal length (cm)' is numeric but row 2 (line 3) holds "
-                         "'tall'"]),
-    "missing_value": (iris_rows(target=False, bad={"sepal length (cm)": "NA"}, at=0),
-                      [f"column {SEPAL} has a missing value at row 1 (line 2)"]),
     "inf": (iris_rows(target=False, bad={"sepal length (cm)": "-inf"}, at=4),
             [f"column {SEPAL} holds an infinite value at row 5 (line 6)"]),
     "missing_column": ("sepal length (cm)\n5.1\n", ["no column (the model was trained with "

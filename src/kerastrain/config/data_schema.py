@@ -14,7 +14,7 @@ SKLEARN_SETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
 GENERATORS = ("gaussian_clouds", "classification", "regression", "tickets")
 SOURCE_FIELDS: dict[str, set[str]] = {
     "sklearn": {"name"},
-    "csv": {"path", "delimiter"},
+    "csv": {"path", "delimiter", "package"},
     "parquet": {"path"},
     "npz": {"path"},
     "npy": {"path", "target_path"},
@@ -42,6 +42,8 @@ class SourceSpec(Strict):
     path: str | None = Field(default=None, description="csv, parquet, npz, npy: the file, "
                              "relative to the config file.")
     target_path: str | None = Field(default=None, description="npy: the file of targets.")
+    package: str | None = Field(default=None, description="csv: an installed Python package "
+                                "that ships the file; path is then inside it.")
     delimiter: str | None = Field(default=None, min_length=1, max_length=1,
                                   description="csv: the field separator, one character.")
     n_samples: int | None = Field(default=None, gt=0, description="synthetic: rows to draw.")

@@ -213,7 +213,7 @@ def _anchor_paths(data: Any, positions: Positions, base: Path) -> None:
     for key_path in PATH_KEYS:
         parent = _value_at(data, key_path[:-1])
         value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and not parent.get("package"):  # not in a package
             parent[key_path[-1]] = _anchored(value, key_path, positions, base)
     if not isinstance(data, dict):
         return

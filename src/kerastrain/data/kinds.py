@@ -2,7 +2,7 @@
 `data.columns`, and its cells decoded to the raw values the fitted layers take.
 
 The kinds (docs/columns.md has the rules as tables): numeric, binary, categorical, date,
-datetime, text, identifier (dropped) and empty (no value at all: dropped); N-D arrays
+datetime, text, identifier, constant and empty (the last three dropped); N-D arrays
 (images) are `array`. Decoding is reading, not transforming: a numeric column becomes
 float64 with NaN where a value is missing, a string column str with '' where missing, a
 date column days since 1970-01-01 (float64, NaN where missing). The configured missing
@@ -23,7 +23,7 @@ from kerastrain.config.schema import ColumnSpec, DataSpec, PreprocessingSpec
 from kerastrain.data.table import Table
 from kerastrain.data.values import label_value
 
-DROPPED = ("identifier", "empty")
+DROPPED = ("identifier", "empty", "constant")
 NUMERIC_SHARE = 0.95    # at least this share of a string column's values parse: numeric
 DATE_SHARE = 0.95
 NEAR_UNIQUE = 0.9       # distinct values per non-missing value: identifier or text
@@ -162,6 +162,9 @@ def _numeric(name: str, numbers: np.ndarray, bad: np.ndarray, values: np.ndarray
                  f"({preview(shown)}); they count as missing (add them to "
                  "data.preprocessing.missing_values, or set the column's kind)",)
     distinct = np.unique(numbers)
+    if len(distinct) == 1:
+        return Choice(name, "constant", f"one value, {label_value(distinct[0])!r}, in every "
+                      "training row: dropped (it tells rows nothing apart)", notes)
     if len(distinct) == 2:
         return Choice(name, "binary", "numbers, two distinct values", notes, True)
     integral = bool(np.all(distinct == np.round(distinct)))
@@ -191,7 +194,11 @@ def _strings(name: str, texts: np.ndarray) -> Choice:
     if words.mean() >= 5 or (ratio > 0.5 and words.mean() >= 2):
         return Choice(name, "text", f"free text: {words.mean():.1f} words per value, "
                       f"{len(distinct)} distinct in {len(present)}")
-    if len(present) >= MIN_ROWS_UNIQUE and ratio >= NEAR_UNIQUE:
+    if len(distinct) == 1:
+        return Choice(name, "constant", f"one value, {str(distinct[0])!r}, in every training "
+                      "row: dropped (it tells rows nothing apart)")
+    if len(present) >= MIN_ROWS_UNIQUE and (ratio >= NEAR_UNIQUE or
+                                            (ratio >= 0.5 and ID_NAME.search(name))):
         return Choice(name, "identifier", f"{len(distinct)} distinct values in {len(present)} "
                       "rows, single words: an identifier, dropped (a guess; set "
                       f"data.columns.{name}.kind: categorical or text to keep it)",

@@ -7,6 +7,7 @@ names no target.
 from __future__ import annotations
 
 import gzip
+import importlib.resources
 import os
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def default_target(spec: SourceSpec) -> str | None:
 def load_source(spec: SourceSpec, seed: int) -> Table:
     """The rows of `spec`; generators draw them from `seed`."""
     if spec.type == "csv":
-        return read_csv(Path(spec.path), spec.delimiter or ",")
+        return read_csv(_package_file(spec) if spec.package else Path(spec.path),
+                        spec.delimiter or ",")
     if spec.type == "parquet":
         return read_parquet(Path(spec.path))
     if spec.type == "npz":
@@ -48,6 +50,15 @@ def load_source(spec: SourceSpec, seed: int) -> Table:
     if spec.type == "synthetic":
         return _synthetic(spec, seed)
     return load_fashion_mnist()
+
+
+def _package_file(spec: SourceSpec) -> Path:
+    """A data file an installed package ships (`package`, `path` inside it)."""
+    try:
+        return Path(str(importlib.resources.files(spec.package) / spec.path))
+    except ModuleNotFoundError:
+        raise DataError(f"no installed package {spec.package!r} to read {spec.path} from: "
+                        f"pip install {spec.package}.") from None
 
 
 def load_configured_source(spec: SourceSpec, seed: int) -> Table:
