@@ -78,7 +78,7 @@ def _unseen_notes(entry: dict[str, Any], texts: np.ndarray) -> list[str]:
     if not unseen.any():
         return []
     distinct = sorted(set(texts[unseen].tolist()))
-    bucket = "0 (the first value's side)" if entry.get("encoding") == "binary" \
-        else "the 'other' bucket"
+    where = f"count as {entry['categories'][0]!r} (0)" if entry.get("encoding") == "binary" \
+        else "go to the 'other' bucket"
     return [f"column {entry['name']!r}: {int(unseen.sum())} rows hold values never kept in "
-            f"training ({kinds.preview(distinct)}): they go to {bucket}"]
+            f"training ({kinds.preview(distinct)}): they {where}"]
