@@ -44,11 +44,11 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> 
     return path
 
 
-def messy_config(tmp: Path, source: str, **data) -> Path:
+def messy_config(tmp: Path, source: str, layers: tuple = (), **data) -> Path:
     return write_config(tmp / "messy.yaml", {
         "name": "messy", "seed": 0,
         "data": {"source": {"type": "csv", "path": source}, "target": "churn", **data},
-        "model": {"layers": [{"type": "Dense", "units": 8, "activation": "relu"},
+        "model": {"layers": [*layers, {"type": "Dense", "units": 8, "activation": "relu"},
                              {"type": "Dense", "units": 2, "activation": "softmax"}]},
         "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.02},
                     "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
@@ -158,3 +158,16 @@ def test_a_regression_target_in_its_thousands_trains_and_predicts_in_its_units(
     with open(tmp_path / "p.csv") as handle:
         predicted = np.array([float(r["t"]) for r in csv.DictReader(handle)])
     assert abs(predicted.mean() - y.mean()) < 60
+
+
+def test_a_text_column_as_token_ids_feeds_an_embedding(cli: Cli, messy_run) -> None:
+    run, tmp = messy_run
+    embed = ({"type": "Embedding", "input_dim": 20, "output_dim": 4},
+             {"type": "GlobalAveragePooling1D"})
+    config = messy_config(tmp, "train.csv", embed, features=["note"], columns={
+        "note": {"encoding": "sequence", "sequence_length": 6, "max_tokens": 20}})
+    result = cli("fit", config, "--json")
+    assert result.exit_code == 0, result.output
+    pre = json.loads((Path(json.loads(result.stdout)["run_dir"]) / "preprocessing.json")
+                     .read_text())
+    assert pre["input_shape"] == [6] and len(pre["features"][0]["vocabulary"]) <= 18

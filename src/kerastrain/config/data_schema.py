@@ -87,9 +87,10 @@ class ColumnSpec(Strict):
     fill_value: float | None = Field(default=None, description="missing: constant: the value.")
     indicator: bool = Field(default=True, description="Add a 0/1 column saying a numeric or "
                             "date value was missing (when the training rows miss any).")
-    encoding: Literal["auto", "one_hot", "integer", "hash", "multi_hot", "count",
-                      "tf_idf"] = Field(default="auto", description="categorical: one_hot, "
-                                        "integer or hash; text: multi_hot, count or tf_idf.")
+    encoding: Literal["auto", "one_hot", "integer", "hash", "multi_hot", "count", "tf_idf",
+                      "sequence"] = Field(default="auto", description="categorical: one_hot, "
+                                          "integer or hash; text: multi_hot, count, tf_idf or "
+                                          "sequence (token ids for an Embedding).")
     min_frequency: int | None = Field(default=None, ge=1, description="categorical: rarer "
                                       "categories join the 'other' bucket.")
     max_categories: int | None = Field(default=None, ge=1, description="categorical: keep "
@@ -97,6 +98,8 @@ class ColumnSpec(Strict):
     hash_bins: int = Field(default=64, ge=2, description="encoding: hash: the number of bins.")
     max_tokens: int = Field(default=2000, ge=2, description="text: the vocabulary's size.")
     ngrams: int = Field(default=1, ge=1, le=5, description="text: word n-grams up to this.")
+    sequence_length: int = Field(default=32, ge=1, description="text, encoding: sequence: "
+                                 "token ids per row (padded with 0, cut after).")
     cyclic: bool = Field(default=False, description="dates: month, weekday and day of year "
                          "as sine and cosine.")
 

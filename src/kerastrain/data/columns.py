@@ -20,7 +20,7 @@ from kerastrain.data.values import check_column
 
 BAD_SHARE = 0.05    # more values than this that do not parse: a problem, not missing values
 CATEGORICAL = ("one_hot", "integer", "hash")
-TEXT = ("multi_hot", "count", "tf_idf")
+TEXT = ("multi_hot", "count", "tf_idf", "sequence")
 
 
 def fit_numeric(name: str, values: np.ndarray, rows: np.ndarray, spec: PreprocessingSpec,
@@ -172,9 +172,12 @@ def fit_text(table: Table, choice: Choice, rows: np.ndarray, column: ColumnSpec 
     spec = column or ColumnSpec()
     texts = as_strings(table.columns[name][rows], marks)
     vocabulary, idf = text_vocabulary(texts, encoding, spec.max_tokens, spec.ngrams)
-    return {"name": name, "kind": "text", "reason": choice.reason, "encoding": encoding,
-            "ngrams": spec.ngrams, "vocabulary": vocabulary, "idf_weights": idf,
-            "missing_rows": int((texts == "").sum())}, []
+    entry = {"name": name, "kind": "text", "reason": choice.reason, "encoding": encoding,
+             "ngrams": spec.ngrams, "vocabulary": vocabulary, "idf_weights": idf,
+             "missing_rows": int((texts == "").sum())}
+    if encoding == "sequence":
+        entry["sequence_length"] = spec.sequence_length
+    return entry, []
 
 
 def fit_column(table: Table, choice: Choice, rows: np.ndarray,
@@ -212,7 +215,7 @@ def width(entry: dict[str, Any]) -> int:
         base = 2 + (6 + 2 * time if encoding == "cyclic" else 3 + time)
         return base + int(entry["indicator"])
     if kind == "text":
-        return len(entry["vocabulary"]) + 1
+        return entry.get("sequence_length") or len(entry["vocabulary"]) + 1
     if encoding == "hash":
         return entry["hash_bins"]
     if encoding == "one_hot":

@@ -182,9 +182,11 @@ def feature_layer(entry: dict[str, Any]) -> Any:
         return classes()["DateParts"](entry["fill"], entry["year_mean"], entry["year_std"],
                                       encoding == "cyclic", kind == "datetime",
                                       entry["indicator"], name=_name(entry))
-    if kind == "text":
+    if kind == "text":   # sequence: token ids (0 padding, 1 out of vocabulary)
         return keras.layers.TextVectorization(
-            output_mode=encoding, ngrams=entry["ngrams"] if entry["ngrams"] > 1 else None,
+            output_mode="int" if encoding == "sequence" else encoding,
+            output_sequence_length=entry.get("sequence_length"),
+            ngrams=entry["ngrams"] if entry["ngrams"] > 1 else None,
             vocabulary=entry["vocabulary"] or [""],
             idf_weights=entry.get("idf_weights") or None, name=_name(entry))
     if encoding == "hash":
@@ -246,10 +248,12 @@ def text_vocabulary(texts: np.ndarray, encoding: str, max_tokens: int,
     """The vocabulary (without the OOV token) and, for tf_idf, the IDF weights that
     `TextVectorization` adapts on `texts`."""
     keras = _keras.keras()
-    layer = keras.layers.TextVectorization(max_tokens=max_tokens, output_mode=encoding,
+    sequence = encoding == "sequence"
+    layer = keras.layers.TextVectorization(max_tokens=max_tokens,
+                                           output_mode="int" if sequence else encoding,
                                            ngrams=ngrams if ngrams > 1 else None)
     layer.adapt(texts)
-    vocabulary = [str(v) for v in layer.get_vocabulary()[1:]]
+    vocabulary = [str(v) for v in layer.get_vocabulary()[2 if sequence else 1:]]
     if encoding != "tf_idf":
         return vocabulary, None
     weights = np.asarray(layer._lookup_layer.idf_weights)   # Keras keeps them there only
