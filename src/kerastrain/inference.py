@@ -13,12 +13,13 @@ import numpy as np
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig, load_config
 from kerastrain.data import layers
+from kerastrain.data.folders import FILE_COLUMN, FolderTable, read_rows
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
 from kerastrain.data.kinds import markers, missing_mask
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.sources import load_source
 from kerastrain.data.splits import SplitPlan
-from kerastrain.data.table import Table, fingerprint_columns, read_file
+from kerastrain.data.table import Table, fingerprint_columns
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
 from kerastrain.models.model import evaluate_model
 from kerastrain.plugins import import_plugins
@@ -124,7 +125,7 @@ def evaluate(path: str | Path, data: str | Path | None = None,
         raise UserError("the run has no target to evaluate against.")
     notes: list[str] = []
     if data is not None:
-        table = read_file(data)
+        table = read_rows(data, loaded_run.loaded.config.data.source, labelled=True)
         pre.check_columns(table, with_target=True)
         target = pre.target["name"]
         missing = missing_mask(table.columns[target],
@@ -252,9 +253,11 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
     check_output(output, overwrite)
     loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
-    table = read_file(input_file)
+    table = read_rows(input_file, loaded_run.loaded.config.data.source, labelled=False)
     pre.check_columns(table, with_target=False)
     kept = {name: table.column(name, "column to keep") for name in keep}
+    if isinstance(table, FolderTable):  # samples read from files: each row's file name
+        kept = {FILE_COLUMN: np.asarray(table.files, dtype=object), **kept}
     notes = pre.check_values(table, with_target=False)
     x = pre.transform_x(table)
     size = batch_size or loaded_run.loaded.config.training.batch_size

@@ -183,7 +183,8 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
 @app.command()
 def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
             input_file: Annotated[Path, typer.Argument(
-                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ).")],
+                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ); for a run on an "
+                     "image or text folder, a folder of files or one file.")],
             output: Annotated[Path, typer.Option("--output", "-o",
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]

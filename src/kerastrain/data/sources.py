@@ -15,6 +15,7 @@ import numpy as np
 
 from kerastrain import _keras
 from kerastrain.config.schema import SourceSpec
+from kerastrain.data.folders import is_folder_source, read_folder
 from kerastrain.data.table import Table, read_csv, read_npy, read_npz, read_parquet
 from kerastrain.errors import DataError, KeyProblem
 
@@ -27,7 +28,7 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 def default_target(spec: SourceSpec) -> str | None:
     if spec.type in ("sklearn", "synthetic", "npy"):
         return "target"
-    if spec.type == "fashion_mnist":
+    if spec.type == "fashion_mnist" or is_folder_source(spec):
         return "label"
     return None
 
@@ -45,6 +46,8 @@ def load_source(spec: SourceSpec, seed: int) -> Table:
         features = read_npy(Path(spec.path), "features")
         target = read_npy(Path(spec.target_path), "target")
         return Table({"features": features, "target": target}, f"{spec.path}")
+    if is_folder_source(spec):
+        return read_folder(spec)
     if spec.type == "sklearn":
         return _sklearn(spec.name)
     if spec.type == "synthetic":
