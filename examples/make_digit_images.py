@@ -39,7 +39,7 @@ def write_digits(folder: Path) -> int:
 
     digits = load_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)
-    for index, (image, label) in enumerate(zip(images, digits.target)):
+    for index, (image, label) in enumerate(zip(images, digits.target, strict=True)):
         place = folder / str(label)
         place.mkdir(parents=True, exist_ok=True)
         write_png(place / f"{index:04d}.png", image)
