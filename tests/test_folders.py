@@ -216,3 +216,23 @@ def test_text_folder_fit_evaluate_predict(cli: Cli, tmp_path: Path) -> None:
     assert cli("predict", run, tmp_path / "texts" / "food", "-o", out).exit_code == 0
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["file"] == "00.txt" and len(rows) == 15
+
+
+def test_text_vocabulary_is_adapted_on_each_folds_training_files(cli: Cli,
+                                                                 tmp_path: Path) -> None:
+    text_folder(tmp_path / "texts")
+    (tmp_path / "texts" / "food" / "07.txt").write_text("zebra bread soup the oven salt taste")
+    config = image_config(tmp_path, {"type": "text_folder", "path": str(tmp_path / "texts")},
+                          [{"type": "Dense", "units": 2, "activation": "softmax"}],
+                          data={"source": {"type": "text_folder",
+                                           "path": str(tmp_path / "texts")}},
+                          training={"epochs": 1, "batch_size": 8},
+                          validation={"scheme": "kfold", "n_splits": 3, "refit": False})
+    assert cli("fit", config).exit_code == 0
+    run = run_dir(tmp_path)
+    splits = json.loads((run / "splits.json").read_text())
+    row = 7  # food/07.txt: the classes in sorted order, food first
+    for fold in splits["folds"]:
+        pre = json.loads((run / "folds" / fold["name"] / "preprocessing.json").read_text())
+        vocabulary = pre["features"][0]["vocabulary"]
+        assert ("zebra" in vocabulary) == (row in fold["train"])

@@ -17,6 +17,7 @@ output.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def _bad_image(names: list[str], load: object, tf: object) -> str:
         try:
             load(tf.constant(name))
         except (tf.errors.OpError, ValueError) as exc:
-            reason = str(getattr(exc, "message", exc)).strip().splitlines()[0]
+            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "",
+                            str(getattr(exc, "message", exc)).strip().splitlines()[0])
             return f"{name}: not a readable image (PNG, JPEG, BMP or GIF): {reason}"
     return f"{names[0]}: the images from here on could not be decoded."
 
