@@ -17,7 +17,7 @@ from kerastrain.data.folders import FILE_COLUMN, FolderTable, read_rows
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
 from kerastrain.data.kinds import markers, missing_mask
 from kerastrain.data.preprocess import Preprocessor
-from kerastrain.data.sources import load_source
+from kerastrain.data.presplit import load_parts
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table, fingerprint_columns
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
@@ -93,7 +93,7 @@ def load_run(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
 def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     """The run's own data and the rows to score: the test split, else the validation rows."""
     cfg = loaded_run.loaded.config
-    table = load_source(cfg.data.source, int(cfg.seed))
+    table = load_parts(cfg.data, int(cfg.seed))[0]
     saved = read_json(loaded_run.run.preprocessing).get("data", {})
     plan = SplitPlan.from_json(read_json(loaded_run.run.splits))
     if saved.get("rows") != table.n_rows:

@@ -168,7 +168,14 @@ class TargetSpec(Strict):
 class DataSpec(Strict):
     """The rows, the feature and target columns, and their preprocessing."""
 
-    source: SourceSpec = Field(description="Where the rows come from.")
+    source: SourceSpec = Field(description="Where the rows come from (the training rows, "
+                               "when data.validation or data.test is given).")
+    validation: SourceSpec | None = Field(
+        default=None, description="Rows already set aside to validate on: the hold-out "
+        "validation rows (validation.scheme holdout, no validation_split).")
+    test: SourceSpec | None = Field(default=None, description="Rows already set aside to "
+                                    "test on, scored once after training (no "
+                                    "validation.test_split).")
     features: list[Name] | None = Field(
         default=None, description="Feature columns (names or indices); default: every "
                                   "column that is no target, group or time column.")

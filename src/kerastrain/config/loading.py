@@ -194,8 +194,8 @@ def validate_data(data: Any, positions: Positions) -> Config:
         raise ConfigError(issues) from None
 
 
-PATH_KEYS = (("data", "source", "path"), ("data", "source", "target_path"),
-             ("output", "runs_dir"))
+PATH_KEYS = tuple(("data", part, key) for part in ("source", "validation", "test")
+                  for key in ("path", "target_path")) + (("output", "runs_dir"),)
 
 
 def _anchored(value: str, key_path: tuple, positions: Positions, base: Path) -> str:
