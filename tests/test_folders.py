@@ -99,6 +99,12 @@ def test_image_folder_fit_evaluate_predict(cli: Cli, tmp_path: Path) -> None:
     assert cli("predict", run, tmp_path / "imgs" / "square" / "004.png", "-o", one).exit_code == 0
     single = list(csv.DictReader(one.open()))
     assert [r["file"] for r in single] == ["004.png"]
+    several = tmp_path / "several.csv"
+    files = [tmp_path / "imgs" / "square" / "004.png", tmp_path / "imgs" / "circle" / "001.png"]
+    assert cli("predict", run, *files, "-o", several).exit_code == 0
+    assert [r["file"] for r in csv.DictReader(several.open())] == [str(f) for f in files]
+    refused(cli("predict", run, *files, tmp_path / "nothing.png", "-o", several,
+                "--overwrite"), "nothing.png: no such file")
     same = next(r for r in csv.DictReader(_predict_all(cli, run, tmp_path))
                 if r["file"] == "square/004.png")
     assert {**single[0], "file": same["file"]} == same

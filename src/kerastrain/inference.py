@@ -243,7 +243,7 @@ def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> Non
                                      for k, v in columns.items()}), tmp)
 
 
-def predict(path: str | Path, input_file: str | Path, output: str | Path,
+def predict(path: str | Path, input_file: str | Path | list[Path], output: str | Path,
             overwrite: bool = False, batch_size: int | None = None,
             overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False,
             keep: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
@@ -272,6 +272,7 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
                         "column; keep other columns.")
     columns = {**kept, **columns}
     write_table(output, columns)
-    return {"run_dir": str(loaded_run.run.path), "input": str(input_file),
+    given = table.origin if isinstance(input_file, list) else str(input_file)
+    return {"run_dir": str(loaded_run.run.path), "input": given,
             "output": str(output), "rows": int(table.n_rows), "columns": list(columns),
             "notes": notes}

@@ -182,9 +182,9 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
 
 @app.command()
 def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
-            input_file: Annotated[Path, typer.Argument(
-                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ); for a run on an "
-                     "image or text folder, a folder of files or one file.")],
+            inputs: Annotated[list[Path], typer.Argument(
+                metavar="INPUT...", help="Raw rows to predict (CSV, Parquet, NPZ); for a run "
+                     "on an image or text folder, a folder of files, or files.")],
             output: Annotated[Path, typer.Option("--output", "-o",
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
@@ -199,7 +199,8 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
     def action() -> None:
         from kerastrain.inference import predict as predict_run
 
-        result = predict_run(run_dir, input_file, output, overwrite, overrides=set_ or [],
+        result = predict_run(run_dir, inputs[0] if len(inputs) == 1 else inputs, output,
+                             overwrite, overrides=set_ or [],
                              unsafe=unsafe, keep=keep or [])
         if json_:
             print_json(result)

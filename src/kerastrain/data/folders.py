@@ -150,10 +150,19 @@ def _bad_image(names: list[str], load: object, tf: object) -> str:
     return f"{names[0]}: the images from here on could not be decoded."
 
 
-def read_rows(path: str | Path, spec: SourceSpec, labelled: bool) -> Table:
+def read_rows(path: str | Path | list[Path], spec: SourceSpec, labelled: bool) -> Table:
     """New rows for a run trained on `spec`: for a folder source, a class folder when
-    `labelled` (evaluate), else a folder of sample files or one file (predict), with the
-    file names in `FolderTable.files`; any other source reads a data file."""
+    `labelled` (evaluate), else a folder of sample files or files (predict), with the
+    file names in `FolderTable.files`; any other source reads one data file."""
+    if isinstance(path, list):
+        if not is_folder_source(spec):
+            raise DataError(f"{len(path)} input files: a run on a {spec.type} source "
+                            "predicts the rows of one data file.")
+        lost = [str(p) for p in path if not Path(p).is_file()]
+        if lost:
+            raise DataError(f"{lost[0]}: no such file.")
+        files = [Path(p) for p in path]
+        return _samples(spec, files, f"{len(files)} files", Path())
     path = Path(path)
     if not is_folder_source(spec):
         return read_file(path)
