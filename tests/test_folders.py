@@ -242,3 +242,29 @@ def test_text_vocabulary_is_adapted_on_each_folds_training_files(cli: Cli,
         pre = json.loads((run / "folds" / fold["name"] / "preprocessing.json").read_text())
         vocabulary = pre["features"][0]["vocabulary"]
         assert ("zebra" in vocabulary) == (row in fold["train"])
+
+
+@pytest.mark.parametrize("options", [
+    {"image_size": [6, 6]},
+    {"image_size": [9, 4], "color_mode": "grayscale", "crop_to_aspect_ratio": True},
+    {"image_size": [5, 8], "color_mode": "rgba", "pad_to_aspect_ratio": True,
+     "interpolation": "nearest"},
+])
+def test_images_are_keras_image_dataset_from_directory_rounded(tmp_path: Path,
+                                                               options: dict) -> None:
+    """The same files, labels and pixels (to the nearest whole value) as Keras's own
+    function with the same options."""
+    from kerastrain import _keras
+    from kerastrain.config.schema import SourceSpec
+    from kerastrain.data.folders import read_folder
+
+    image_folder(tmp_path / "imgs", per_class=3)
+    table = read_folder(SourceSpec(type="image_folder", path=str(tmp_path / "imgs"), **options))
+    keras_options = {**options, "image_size": tuple(options["image_size"])}
+    data = _keras.keras().utils.image_dataset_from_directory(
+        tmp_path / "imgs", shuffle=False, batch_size=4, verbose=False, **keras_options)
+    pixels = np.concatenate([x.numpy() for x, _ in data])
+    labels = np.concatenate([y.numpy() for _, y in data])
+    np.testing.assert_array_equal(table.columns["image"], np.round(pixels))
+    assert [CLASSES[i] for i in labels] == list(table.columns["label"])
+    assert table.files[:2] == ["circle/000.png", "circle/001.png"]

@@ -6,9 +6,9 @@ folders and then of the sorted file paths, the label (the class folder's name) i
 `label` and the sample in `image` (uint8, (rows, height, width, channels)) or `text`.
 Splits, folds and preprocessing then work on the rows as on any table, so a fold is a
 set of files. Images are decoded and resized in a `tf.data` pipeline a batch of files at
-a time, as Keras's function does (`tf.io.decode_image`, `keras.ops.image.resize` with its
-options), and kept as 8 bits per channel (resized values rounded); a file that cannot be
-decoded is a `DataError` naming it.
+a time, as Keras's function does (`tf.io.decode_image`, then `keras.ops.image.resize`, or
+`tf.image.resize_with_pad` for `pad_to_aspect_ratio`), and kept as 8 bits per channel
+(resized values rounded); a file that cannot be decoded is a `DataError` naming it.
 
 `read_rows` reads what `evaluate --data` and `predict` are given for a run on a folder:
 a class folder (labelled), a folder of files, or one file; the file names go in the
@@ -116,11 +116,14 @@ def decode_images(files: list[Path], spec: SourceSpec) -> np.ndarray:
     def load(path: object) -> object:
         image = tf.io.decode_image(tf.io.read_file(path), channels=channels,
                                    expand_animations=False)
-        image = keras.ops.image.resize(
-            tf.cast(image, "float32"), (height, width),
-            interpolation=spec.interpolation or "bilinear",
-            crop_to_aspect_ratio=bool(spec.crop_to_aspect_ratio),
-            pad_to_aspect_ratio=bool(spec.pad_to_aspect_ratio), data_format="channels_last")
+        method = spec.interpolation or "bilinear"
+        if spec.pad_to_aspect_ratio:
+            image = tf.image.resize_with_pad(image, height, width, method=method)
+        else:
+            image = keras.ops.image.resize(
+                tf.cast(image, "float32"), (height, width), interpolation=method,
+                crop_to_aspect_ratio=bool(spec.crop_to_aspect_ratio),
+                data_format="channels_last")
         return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), "uint8")
 
     names = [str(f) for f in files]
