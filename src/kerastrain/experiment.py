@@ -17,6 +17,7 @@ from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.presplit import check_parts, load_parts, split_parts
 from kerastrain.data.sources import default_target
 from kerastrain.data.splits import SplitPlan
+from kerastrain.data.streamed import STREAM_ROWS, RowStream, is_streamed
 from kerastrain.data.table import Table
 from kerastrain.data.targets import TargetHints, infer_target_encoding, infer_task
 from kerastrain.data.values import check_column
@@ -121,8 +122,13 @@ class Experiment:
 
     def arrays(self, pre: Preprocessor | GraphPreprocessor, rows: np.ndarray,
                where: str) -> tuple[Any, Any]:
-        """Model inputs and targets of `rows` (dicts by input/output name for a graph)."""
-        return pre.transform_x(self.table, rows), pre.transform_y(self.table, rows, where)
+        """Model inputs and targets of `rows` (dicts by input/output name for a graph); the
+        inputs of many rows of a memory-mapped source as a `RowStream`."""
+        y = pre.transform_y(self.table, rows, where)
+        if (self.graph is None and len(rows) > STREAM_ROWS
+                and is_streamed(self.table, self.features)):
+            return RowStream(pre, self.table, rows), y
+        return pre.transform_x(self.table, rows), y
 
 
 def _split_columns(loaded: LoadedConfig, table: Table) -> dict[str, str]:

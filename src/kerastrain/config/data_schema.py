@@ -17,7 +17,7 @@ SOURCE_FIELDS: dict[str, set[str]] = {
     "csv": {"path", "delimiter", "package"},
     "parquet": {"path"},
     "npz": {"path"},
-    "npy": {"path", "target_path"},
+    "npy": {"path", "target_path", "mmap"},
     "synthetic": {"name", "n_samples", "n_features", "n_classes", "noise"},
     "fashion_mnist": set(),
     "image_folder": {"path", "image_size", "color_mode", "interpolation", "crop_to_aspect_ratio",
@@ -49,6 +49,8 @@ class SourceSpec(Strict):
     path: str | None = Field(default=None, description="csv, parquet, npz, npy: the file, "
                              "relative to the config file.")
     target_path: str | None = Field(default=None, description="npy: the file of targets.")
+    mmap: bool | None = Field(default=None, description="npy: read the features from the "
+                              "file as training goes (memory-mapped), not into memory.")
     package: str | None = Field(default=None, description="csv: an installed Python package "
                                 "that ships the file; path is then inside it.")
     delimiter: str | None = Field(default=None, min_length=1, max_length=1,

@@ -43,7 +43,7 @@ def load_source(spec: SourceSpec, seed: int) -> Table:
     if spec.type == "npz":
         return read_npz(Path(spec.path))
     if spec.type == "npy":
-        features = read_npy(Path(spec.path), "features")
+        features = read_npy(Path(spec.path), "features", bool(spec.mmap))
         target = read_npy(Path(spec.target_path), "target")
         return Table({"features": features, "target": target}, f"{spec.path}")
     if is_folder_source(spec):
