@@ -162,7 +162,8 @@ def test_regression_predicts_values(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     run = Path(json.loads(result.stdout)["run_dir"])
     pre = json.loads((run / "preprocessing.json").read_text())
-    assert pre["target"] == {"name": "target", "task": "regression"}
+    assert pre["target"]["task"] == "regression"
+    assert pre["target"]["scale"]["mean"] > 100   # learned at unit scale, output in its units
     names = [f["name"] for f in pre["features"]]
     diabetes = load_diabetes()
     assert names == diabetes.feature_names
@@ -204,19 +205,21 @@ def test_csv_source_with_categorical_column(cli, tmp_path: Path) -> None:
     run = Path(json.loads(result.stdout)["run_dir"])
     pre = json.loads((run / "preprocessing.json").read_text())
     assert pre["features"][1]["categories"] == ["blue", "red"]
-    assert pre["input_shape"] == [3]
+    assert pre["features"][1]["kind"] == "binary"
+    assert pre["input_shape"] == [2]   # size, and color as one 0/1 column
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert resolved["data"]["source"]["path"] == str(tmp_path / "rows.csv")
 
 
 def test_data_error_in_csv_exits_2_and_creates_no_run(cli, tmp_path: Path) -> None:
-    (tmp_path / "rows.csv").write_text("x,y\n1,a\n,b\n3,a\n4,b\n")
+    (tmp_path / "rows.csv").write_text("x,y\n" + "".join(
+        f"{'abc' if i % 3 == 1 else i},{'ab'[i % 2]}\n" for i in range(12)))
     config = iris_config(tmp_path / "runs")
     config["data"] = {"source": {"type": "csv", "path": "rows.csv"}, "target": "y"}
     config["model"] = {"layers": [{"type": "Dense", "units": 2, "activation": "softmax"}]}
     result = cli("fit", write_config(tmp_path / "c.yaml", config))
     assert result.exit_code == 2
-    assert "column 'x' has a missing value at row 2 (line 3)" in result.stderr
+    assert "column 'x' is numeric but row " in result.stderr and "holds 'abc'" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 

@@ -42,10 +42,13 @@ def fit_pre(table: Table, features: list[str], target: str, rows=None, **spec) -
                             "classification", "integer")
 
 
-def test_missing_value_names_column_and_first_row(tmp_path: Path) -> None:
-    table = read_csv(write(tmp_path / "a.csv", "x,y\n1,a\n2,b\n,a\n3,b\n"))
-    with pytest.raises(DataError, match=r"column 'x' has a missing value at row 3 \(line 4\)"):
-        fit_pre(table, ["x"], "y")
+def test_missing_numbers_are_filled_with_the_training_median_and_flagged(
+        tmp_path: Path) -> None:
+    table = read_csv(write(tmp_path / "a.csv", "x,y\n1,a\n2,b\n,a\n10,b\n"))
+    pre = fit_pre(table, ["x"], "y", numeric="none")
+    entry = pre.features[0]
+    assert (entry["fill"], entry["missing_rows"], entry["indicator"]) == (2.0, 1, True)
+    assert pre.transform_x(table).tolist() == [[1, 0], [2, 0], [2, 1], [10, 0]]
 
 
 def test_non_numeric_value_in_numeric_column(tmp_path: Path) -> None:
@@ -87,14 +90,16 @@ def test_minmax_and_rescale() -> None:
 
 
 def test_categorical_one_hot_and_integer_with_unseen() -> None:
-    table = Table({"c": np.array(["red", "blue", "red", "green"], dtype=object),
-                   "y": np.array([0, 1, 0, 1])})
-    train = np.array([0, 1, 2])
+    table = Table({"c": np.array(["red", "blue", "red", "tan", "green"], dtype=object),
+                   "y": np.array([0, 1, 0, 1, 0])})
+    train = np.array([0, 1, 2, 3])
     one_hot = fit_pre(table, ["c"], "y", rows=train)
-    assert one_hot.features[0]["categories"] == ["blue", "red"]
-    assert one_hot.transform_x(table).tolist() == [[0, 1], [1, 0], [0, 1], [0, 0]]
+    assert one_hot.features[0]["categories"] == ["blue", "red", "tan"]
+    # column 0: the 'other' bucket, where 'green' (never seen in training) goes
+    assert one_hot.transform_x(table).tolist() == [[0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 1, 0],
+                                                   [0, 0, 0, 1], [1, 0, 0, 0]]
     integer = fit_pre(table, ["c"], "y", rows=train, categorical="integer")
-    assert integer.transform_x(table)[:, 0].tolist() == [1, 0, 1, 2]
+    assert integer.transform_x(table)[:, 0].tolist() == [2, 1, 2, 3, 0]
 
 
 def test_string_labels_encode_and_decode() -> None:
@@ -120,7 +125,8 @@ def test_preprocessor_json_round_trip() -> None:
     pre = fit_pre(table, ["x", "c"], "y")
     again = Preprocessor.from_json(pre.to_json())
     np.testing.assert_array_equal(again.transform_x(table), pre.transform_x(table))
-    assert again.input_shape == [4]
+    assert again.input_shape == [5]   # x, then c's a, b, c and 'other'
+
 
 
 @pytest.mark.parametrize("name", ["iris", "digits", "wine", "breast_cancer", "diabetes"])

@@ -108,3 +108,18 @@ def test_a_fit_records_the_leakage_it_counted(cli, tmp_path: Path, policy: str) 
     assert info["leakage"]["total"] == sum(expected.values())
     assert any(w.startswith("possible leakage") for w in info["warnings"])
     assert "possible leakage" in result.stderr
+
+
+def test_a_small_feature_space_says_duplicates_are_expected_not_to_drop_them() -> None:
+    rng = np.random.default_rng(0)
+    table = Table({"a": np.array(rng.choice(["x", "y", "z"], 400), dtype=object),
+                   "b": np.array(rng.choice(["p", "q", "r", "s"], 400), dtype=object)})
+    plan = SplitPlan("holdout", np.arange(300, 400), [])
+    report = check_leakage(table, ["a", "b"], plan, None)
+    assert report.distinct == 12 and report.duplicates["test"] == 100
+    message = report.message()
+    assert "only 12 distinct rows in 400" in message and "duplicates are expected" in message
+    assert "validation.groups" in message and "Drop the duplicates" not in message
+    wide = Table({"a": rng.normal(size=400)})
+    wide.columns["a"][350:360] = wide.columns["a"][:10]      # ten true duplicates
+    assert "Drop the duplicates" in check_leakage(wide, ["a"], plan, None).message()

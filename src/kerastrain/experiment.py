@@ -4,7 +4,7 @@ config key (file and line) they came from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,12 @@ import numpy as np
 
 from kerastrain.config import LoadedConfig
 from kerastrain.data.graphdata import GraphColumns, GraphPreprocessor, graph_columns
+from kerastrain.data.kinds import usable_rows
 from kerastrain.data.preprocess import Preprocessor
-from kerastrain.data.sources import default_target, load_configured_source
-from kerastrain.data.splits import SplitPlan, make_splits
+from kerastrain.data.presplit import check_parts, load_parts, split_parts
+from kerastrain.data.sources import default_target
+from kerastrain.data.splits import SplitPlan
+from kerastrain.data.streamed import STREAM_ROWS, RowStream, is_streamed
 from kerastrain.data.table import Table
 from kerastrain.data.targets import TargetHints, infer_target_encoding, infer_task
 from kerastrain.data.values import check_column
@@ -95,6 +98,7 @@ class Experiment:
     plan: SplitPlan
     groups: np.ndarray | None = None
     graph: GraphColumns | None = None  # graph models: each input's columns, each output's target
+    notes: list[str] = field(default_factory=list)   # rows left out, and why
 
     @property
     def seed(self) -> int:
@@ -110,14 +114,21 @@ class Experiment:
         """Preprocessing fitted on `rows` (a fold's training rows) only."""
         data = self.loaded.config.data
         if self.graph is not None:
-            return GraphPreprocessor.fit(self.table, self.graph, rows, data.preprocessing)
+            return GraphPreprocessor.fit(self.table, self.graph, rows, data.preprocessing,
+                                         data.columns)
         return Preprocessor.fit(self.table, self.features, self.target, rows,
-                                data.preprocessing, self.task, self.target_encoding)
+                                data.preprocessing, self.task, self.target_encoding,
+                                data.columns)
 
     def arrays(self, pre: Preprocessor | GraphPreprocessor, rows: np.ndarray,
                where: str) -> tuple[Any, Any]:
-        """Model inputs and targets of `rows` (dicts by input/output name for a graph)."""
-        return pre.transform_x(self.table, rows), pre.transform_y(self.table, rows, where)
+        """Model inputs and targets of `rows` (dicts by input/output name for a graph); the
+        inputs of many rows of a memory-mapped source as a `RowStream`."""
+        y = pre.transform_y(self.table, rows, where)
+        if (self.graph is None and len(rows) > STREAM_ROWS
+                and is_streamed(self.table, self.features)):
+            return RowStream(pre, self.table, rows), y
+        return pre.transform_x(self.table, rows), y
 
 
 def _split_columns(loaded: LoadedConfig, table: Table) -> dict[str, str]:
@@ -140,8 +151,12 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
         if name == target:
             raise KeyProblem(("validation", key), f"{name!r} is the target; it cannot also "
                              f"steer the splits as validation.{key}.")
+    for name in data.columns:
+        table.resolve_at(name, ("data", "columns", name))
+    excluded = {table.resolve_at(ref, ("data", "exclude", i)) for i, ref in enumerate(data.exclude)}
     if data.features is None:
-        return [n for n in table.names if n != target and n not in steering.values()], target
+        return [n for n in table.names if n != target and n not in steering.values()
+                and n not in excluded], target
     features = []
     for i, ref in enumerate(data.features):
         name = table.resolve_at(ref, ("data", "features", i))
@@ -153,7 +168,8 @@ def _columns(loaded: LoadedConfig, table: Table) -> tuple[list[str], str]:
                 raise KeyProblem(("data", "features", i), f"{name!r} is validation.{key}: a "
                                  "column that steers the splits must not also be a feature "
                                  "(the model would learn the split). Remove one of them.")
-        features.append(name)
+        if name not in excluded:
+            features.append(name)
     return features, target
 
 
@@ -185,7 +201,8 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
     if cfg.model.is_graph:
         return _load_graph_experiment(loaded)
     with loaded.at_keys():
-        table = load_configured_source(cfg.data.source, int(cfg.seed))
+        check_parts(cfg.data, cfg.validation)
+        table, parts = load_parts(cfg.data, int(cfg.seed))
         features, target = _columns(loaded, table)
         if not features:
             raise KeyProblem(("data", "features"), "no feature columns are left.")
@@ -200,9 +217,11 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         encoding = infer_target_encoding(cfg.data.target_encoding, hints)
         labels = target_values if task == "classification" else None
         groups, time_rows = _split_inputs(loaded, table)
-        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
-                           time_rows)
-    return Experiment(loaded, table, features, target, task, encoding, plan, groups)
+        usable, notes = usable_rows(table, [target], features, cfg.data)
+        plan = split_parts(parts, table.n_rows, labels, cfg.validation, int(cfg.seed),
+                           groups, time_rows, usable)
+    return Experiment(loaded, table, features, target, task, encoding, plan, groups,
+                      notes=notes)
 
 
 def _output_hints(cfg: Any) -> dict[str, TargetHints]:
@@ -223,14 +242,17 @@ def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
     the first classification output."""
     cfg = loaded.config
     with loaded.at_keys():
-        table = load_configured_source(cfg.data.source, int(cfg.seed))
+        check_parts(cfg.data, cfg.validation)
+        table, parts = load_parts(cfg.data, int(cfg.seed))
         steering = tuple(_split_columns(loaded, table).values())
         graph = graph_columns(cfg.data, cfg.model, table, _output_hints(cfg), steering)
         labels = next((table.columns[t.column] for t in graph.targets
                        if t.task == "classification"), None)
         groups, time_rows = _split_inputs(loaded, table)
-        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
-                           time_rows)
+        usable, notes = usable_rows(table, [t.column for t in graph.targets], graph.features,
+                                    cfg.data)
+        plan = split_parts(parts, table.n_rows, labels, cfg.validation, int(cfg.seed),
+                           groups, time_rows, usable)
     first = graph.targets[0]
     return Experiment(loaded, table, graph.features, first.column, first.task, first.encoding,
-                      plan, groups, graph)
+                      plan, groups, graph, notes)

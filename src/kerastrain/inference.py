@@ -12,11 +12,15 @@ import numpy as np
 
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig, load_config
+from kerastrain.data import layers
+from kerastrain.data.folders import FILE_COLUMN, FolderTable, read_rows
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
+from kerastrain.data.kinds import markers, missing_mask
 from kerastrain.data.preprocess import Preprocessor
-from kerastrain.data.sources import bundled_class_names, load_source, with_class_names
+from kerastrain.data.presplit import load_parts
+from kerastrain.data.sources import bundled_class_names, with_class_names
 from kerastrain.data.splits import SplitPlan
-from kerastrain.data.table import Table, fingerprint_columns, read_file
+from kerastrain.data.table import Table, fingerprint_columns
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
 from kerastrain.models.model import evaluate_model
 from kerastrain.plugins import import_plugins
@@ -76,6 +80,7 @@ def load_run(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     _import_run_plugins(run, loaded)
     pre = load_preprocessor(read_json(run.preprocessing))
     keras = _keras.keras()
+    layers.classes()  # kerastrain's layers registered before the model that holds them loads
     try:
         model = keras.saving.load_model(run.model, safe_mode=not unsafe)
     except ValueError as exc:
@@ -89,7 +94,7 @@ def load_run(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
 def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     """The run's own data and the rows to score: the test split, else the validation rows."""
     cfg = loaded_run.loaded.config
-    table = load_source(cfg.data.source, int(cfg.seed))
+    table = load_parts(cfg.data, int(cfg.seed))[0]
     saved = read_json(loaded_run.run.preprocessing).get("data", {})
     plan = SplitPlan.from_json(read_json(loaded_run.run.splits))
     if saved.get("rows") != table.n_rows:
@@ -111,15 +116,14 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     return table, plan.folds[0].validation, "validation (no test split was configured)"
 
 
-def check_input(run_dir: str | Path, path: str | Path) -> None:
-    """The run, then the rows to read: a file that is missing or is a folder is said at
-    once, before the model (and TensorFlow with it) is loaded."""
+def check_input(run_dir: str | Path, path: str | Path | list[Path]) -> None:
+    """The run, then the rows to read: a file that is missing is said at once, before the
+    model (and TensorFlow with it) is loaded. A folder is refused later, by the reader,
+    unless the run was trained on an image or text folder."""
     RunDir.open(run_dir)
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such data file.")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a data file.")
+    for each in path if isinstance(path, list) else [path]:
+        if not Path(each).exists():
+            raise DataError(f"{each}: no such data file.")
 
 
 def evaluate(path: str | Path, data: str | Path | None = None,
@@ -133,14 +137,22 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     if pre.target is None:
         raise UserError("the run has no target to evaluate against.")
     names = None
+    notes: list[str] = []
     if data is not None:
-        table = read_file(data)
+        table = read_rows(data, loaded_run.loaded.config.data.source, labelled=True)
         pre.check_columns(table, with_target=True)
         names = bundled_class_names(loaded_run.loaded.config.data.source) \
             if isinstance(pre, Preprocessor) and pre.task == "classification" else None
         if names is not None:  # the set's integer codes, as scikit-learn ships them
             table = with_class_names(table, pre.target["name"], names)
-        pre.check_values(table, with_target=True)
+        target = pre.target["name"]
+        missing = missing_mask(table.columns[target],
+                               markers(loaded_run.loaded.config.data.preprocessing))
+        if missing.any():
+            notes.append(f"{int(missing.sum())} rows have no value of the target {target!r} "
+                         "and are left out")
+            table = Table({k: v[~missing] for k, v in table.columns.items()}, table.origin)
+        notes += pre.check_values(table, with_target=True)
         rows, split = np.arange(table.n_rows), str(data)
     else:
         table, rows, split = _run_rows(loaded_run)
@@ -156,7 +168,7 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     size = batch_size or loaded_run.loaded.config.training.batch_size
     scores = evaluate_model(loaded_run.model, x, y, size)
     return {"run_dir": str(loaded_run.run.path), "split": split, "rows": int(len(rows)),
-            "metrics": scores}
+            "metrics": scores, "notes": notes}
 
 
 def prediction_columns(pre: Preprocessor, outputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -256,18 +268,23 @@ def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> Non
                                      for k, v in columns.items()}), tmp)
 
 
-def predict(path: str | Path, input_file: str | Path, output: str | Path,
+def predict(path: str | Path, input_file: str | Path | list[Path], output: str | Path,
             overwrite: bool = False, batch_size: int | None = None,
-            overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False) -> dict[str, Any]:
-    """Apply the run's preprocessing and model to raw rows; write one row of output each."""
+            overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False,
+            keep: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Apply the run's preprocessing and model to raw rows; write one row of output each,
+    after the input's `keep` columns (an id, to join the results back)."""
     output = Path(output)
     check_input(path, input_file)
     check_output(output, overwrite)
     loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
-    table = read_file(input_file)
+    table = read_rows(input_file, loaded_run.loaded.config.data.source, labelled=False)
     pre.check_columns(table, with_target=False)
-    pre.check_values(table, with_target=False)
+    kept = {name: table.column(name, "column to keep") for name in keep}
+    if isinstance(table, FolderTable):  # samples read from files: each row's file name
+        kept = {FILE_COLUMN: np.asarray(table.files, dtype=object), **kept}
+    notes = pre.check_values(table, with_target=False)
     x = pre.transform_x(table)
     size = batch_size or loaded_run.loaded.config.training.batch_size
     outputs = loaded_run.model.predict(x, batch_size=size, verbose=0)
@@ -275,6 +292,13 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
         columns = graph_prediction_columns(pre, outputs)
     else:
         columns = prediction_columns(pre, outputs)
+    clash = sorted(set(kept) & set(columns))
+    if clash:
+        raise UserError(f"the kept column(s) {', '.join(clash)} have the name of a prediction "
+                        "column; keep other columns.")
+    columns = {**kept, **columns}
     write_table(output, columns)
-    return {"run_dir": str(loaded_run.run.path), "input": str(input_file),
-            "output": str(output), "rows": int(table.n_rows), "columns": list(columns)}
+    given = table.origin if isinstance(input_file, list) else str(input_file)
+    return {"run_dir": str(loaded_run.run.path), "input": given,
+            "output": str(output), "rows": int(table.n_rows), "columns": list(columns),
+            "notes": notes}

@@ -108,6 +108,18 @@ def _plain(cell: Any) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
+def columns_table(rows: list[dict[str, Any]]) -> Table:
+    """Each column the data has: its kind, encoding, input width and why (validate)."""
+    keys = [k for k in ("input", "column", "kind", "encoding", "width", "why")
+            if any(k in row for row in rows)]
+    table = Table(title="columns")
+    for key in keys:
+        table.add_column(key, justify="right" if key == "width" else "left")
+    for row in rows:
+        table.add_row(*[str(row.get(key, "")) for key in keys])
+    return table
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else str(value)
 

@@ -149,9 +149,13 @@ def validate(config: Annotated[Path, typer.Argument(
         elif not quiet:
             table = Table(title=f"{config}: valid", show_header=False)
             for key, value in summary.items():
-                table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
-                              else str(value))
+                if key != "columns":
+                    table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
+                                  else str(value))
             show(out, table)
+            from kerastrain.cli.render import columns_table
+
+            show(out, columns_table(summary["columns"]))
 
     guard(action, json_)
 
@@ -179,6 +183,8 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(
         else:
             title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
             show(out, metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
+            for note in result["notes"]:
+                out.print(f"note: {note}", markup=False)
 
     guard(action, json_)
 
@@ -186,12 +192,16 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(
 @app.command()
 def predict(run_dir: Annotated[Path, typer.Argument(
     metavar="RUN", help="A completed run directory.")],
-            input_file: Annotated[Path, typer.Argument(
-                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ).")],
+            inputs: Annotated[list[Path], typer.Argument(
+                metavar="INPUT...", help="Raw rows to predict (CSV, Parquet, NPZ); for a run "
+                     "on an image or text folder, a folder of files, or files.")],
             output: Annotated[Path, typer.Option("--output", "-o",
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
             = False,
+            keep: Annotated[list[str] | None, typer.Option(
+                help="Copy this input column to the output, before the predictions (e.g. an "
+                     "id); repeat for more.")] = None,
             set_: RunSetOption = None, unsafe: UnsafeOption = False,
             quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Apply the run's saved preprocessing and model to new raw rows."""
@@ -199,8 +209,9 @@ def predict(run_dir: Annotated[Path, typer.Argument(
     def action() -> None:
         from kerastrain.inference import predict as predict_run
 
-        result = predict_run(run_dir, input_file, output, overwrite, overrides=set_ or [],
-                             unsafe=unsafe)
+        result = predict_run(run_dir, inputs[0] if len(inputs) == 1 else inputs, output,
+                             overwrite, overrides=set_ or [],
+                             unsafe=unsafe, keep=keep or [])
         if json_:
             print_json(result)
         elif quiet:
@@ -208,5 +219,7 @@ def predict(run_dir: Annotated[Path, typer.Argument(
         else:
             out.print(f"{result['rows']} predictions written to {result['output']} "
                       f"({', '.join(result['columns'])})", markup=False)
+            for note in result["notes"]:
+                out.print(f"note: {note}", markup=False)
 
     guard(action, json_)

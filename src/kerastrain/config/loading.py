@@ -195,8 +195,8 @@ def validate_data(data: Any, positions: Positions) -> Config:
         raise ConfigError(issues) from None
 
 
-PATH_KEYS = (("data", "source", "path"), ("data", "source", "target_path"),
-             ("output", "runs_dir"))
+PATH_KEYS = tuple(("data", part, key) for part in ("source", "validation", "test")
+                  for key in ("path", "target_path")) + (("output", "runs_dir"),)
 
 
 def _anchored(value: str, key_path: tuple, positions: Positions, base: Path) -> str:
@@ -214,7 +214,7 @@ def _anchor_paths(data: Any, positions: Positions, base: Path) -> None:
     for key_path in PATH_KEYS:
         parent = _value_at(data, key_path[:-1])
         value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and not parent.get("package"):  # not in a package
             parent[key_path[-1]] = _anchored(value, key_path, positions, base)
     if not isinstance(data, dict):
         return

@@ -19,14 +19,15 @@ from kerastrain.config.data_schema import (
     SKLEARN_SETS,
     SOURCE_FIELDS,
     SOURCE_REQUIRED,
+    ColumnSpec,
     DataSpec,
     PreprocessingSpec,
     SourceSpec,
     TargetSpec,
 )
 
-__all__ = ["GENERATORS", "SKLEARN_SETS", "SOURCE_FIELDS", "SOURCE_REQUIRED", "CompileSpec",
-           "Config", "DataSpec", "KerasObject", "ModelSpec", "Name", "OutputSpec",
+__all__ = ["GENERATORS", "SKLEARN_SETS", "SOURCE_FIELDS", "SOURCE_REQUIRED", "ColumnSpec",
+           "CompileSpec", "Config", "DataSpec", "KerasObject", "ModelSpec", "Name", "OutputSpec",
            "PreprocessingSpec", "RuntimeSpec", "SourceSpec", "Strict", "TargetSpec",
            "TrainingSpec", "ValidationSpec"]
 

@@ -131,14 +131,23 @@ class GraphPreprocessor:
 
     @classmethod
     def fit(cls, table: Table, columns: GraphColumns, train_rows: np.ndarray,
-            spec: Any) -> GraphPreprocessor:
+            spec: Any, column_specs: dict[str, Any] | None = None) -> GraphPreprocessor:
         inputs = {name: Preprocessor.fit(table, cols, None, train_rows, spec, "regression",
-                                         "integer")
+                                         "integer", column_specs)
                   for name, cols in columns.inputs.items()}
         outputs = {t.output: Preprocessor.fit_target(table, t.column, train_rows, t.task,
                                                      t.encoding)
                    for t in columns.targets}
         return cls(inputs, outputs)
+
+    @property
+    def notes(self) -> list[str]:
+        return list(dict.fromkeys(n for pre in self.inputs.values() for n in pre.notes))
+
+    def report(self) -> list[dict[str, Any]]:
+        """Each input's columns: kind, encoding and why (`Preprocessor.report`)."""
+        return [{"input": name, **row} for name, pre in self.inputs.items()
+                for row in pre.report()]
 
     @property
     def input_shape(self) -> dict[str, list[int]]:
@@ -168,8 +177,9 @@ class GraphPreprocessor:
 
     @property
     def used_columns(self) -> list[str]:
+        inputs = [c for pre in self.inputs.values() for c in pre.columns or pre.feature_names]
         targets = [pre.target["name"] for pre in self.outputs.values()]
-        return list(dict.fromkeys(self.feature_names + targets))
+        return list(dict.fromkeys(inputs + targets))
 
     def check_columns(self, table: Table, with_target: bool) -> None:
         for pre in self.inputs.values():
@@ -178,13 +188,15 @@ class GraphPreprocessor:
             for pre in self.outputs.values():
                 pre.check_columns(table, with_target=True)
 
-    def check_values(self, table: Table, with_target: bool) -> None:
-        """Each input's (and with `with_target`, each output's) `Preprocessor.check_values`."""
-        for pre in self.inputs.values():
-            pre.check_values(table, with_target=False)
+    def check_values(self, table: Table, with_target: bool) -> list[str]:
+        """Each input's (and with `with_target`, each output's) `Preprocessor.check_values`:
+        their notes, once each."""
+        notes = [n for pre in self.inputs.values()
+                 for n in pre.check_values(table, with_target=False)]
         if with_target:
-            for pre in self.outputs.values():
-                pre.check_values(table, with_target=True)
+            notes += [n for pre in self.outputs.values()
+                      for n in pre.check_values(table, with_target=True)]
+        return list(dict.fromkeys(notes))
 
     def transform_x(self, table: Table, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         return {name: pre.transform_x(table, rows) for name, pre in self.inputs.items()}

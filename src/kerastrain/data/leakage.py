@@ -111,6 +111,13 @@ class LeakageReport:
 
     duplicates: dict[str, int] = field(default_factory=dict)
     split_groups: dict[str, int] = field(default_factory=dict)
+    distinct: int = 0   # distinct feature rows
+    rows: int = 0
+
+    @property
+    def small_space(self) -> bool:
+        """Few distinct feature rows (at most half the rows): duplicates come with the data."""
+        return 0 < self.distinct <= self.rows // 2
 
     @property
     def total(self) -> int:
@@ -133,6 +140,13 @@ class LeakageReport:
         parts += [f"{where}: {n} groups also in its training rows"
                   for where, n in self.split_groups.items() if n]
         shown = "; ".join(parts[:6]) + ("; ..." if len(parts) > 6 else "")
+        if self.small_space and not sum(self.split_groups.values()):
+            return (f"rows equal in every feature on both sides of a split ({shown}): the "
+                    f"features take only {self.distinct} distinct rows in {self.rows}, so "
+                    "duplicates are expected and are not leakage by themselves; keep them. If "
+                    "equal rows are the same entity (a customer, a patient), name a column "
+                    "that identifies it in validation.groups (validation.leakage: ignore "
+                    "silences this).")
         return (f"possible leakage: {shown}. Drop the duplicates, or name a column that "
                 "groups them in validation.groups (validation.leakage: ignore silences this).")
 
@@ -142,7 +156,7 @@ def check_leakage(table: Table, features: list[str], plan: SplitPlan,
     """Duplicates and split groups between the test split and the rest, and between each
     fold's scored rows (and its inner validation rows) and its training rows."""
     ids = row_ids(table, features)
-    report = LeakageReport()
+    report = LeakageReport(distinct=len(np.unique(ids)), rows=len(ids))
     pairs: list[tuple[str, np.ndarray, np.ndarray]] = []
     if len(plan.test):
         rest = np.setdiff1d(np.arange(table.n_rows), plan.test)

@@ -1,15 +1,19 @@
 """Preprocessing fitted on training rows only, saved as JSON, applied identically later.
 
-Features: numeric columns are rescaled and standardized or min-max scaled; string (or
-declared categorical) columns are one-hot or integer encoded; N-D array columns (images)
-are scaled with one mean/std (or min/max) over all their values. Targets: class labels
-are encoded to integers (or one-hot), regression targets are cast to float32.
+Features: every column gets a kind (`data/kinds.py`: inferred from the training rows or
+set in `data.columns`) and is fitted on the fold's training rows (`data/columns.py`):
+numbers imputed and scaled, categories looked up (unseen and rare ones in an 'other'
+bucket), dates split into parts, text vectorised; identifiers are dropped, said.
+Applying is one implementation, the Keras layers of `data/layers.py` built from the
+fitted entries, run over the model's input in large batches (once per fold). Targets:
+class labels are encoded to integers (or one-hot); a regression target far from
+standard scale gets a `TargetScale` on the model's output (`scale`).
 
-Large arrays (60k x 784 images) pass through without float64 copies: statistics are
-accumulated in float64 over chunks of rows, and `transform_x` writes straight into the
-one float32 array the model reads, again chunk by chunk, with the same float64
-arithmetic as a whole-array computation (so the values are bit-for-bit those of
-`((x.astype(float64) * rescale - mean) / std).astype(float32)`); see `data/chunked.py`.
+Large arrays (60k x 784 images) pass through without float64 copies of all their rows:
+statistics are accumulated in float64 over chunks of rows (`data/chunked.py`), and the
+layer computes in float64 on a batch at a time, writing into the one float32 array the
+model reads, so the values are bit-for-bit those of
+`((x.astype(float64) * rescale - mean) / std).astype(float32)`.
 """
 
 from __future__ import annotations
@@ -19,20 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from kerastrain.config.schema import PreprocessingSpec
-from kerastrain.data import chunked
+from kerastrain.config.schema import ColumnSpec, PreprocessingSpec
+from kerastrain.data import chunked, columns, kinds, layers
+from kerastrain.data.newrows import row_notes
 from kerastrain.data.table import Table
 from kerastrain.data.values import (
-    check_categories,
     check_column,
     label_order,
     label_value,
     labels,
-    mostly_numeric,
 )
 from kerastrain.errors import DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SCALAR = ("numeric", "binary")
+
+
+def _scalar(entry: dict[str, Any]) -> bool:
+    """A feature of one number per row: applied by the shared `NumericColumns`."""
+    return entry["kind"] in SCALAR and "scale" in entry
 
 
 @dataclass
@@ -43,73 +52,84 @@ class Preprocessor:
     target: dict[str, Any] | None
     rescale: float | None = None
     input_shape: list[int] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+    missing_values: list[str] = field(default_factory=lambda: list(
+        PreprocessingSpec().missing_values))
+    notes: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)   # every input column, dropped ones too
+    _layers: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- fitting ---------------------------------------------------------------------------
     @classmethod
     def fit(cls, table: Table, feature_names: list[str], target_name: str | None,
             train_rows: np.ndarray, spec: PreprocessingSpec, task: str,
-            target_encoding: str) -> Preprocessor:
+            target_encoding: str, column_specs: dict[str, ColumnSpec] | None = None,
+            ) -> Preprocessor:
+        """Every feature's kind and fitted state from `train_rows`; all columns' problems
+        in one `DataError`."""
+        specs = column_specs or {}
+        marks = kinds.markers(spec)
         categorical = {table.resolve(c) for c in spec.categorical_columns}
-        features = []
+        features, dropped, problems, notes = [], [], [], []
         for name in feature_names:
             values = table.columns[name]
-            if values.ndim > 1:
-                if values.dtype.kind not in "iufb":
-                    raise DataError(f"{table.origin}: array {name!r} must be numeric, "
-                                    f"not {values.dtype}.")
-                check_column(table, name, numeric=True)
-                features.append(cls._fit_numeric(name, values, train_rows, spec, "array"))
-            elif values.dtype == object or name in categorical:
-                if values.dtype == object and name not in categorical and \
-                        table.numeric_hint.get(name) is False and mostly_numeric(values):
-                    check_column(table, name, numeric=True)
-                check_column(table, name, numeric=False)
-                train = values[train_rows]
-                categories = sorted(labels(train), key=label_order)
-                features.append({"name": name, "kind": "categorical", "dtype": "string"
-                                 if values.dtype == object else "number",
-                                 "encoding": spec.categorical, "categories": categories})
-            else:
-                check_column(table, name, numeric=True)
-                features.append(cls._fit_numeric(name, values, train_rows, spec, "numeric"))
+            choice = kinds.infer(name, values if values.ndim > 1 else values[train_rows],
+                                 marks, specs.get(name), categorical)
+            notes += choice.notes
+            entry, found = columns.fit_column(table, choice, train_rows, spec,
+                                               specs.get(name), marks)
+            problems += found
+            if choice.kind in kinds.DROPPED:
+                dropped.append({"name": name, "kind": choice.kind, "reason": choice.reason})
+            elif entry:
+                features.append(entry)
+        if problems:
+            raise DataError(f"{table.origin}: " + "\n  ".join(problems))
+        if not features:
+            raise DataError(f"{table.origin}: no feature column is left: "
+                            + "; ".join(f"{d['name']}: {d['reason']}" for d in dropped))
         target = None
         if target_name is not None:
-            target = cls._fit_target(table, target_name, train_rows, task, target_encoding)
-        pre = cls(features, target, spec.rescale)
-        pre.input_shape = list(pre.transform_x(table, train_rows[:1]).shape[1:])
+            target = cls._fit_target(table, target_name, train_rows, task, target_encoding,
+                                     spec.scale_target)
+        pre = cls(features, target, spec.rescale, dropped=dropped,
+                  missing_values=list(spec.missing_values), notes=notes,
+                  columns=list(feature_names))
+        pre.input_shape = pre._shape(table)
         return pre
+
+    def _shape(self, table: Table) -> list[int]:
+        first = table.columns[self.features[0]["name"]]
+        if len(self.features) == 1 and first.ndim > 2:
+            return list(first.shape[1:])
+        return [sum(columns.width(entry) for entry in self.features)]
 
     @classmethod
     def fit_target(cls, table: Table, target_name: str, train_rows: np.ndarray, task: str,
                    target_encoding: str) -> Preprocessor:
         """A preprocessor of one target and no features: one output of a graph model."""
-        return cls([], cls._fit_target(table, target_name, train_rows, task, target_encoding))
+        return cls([], cls._fit_target(table, target_name, train_rows, task, target_encoding,
+                                       "none"))
 
     @staticmethod
     def _fit_numeric(name: str, values: np.ndarray, train_rows: np.ndarray,
                      spec: PreprocessingSpec, kind: str) -> dict[str, Any]:
-        """Scaling statistics of `values[train_rows]` (times `rescale`) over all its values,
-        accumulated in float64 chunk by chunk: no copy of the training rows is made."""
-        entry: dict[str, Any] = {"name": name, "kind": kind, "scale": spec.numeric}
-        if kind == "array":
-            entry["shape"] = list(values.shape[1:])
-        factor = spec.rescale or 1.0
-        if spec.numeric == "standardize":
-            mean, std = chunked.mean_std(values, train_rows, factor)
-            entry.update(mean=mean, std=std if std > 0 else 1.0)
-        elif spec.numeric == "minmax":
-            low, high = chunked.min_max(values, train_rows, factor)
-            entry.update(min=low, max=high if high > low else low + 1.0)
-        return entry
+        return columns.fit_numeric(name, values, train_rows, spec, kind)
 
     @staticmethod
     def _fit_target(table: Table, name: str, train_rows: np.ndarray, task: str,
-                    encoding: str) -> dict[str, Any]:
-        values = table.columns[name]
-        check_column(table, name, numeric=task == "regression")
+                    encoding: str, scale: str) -> dict[str, Any]:
+        """The classes (or, for regression, the scale the network learns in) of the
+        training rows' target; rows without a target were left out before."""
+        values = table.columns[name][train_rows]
+        check_column(Table({name: values}, table.origin), name, task == "regression")
         if task == "regression":
-            return {"name": name, "task": "regression"}
-        classes = sorted(labels(values[train_rows]), key=label_order)
+            target: dict[str, Any] = {"name": name, "task": "regression"}
+            mean, std = float(np.mean(values)), float(np.std(values))
+            if scale == "auto" and std > 0 and not (abs(mean) <= 1 and 0.5 <= std <= 2):
+                target["scale"] = {"mean": mean, "std": std}
+            return target
+        classes = sorted(labels(values), key=label_order)
         if len(classes) < 2:
             raise DataError(f"{table.origin}: the target {name!r} has a single class "
                             f"({classes[0]!r}) in the training rows; a classifier needs two.")
@@ -131,8 +151,14 @@ class Preprocessor:
 
     @property
     def used_columns(self) -> list[str]:
-        """Every column the model reads, features then target (to fingerprint the data)."""
-        return self.feature_names + ([self.target["name"]] if self.target else [])
+        """Every column the model was given, features (dropped ones too) then target: what
+        the data's fingerprint covers."""
+        return (self.columns or self.feature_names) + ([self.target["name"]] if self.target
+                                                       else [])
+
+    def report(self) -> list[dict[str, Any]]:
+        """Each column's kind, encoding, input width and why: what validate and run.json show."""
+        return columns.report(self.features, self.dropped)
 
     def check_columns(self, table: Table, with_target: bool) -> None:
         """DataError naming the first column the table lacks."""
@@ -141,104 +167,84 @@ class Preprocessor:
         for name in needed:
             table.column(name, "column (the model was trained with it)")
 
-    def check_values(self, table: Table, with_target: bool) -> None:
-        """DataError for the first value of new rows (evaluate, predict) that the fitted
-        preprocessing cannot take as training took it: a missing value, text or an infinite
-        number in a numeric column, an array of another shape, a category or (checked by
-        `transform_y`) a label never seen in training."""
-        for entry in self.features:
-            name = entry["name"]
-            if entry["kind"] == "categorical":
-                check_column(table, name, numeric=False)
-                check_categories(table, entry)
-                continue
-            values = table.columns[name]
-            if entry["kind"] == "array" and (values.dtype.kind not in "iufb" or
-                                             list(values.shape[1:]) != entry["shape"]):
-                raise DataError(f"{table.origin}: array {name!r} holds {values.dtype} values of "
-                                f"shape {list(values.shape[1:])} per row; the model was trained "
-                                f"on numbers of shape {entry['shape']}.")
-            if entry["kind"] == "numeric" and values.ndim > 1:
-                raise DataError(f"{table.origin}: column {name!r} holds arrays of shape "
-                                f"{list(values.shape[1:])} per row; the model was trained on "
-                                "one number per row.")
-            check_column(table, name, numeric=True)
+    def check_values(self, table: Table, with_target: bool) -> list[str]:
+        """What new rows (evaluate, predict) hold that training did not, as notes (missing
+        values filled, categories never seen put in 'other'); a `DataError` for what the
+        layers cannot take (an array of another shape, an infinite number, text or a
+        missing value in a target)."""
+        notes, problems = row_notes(self, table)
         if with_target and self.target is not None:
-            check_column(table, self.target["name"], numeric=self.task == "regression")
+            try:
+                check_column(table, self.target["name"], numeric=self.task == "regression")
+            except DataError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise DataError("\n  ".join(problems))
+        return notes
 
     def transform_x(self, table: Table, rows: np.ndarray | None = None) -> np.ndarray:
         """The model's input for `rows` (all rows by default): one float32 array, of shape
-        (rows, features), or the array's own shape for a single N-D array feature.
+        (rows, features), or the array's own shape for a single N-D array feature; each
+        feature through its fitted layer, in large batches.
 
-        It is built in place, with no float64 copy. A single float32 feature that needs no
-        scaling is returned without any copy where `rows` is all rows or a contiguous
-        range: a read-only view of the table's array, which is never modified."""
+        A single float32 feature that needs no scaling is returned without any copy where
+        `rows` is all rows or a contiguous range: a read-only view of the table's array,
+        which is never modified."""
         rows = None if rows is None else np.asarray(rows)
         n = table.n_rows if rows is None else len(rows)
-        columns = [table.columns[entry["name"]] for entry in self.features]
-        if len(self.features) == 1 and self._is_identity(self.features[0], columns[0]):
-            return chunked.select_rows(columns[0], rows, shape=columns[0].ndim > 2)
-        widths = [self._width(entry, values)
-                  for entry, values in zip(self.features, columns, strict=True)]
+        values = [table.columns[entry["name"]] for entry in self.features]
+        if len(self.features) == 1 and self._is_identity(self.features[0], values[0]):
+            return chunked.select_rows(values[0], rows, shape=values[0].ndim > 2)
+        widths = [columns.width(entry) for entry in self.features]
+        starts = np.cumsum([0, *widths[:-1]])
         out = np.empty((n, sum(widths)), dtype=np.float32)
-        start = 0
-        for entry, values, width in zip(self.features, columns, widths, strict=True):
-            block = out[:, start:start + width]
-            start += width
-            if entry["kind"] == "categorical":
-                block[...] = self._encode_categorical(
-                    entry, values if rows is None else values[rows])
-            else:
-                self._fill_numeric(entry, values, rows, block)
-        if len(columns) == 1 and columns[0].ndim > 2:
-            return out.reshape((n, *columns[0].shape[1:]))
+        scalars = [i for i, entry in enumerate(self.features) if _scalar(entry)]
+        if scalars:
+            self._apply_scalars(values, rows, scalars, starts, out)
+        for i, entry in enumerate(self.features):
+            if i not in scalars:
+                layers.apply(self._layer(entry), values[i], rows,
+                             out[:, starts[i]:starts[i] + widths[i]],
+                             kinds.decoder(entry["kind"], self._marks))
+        if len(values) == 1 and values[0].ndim > 2:
+            return out.reshape((n, *values[0].shape[1:]))
         return out
 
+    def _apply_scalars(self, values: list[np.ndarray], rows: np.ndarray | None,
+                       scalars: list[int], starts: np.ndarray, out: np.ndarray) -> None:
+        """The one-number features side by side through one `NumericColumns`, each
+        output column (and missing indicator) written to its place."""
+        entries = [self.features[i] for i in scalars]
+        key = "numeric:" + ",".join(e["name"] for e in entries)
+        if key not in self._layers:
+            self._layers[key] = layers.numeric_layer(entries, self.rescale)
+        n = out.shape[0]
+        raw = np.empty((n, len(scalars)), dtype=np.float64)
+        for j, i in enumerate(scalars):
+            column = values[i] if rows is None else values[i][rows]
+            raw[:, j] = kinds.as_numbers(column, self._marks)[0]
+        flagged = [starts[i] + 1 for i in scalars if self.features[i].get("indicator")]
+        result = np.empty((n, len(scalars) + len(flagged)), dtype=np.float32)
+        layers.apply(self._layers[key], raw, None, result)
+        out[:, starts[scalars]] = result[:, :len(scalars)]
+        if flagged:
+            out[:, flagged] = result[:, len(scalars):]
+
+    @property
+    def _marks(self) -> frozenset[str]:
+        return frozenset(m.strip().lower() for m in self.missing_values)
+
+    def _layer(self, entry: dict[str, Any]) -> Any:
+        """The layer of one feature, built from its entry once."""
+        if entry["name"] not in self._layers:
+            self._layers[entry["name"]] = layers.numeric_layer([entry], self.rescale) \
+                if entry["kind"] == "array" else layers.feature_layer(entry)
+        return self._layers[entry["name"]]
+
     def _is_identity(self, entry: dict[str, Any], values: np.ndarray) -> bool:
-        """True when a numeric entry leaves float32 values as they are."""
-        return (entry["kind"] != "categorical" and entry["scale"] not in ("standardize",
-                "minmax") and (self.rescale or 1.0) == 1.0 and values.dtype == np.float32)
-
-    @staticmethod
-    def _width(entry: dict[str, Any], values: np.ndarray) -> int:
-        """How many model-input columns a feature takes."""
-        if entry["kind"] != "categorical":
-            return int(np.prod(values.shape[1:], dtype=np.int64))
-        return len(entry["categories"]) if entry["encoding"] == "one_hot" else 1
-
-    def _fill_numeric(self, entry: dict[str, Any], values: np.ndarray,
-                      rows: np.ndarray | None, block: np.ndarray) -> None:
-        """Write the scaled `values[rows]` into `block` (a float32 (rows, width) view), chunk
-        by chunk through one reused float64 buffer."""
-        factor = self.rescale or 1.0
-        scale = entry["scale"]
-        if scale == "standardize":
-            shift, divisor = entry["mean"], entry["std"]
-        elif scale == "minmax":
-            shift, divisor = entry["min"], entry["max"] - entry["min"]
-        elif factor == 1.0:
-            for start, stop, chunk in chunked.row_chunks(values, rows):
-                block[start:stop] = chunk          # a cast to float32, if any, on the way
-            return
-        else:
-            shift, divisor = None, None
-        for start, stop, x in chunked.float64_chunks(values, rows, factor):
-            if shift is not None:
-                x -= shift
-                x /= divisor
-            block[start:stop] = x
-
-    @staticmethod
-    def _encode_categorical(entry: dict[str, Any], values: np.ndarray) -> np.ndarray:
-        index = {c: i for i, c in enumerate(entry["categories"])}
-        codes = np.array([index.get(label_value(v), -1) for v in values], dtype=np.int64)
-        if entry["encoding"] == "integer":
-            codes[codes < 0] = len(index)  # one out-of-vocabulary code for unseen categories
-            return codes.astype(np.float32).reshape(-1, 1)
-        one_hot = np.zeros((len(values), len(index)), dtype=np.float32)
-        seen = codes >= 0
-        one_hot[np.flatnonzero(seen), codes[seen]] = 1.0
-        return one_hot
+        """True when an array entry leaves float32 values as they are."""
+        return (entry["kind"] == "array" and entry["scale"] not in ("standardize", "minmax")
+                and (self.rescale or 1.0) == 1.0 and values.dtype == np.float32)
 
     def transform_y(self, table: Table, rows: np.ndarray | None = None,
                     where: str = "these rows") -> np.ndarray:
@@ -270,12 +276,16 @@ class Preprocessor:
     # -- saving ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "features": self.features,
-                "target": self.target, "rescale": self.rescale, "input_shape": self.input_shape}
+                "target": self.target, "rescale": self.rescale, "input_shape": self.input_shape,
+                "dropped": self.dropped, "missing_values": self.missing_values,
+                "columns": self.columns}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Preprocessor:
         return cls(data["features"], data.get("target"), data.get("rescale"),
-                   list(data.get("input_shape", [])))
+                   list(data.get("input_shape", [])), list(data.get("dropped", [])),
+                   list(data.get("missing_values", PreprocessingSpec().missing_values)),
+                   columns=list(data.get("columns", [])))
 
 
 def _label_codes(values: np.ndarray, index: dict[Any, int]) -> np.ndarray:

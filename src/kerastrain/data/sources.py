@@ -7,6 +7,7 @@ names no target.
 from __future__ import annotations
 
 import gzip
+import importlib.resources
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from kerastrain import _keras
 from kerastrain.config.schema import SourceSpec
+from kerastrain.data.folders import is_folder_source, read_folder
 from kerastrain.data.table import Table, read_csv, read_npy, read_npz, read_parquet
 from kerastrain.errors import DataError, KeyProblem
 
@@ -28,7 +30,7 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 def default_target(spec: SourceSpec) -> str | None:
     if spec.type in ("sklearn", "synthetic", "npy"):
         return "target"
-    if spec.type == "fashion_mnist":
+    if spec.type == "fashion_mnist" or is_folder_source(spec):
         return "label"
     return None
 
@@ -36,20 +38,32 @@ def default_target(spec: SourceSpec) -> str | None:
 def load_source(spec: SourceSpec, seed: int) -> Table:
     """The rows of `spec`; generators draw them from `seed`."""
     if spec.type == "csv":
-        return read_csv(Path(spec.path), spec.delimiter or ",")
+        return read_csv(_package_file(spec) if spec.package else Path(spec.path),
+                        spec.delimiter or ",")
     if spec.type == "parquet":
         return read_parquet(Path(spec.path))
     if spec.type == "npz":
         return read_npz(Path(spec.path))
     if spec.type == "npy":
-        features = read_npy(Path(spec.path), "features")
+        features = read_npy(Path(spec.path), "features", bool(spec.mmap))
         target = read_npy(Path(spec.target_path), "target")
         return Table({"features": features, "target": target}, f"{spec.path}")
+    if is_folder_source(spec):
+        return read_folder(spec)
     if spec.type == "sklearn":
         return _sklearn(spec.name)
     if spec.type == "synthetic":
         return _synthetic(spec, seed)
     return load_fashion_mnist()
+
+
+def _package_file(spec: SourceSpec) -> Path:
+    """A data file an installed package ships (`package`, `path` inside it)."""
+    try:
+        return Path(str(importlib.resources.files(spec.package) / spec.path))
+    except ModuleNotFoundError:
+        raise DataError(f"no installed package {spec.package!r} to read {spec.path} from: "
+                        f"pip install {spec.package}.") from None
 
 
 def load_configured_source(spec: SourceSpec, seed: int) -> Table:

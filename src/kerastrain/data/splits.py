@@ -229,17 +229,21 @@ def _kfold(rows: np.ndarray, ctx: RowContext, spec: ValidationSpec, shuffle: boo
 
 def make_splits(n_rows: int, labels: np.ndarray | None, spec: ValidationSpec,
                 seed: int, groups: np.ndarray | None = None,
-                time_rows: np.ndarray | None = None) -> SplitPlan:
+                time_rows: np.ndarray | None = None,
+                usable: np.ndarray | None = None) -> SplitPlan:
     """The test split (if any), then the folds of `spec.scheme`.
 
     `labels` are the class labels of a classification target (None for regression); they
     only steer stratification. `groups` holds one group id per row; `time_rows` are the row
-    indices sorted by time. `spec.seed`, when given, replaces `seed`.
+    indices sorted by time; `usable`, the rows that may be split (None: all; rows without
+    a target are not). `spec.seed`, when given, replaces `seed`.
     """
     ctx = RowContext(labels, groups, time_rows)
     seed = spec.seed if spec.seed is not None else seed
     shuffle = check_scheme(spec, ctx)
     rows = time_rows.astype(np.int64) if ctx.timed else np.arange(n_rows, dtype=np.int64)
+    if usable is not None:
+        rows = rows[np.isin(rows, usable)]
     test = _EMPTY
     if spec.test_split > 0:
         rows, test = _set_aside(rows, spec.test_split, ctx, spec, shuffle, seed, "test",

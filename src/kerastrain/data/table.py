@@ -251,9 +251,10 @@ def _numpy_reason(exc: Exception) -> str:
     return str(exc)
 
 
-def read_npy(path: Path, name: str) -> np.ndarray:
+def read_npy(path: Path, name: str, mmap: bool = False) -> np.ndarray:
+    """One NPY array; `mmap`: memory-mapped, read from the file when indexed."""
     try:
-        values = np.load(path, allow_pickle=False)
+        values = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DataError(f"{path}: no such data file.") from None
     except (OSError, ValueError, EOFError) as exc:

@@ -1,6 +1,6 @@
 """Values checked at the boundary, wherever rows come in (training, evaluate, predict):
-missing values, text or infinities in numeric columns, categories never seen in
-training; and labels as JSON keeps them."""
+missing values, text or infinities in numeric columns (arrays, targets, split columns);
+and labels as JSON keeps them."""
 
 from __future__ import annotations
 
@@ -83,26 +83,3 @@ def label_value(value: Any) -> Any:
 
 def label_order(value: Any) -> tuple[str, Any]:
     return (type(value).__name__, value)
-
-
-def check_categories(table: Table, entry: dict[str, Any]) -> None:
-    """DataError naming the first value of a categorical column that training never saw."""
-    known = entry["categories"]
-    index = set(known)
-    for i, value in enumerate(table.columns[entry["name"]]):
-        if label_value(value) not in index:
-            raise DataError(f"{table.origin}: column {entry['name']!r} holds {value!r} at "
-                            f"{table.row_ref(i)}, a category the model never saw in training. "
-                            f"Known categories: {', '.join(map(repr, known))}.")
-
-
-def mostly_numeric(values: np.ndarray) -> bool:
-    """True when most values parse as numbers: a numeric column with a bad value in it."""
-    parsed = 0
-    for value in values[:1000]:
-        try:
-            float(value)
-            parsed += 1
-        except (TypeError, ValueError):
-            pass
-    return parsed > 0.5 * min(len(values), 1000)

@@ -29,7 +29,7 @@ def build_sequential(spec: ModelSpec, input_shape: list[int]) -> Any:
         path = ("model", "layers", i)
         args = layer_spec.args
         for key in SHAPE_ARGS:
-            if key in args:
+            if key in args and not (key == "input_dim" and layer_spec.type == "Embedding"):
                 raise KeyProblem(path + (key,), f"{key} is not needed: the input shape comes "
                                  f"from the data ({input_shape}). Remove it.")
         last = i == len(spec.layers) - 1

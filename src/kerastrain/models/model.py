@@ -8,6 +8,7 @@ from typing import Any
 
 from kerastrain.config.schema import CompileSpec, ModelSpec
 from kerastrain.data.graphdata import GraphPreprocessor
+from kerastrain.data.layers import target_scale
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.models.build import build_sequential, check_output_width, compile_model
 from kerastrain.models.feed import scoring_input
@@ -33,6 +34,9 @@ def build_model(model: ModelSpec, compile_spec: CompileSpec,
         return built
     with policy_scope(dtype_policy):
         built = build_sequential(model, pre.input_shape)
+        scale = (pre.target or {}).get("scale")
+        if scale:  # the network learns the target standardized; the model outputs its units
+            built.add(target_scale(scale["mean"], scale["std"]))
         compile_model(built, compile_spec)
     check_output_width(built, model, pre.task, pre.classes, _encoding(pre))
     check_compile_fit(compile_spec, built.output_shape[-1], pre.task, pre.classes,

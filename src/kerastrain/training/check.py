@@ -142,13 +142,14 @@ def check_steering(loaded: LoadedConfig) -> None:
                          "true to accept it knowingly.")
 
 
-def leakage_report(experiment: Experiment) -> LeakageReport | None:
-    """Counted before training; `validation.leakage: error` stops the run."""
+def leakage_report(experiment: Experiment, features: list[str]) -> LeakageReport | None:
+    """Counted before training over the `features` the model reads (not the dropped
+    identifiers, which would make every row unique); `validation.leakage: error` stops
+    the run."""
     spec = experiment.loaded.config.validation
     if spec.leakage == "ignore":
         return None
-    report = check_leakage(experiment.table, experiment.features, experiment.plan,
-                           experiment.groups)
+    report = check_leakage(experiment.table, features, experiment.plan, experiment.groups)
     if report.total and spec.leakage == "error":
         raise KeyProblem(("validation", "leakage"), report.message())
     return report
@@ -165,7 +166,10 @@ def check_training_classes(experiment: Experiment) -> None:
         if task != "classification":
             continue
         values = experiment.table.columns[column]
-        every = labels(values)
+        plan = experiment.plan
+        split = np.concatenate([plan.test, *(f.train for f in plan.folds),
+                                *(f.validation for f in plan.folds)])
+        every = labels(values[np.unique(split)])   # rows without a target are left out
         for fold in experiment.plan.folds:
             missing = every - labels(values[fold.fit_rows])
             if not missing:
@@ -212,9 +216,10 @@ def class_weight(training: TrainingSpec, task: str, classes: list[Any],
     return weights
 
 
-def _warnings(experiment: Experiment, leakage: LeakageReport | None) -> list[str]:
+def _warnings(experiment: Experiment, leakage: LeakageReport | None,
+              pre: Preprocessor | GraphPreprocessor) -> list[str]:
     spec = experiment.loaded.config.validation
-    warnings = list(experiment.plan.notes)
+    warnings = [*experiment.plan.notes, *experiment.notes, *pre.notes]
     if spec.cross_validated and not spec.refit and len(experiment.plan.test):
         warnings.append("the test split is kept apart but never scored: without "
                         "validation.refit there is no final model to score it once.")
@@ -246,12 +251,12 @@ def check(loaded: LoadedConfig) -> Checked:
         check_runs_dir(cfg.output.runs_dir)
         configure_runtime(cfg.runtime)
     experiment = load_experiment(loaded)
-    with loaded.at_keys():
-        check_steering(loaded)
-        leakage = leakage_report(experiment)
-        strategy = choose_strategy(cfg.runtime)
     fold = experiment.plan.folds[0]
     pre = experiment.preprocessor(fold.fit_rows)  # the values of the training rows first
+    with loaded.at_keys():
+        check_steering(loaded)
+        leakage = leakage_report(experiment, pre.feature_names)
+        strategy = choose_strategy(cfg.runtime)
     with loaded.at_keys():
         check_training_classes(experiment)
     model, pre = fresh_model(experiment, strategy, fold.fit_rows, free_memory=False, pre=pre)
@@ -274,12 +279,12 @@ def check(loaded: LoadedConfig) -> Checked:
                "scheme": plan.scheme, "folds": len(plan.folds),
                "train_rows": len(fold.fit_rows), "validation_rows": len(fold.validation),
                "test_rows": len(plan.test), "parameters": int(model.count_params()),
-               "strategy": strategy.name, "logged": log_names}
+               "strategy": strategy.name, "logged": log_names, "columns": pre.report()}
     if cfg.validation.cross_validated:
         summary.update(splitter=plan.splitter, inner_validation_rows=len(fold.inner))
     if leakage is not None:
         summary["leakage"] = leakage.headline()
-    summary["warnings"] = _warnings(experiment, leakage)
+    summary["warnings"] = _warnings(experiment, leakage, pre)
     if experiment.graph is not None:
         summary.update(target={t.output: t.column for t in experiment.graph.targets},
                        task={t.output: t.task for t in experiment.graph.targets},
