@@ -149,6 +149,7 @@ def test_text_is_vectorised_on_the_training_rows(encoding: str) -> None:
                                                                   encoding=encoding)})
     entry = pre.features[0]
     assert "sky" not in entry["vocabulary"]                # row 4 is not a training row
+    assert "pie" not in entry["vocabulary"] and "apple" in entry["vocabulary"]  # 1 row, 2
     x = pre.transform_x(table)
     assert x.shape == (5, len(entry["vocabulary"]) + 1)
     red = 1 + entry["vocabulary"].index("red")

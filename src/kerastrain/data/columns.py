@@ -171,7 +171,8 @@ def fit_text(table: Table, choice: Choice, rows: np.ndarray, column: ColumnSpec 
                     f"a text column takes {', '.join(TEXT)}."]
     spec = column or ColumnSpec()
     texts = as_strings(table.columns[name][rows], marks)
-    vocabulary, idf = text_vocabulary(texts, encoding, spec.max_tokens, spec.ngrams)
+    vocabulary, idf = text_vocabulary(texts, encoding, spec.max_tokens, spec.ngrams,
+                                      spec.min_frequency or 2)
     entry = {"name": name, "kind": "text", "reason": choice.reason, "encoding": encoding,
              "ngrams": spec.ngrams, "vocabulary": vocabulary, "idf_weights": idf,
              "missing_rows": int((texts == "").sum())}
