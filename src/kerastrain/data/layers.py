@@ -279,30 +279,3 @@ def apply(layer: Any, values: np.ndarray, rows: np.ndarray | None, out: np.ndarr
         else:
             result = np.asarray(layer(batch))
         out[start:stop] = result.reshape(stop - start, -1)
-
-
-def text_vocabulary(texts: np.ndarray, encoding: str, max_tokens: int, ngrams: int,
-                    min_rows: int = 2) -> tuple[list[str], list[float] | None]:
-    """The vocabulary (without the OOV token) and, for tf_idf, the IDF weights that
-    `TextVectorization` adapts on `texts`, less the tokens found in fewer than `min_rows`
-    rows (a token of one row teaches nothing that carries to another)."""
-    keras = _keras.keras()
-    sequence = encoding == "sequence"
-    ngram = ngrams if ngrams > 1 else None
-    layer = keras.layers.TextVectorization(max_tokens=max_tokens,
-                                           output_mode="int" if sequence else encoding,
-                                           ngrams=ngram)
-    layer.adapt(texts)
-    vocabulary = [str(v) for v in layer.get_vocabulary()[2 if sequence else 1:]]
-    weights = np.asarray(layer._lookup_layer.idf_weights)[1:] if encoding == "tf_idf" \
-        else None                                           # Keras keeps them there only
-    if vocabulary and min_rows > 1:
-        counter = keras.layers.TextVectorization(output_mode="multi_hot", ngrams=ngram,
-                                                 vocabulary=vocabulary)
-        rows = np.zeros(len(vocabulary) + 1)
-        for start in range(0, len(texts), 4096):
-            rows += np.asarray(counter(texts[start:start + 4096])).sum(axis=0)
-        keep = rows[1:] >= min_rows
-        vocabulary = [v for v, k in zip(vocabulary, keep, strict=True) if k]
-        weights = None if weights is None else weights[keep]
-    return vocabulary, None if weights is None else [float(w) for w in weights]
