@@ -119,7 +119,8 @@ class ColumnSpec(Strict):
                                           "integer or hash; text: multi_hot, count, tf_idf or "
                                           "sequence (token ids for an Embedding).")
     min_frequency: int | None = Field(default=None, ge=1, description="categorical: rarer "
-                                      "categories join the 'other' bucket.")
+                                      "categories join the 'other' bucket; text: tokens "
+                                      "of fewer training rows are left out (default 2).")
     max_categories: int | None = Field(default=None, ge=1, description="categorical: keep "
                                        "the most frequent ones; the rest join 'other'.")
     hash_bins: int = Field(default=64, ge=2, description="encoding: hash: the number of bins.")
