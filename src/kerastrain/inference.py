@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from kerastrain.data import layers
 from kerastrain.data.folders import FILE_COLUMN, FolderTable, read_rows
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
 from kerastrain.data.kinds import markers, missing_mask
+from kerastrain.data.outputs import check_output, write_table
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.presplit import load_parts
 from kerastrain.data.sources import bundled_class_names, with_class_names
@@ -24,7 +23,7 @@ from kerastrain.data.table import Table, fingerprint_columns
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
 from kerastrain.models.model import evaluate_model
 from kerastrain.plugins import import_plugins
-from kerastrain.rundir import RunDir, atomic_path, read_json
+from kerastrain.rundir import RunDir, read_json
 
 
 @dataclass
@@ -202,70 +201,6 @@ def graph_prediction_columns(pre: GraphPreprocessor, outputs: Any) -> dict[str, 
             else:  # the label or value: <target>, <target>_<j>
                 columns[name + column[len(target):]] = data
     return columns
-
-
-OUTPUT_TYPES = (".csv", ".npz", ".parquet")
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an output file that cannot be written, before any work: a type we do not
-    write, a directory, an existing file (unless `overwrite`), a folder that cannot be made
-    or written in."""
-    if path.suffix.lower() not in OUTPUT_TYPES:
-        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
-                        "file with one of those extensions.")
-    if path.is_dir():
-        raise UserError(f"{path} is a directory; name a file in it, e.g. "
-                        f"{path / ('predictions' + path.suffix)}.")
-    if path.exists() and not overwrite:
-        raise UserError(f"{path} exists; choose another name, or replace it knowingly.",
-                        option="overwrite")
-    folder = path.parent.resolve()
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise UserError(f"{path}: {folder} is a file, so no folder can be made there; "
-                        "choose another place for the predictions.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{path}: {folder} is not writable; choose another place for the "
-                        "predictions.")
-
-
-def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
-    """CSV, NPZ or Parquet by extension, written atomically: a failure leaves no file."""
-    suffix = path.suffix.lower()
-    if suffix not in OUTPUT_TYPES:
-        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
-                        "file with one of those extensions.")
-    try:
-        _write_table(path, suffix, columns)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write the predictions there: "
-                        f"{exc.strerror or exc}.") from None
-
-
-def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            with open(tmp, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(list(columns))
-                for row in zip(*columns.values(), strict=True):
-                    writer.writerow([repr(float(v)) if isinstance(v, (float, np.floating))
-                                     else v for v in row])
-        elif suffix == ".npz":
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **{k: (v.astype(str) if v.dtype == object else v)
-                                    for k, v in columns.items()})
-        else:
-            try:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise UserError("writing Parquet needs pyarrow: "
-                                "pip install 'kerastrain[parquet]'.") from None
-            pq.write_table(pa.table({k: (v.astype(str) if v.dtype == object else v)
-                                     for k, v in columns.items()}), tmp)
 
 
 def predict(path: str | Path, input_file: str | Path | list[Path], output: str | Path,
