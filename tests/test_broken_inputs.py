@@ -500,7 +500,7 @@ def test_read_only_runs_dir(cli: Cli, tmp_path: Path, monkeypatch: pytest.Monkey
         with monkeypatch.context() as patch:
             read_only(runs_dir, patch)
             result = cli("fit", path)
-        refused(result, f"output.runs_dir {runs_dir}: cannot make a run directory there",
+        refused(result, f"c.yaml:30  output.runs_dir: {runs_dir}: cannot make a run directory there",
                 "Permission denied")
         assert list(runs_dir.iterdir()) == []
     finally:

@@ -104,7 +104,7 @@ def test_image_folder_fit_evaluate_predict(cli: Cli, tmp_path: Path) -> None:
     assert cli("predict", run, *files, "-o", several).exit_code == 0
     assert [r["file"] for r in csv.DictReader(several.open())] == [str(f) for f in files]
     refused(cli("predict", run, *files, tmp_path / "nothing.png", "-o", several,
-                "--overwrite"), "nothing.png: no such file")
+                "--overwrite"), "nothing.png: no such data file")
     same = next(r for r in csv.DictReader(_predict_all(cli, run, tmp_path))
                 if r["file"] == "square/004.png")
     assert {**single[0], "file": same["file"]} == same
