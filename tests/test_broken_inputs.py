@@ -500,8 +500,8 @@ def test_read_only_runs_dir(cli: Cli, tmp_path: Path, monkeypatch: pytest.Monkey
         with monkeypatch.context() as patch:
             read_only(runs_dir, patch)
             result = cli("fit", path)
-        refused(result, f"c.yaml:30  output.runs_dir: {runs_dir}: cannot make a run directory there",
-                "Permission denied")
+        refused(result, f"c.yaml:30  output.runs_dir: {runs_dir}: cannot make a run "
+                "directory there", "Permission denied")
         assert list(runs_dir.iterdir()) == []
     finally:
         runs_dir.chmod(0o700)

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, iris_config, write_config
+from conftest import REPO, heavy_modules_after, iris_config, write_config
 from kerastrain.config import load_config
 from kerastrain.errors import UserError
-from kerastrain.sweep.manifest import check_metric, logged_metrics, trial_metric
-from kerastrain.sweep.run import plan
+from kerastrain.sweep.manifest import Row, check_metric, logged_metrics, trial_metric
+from kerastrain.sweep.run import plan, rank
 from kerastrain.sweep.space import (
     SweepError,
     draw,
@@ -112,6 +112,22 @@ def test_sweep_arguments_that_cannot_be_used(args, message: str) -> None:
     with pytest.raises(SweepError, match=message):
         make_trials(grid, random, params, 0, fixed)
     assert issubclass(SweepError, UserError)
+
+
+@pytest.mark.parametrize(("metric", "best_first"), [
+    ("val_accuracy", ["t3", "t1"]), ("val_loss", ["t1", "t3"])])
+def test_trials_rank_best_first_either_way_and_unfinished_ones_last(
+        metric: str, best_first: list[str]) -> None:
+    """Accuracy ranks higher first, loss lower first; a completed trial without the metric
+    follows the scored ones, then the pruned, then failed and interrupted trials, even
+    when such a run holds a value better than every completed one."""
+    rows = [Row("t1", {}, "completed", value=0.2), Row("t2", {}, "failed", value=0.99),
+            Row("t3", {}, "completed", value=0.9), Row("t4", {}, "completed"),
+            Row("t5", {}, "interrupted", value=0.0), Row("t6", {}, "pruned", value=0.5)]
+    ranked, direction = rank(rows, metric)
+    assert direction == ("higher" if "accuracy" in metric else "lower")
+    assert [r.trial for r in ranked][:4] == [*best_first, "t4", "t6"]
+    assert {r.trial for r in ranked[4:]} == {"t2", "t5"}
 
 
 def test_cross_validation_trials_rank_by_the_fold_mean_with_its_interval(
@@ -249,6 +265,10 @@ def test_grid_sweep_then_the_same_command_trains_nothing(cli, config: Path,
     assert [{k: v for k, v in r.items() if k != "action"} for r in rows_again] == \
         [{k: v for k, v in r.items() if k != "action"} for r in rows]
     assert {r["action"] for r in rows_again} == {"skipped"}
+    # the same command once more, through the entry point in a fresh interpreter: with every
+    # trial completed it checks the configs and skips them, and never loads TensorFlow
+    code, heavy = heavy_modules_after(tmp_path, "sweep", config, *GRID)
+    assert code == 0 and "tensorflow" not in heavy and "keras" not in heavy, heavy
 
     listed = _json(cli("runs", "--sweep", sweep_dir, "--json"))["runs"]
     assert len(listed) == 4 and {r["status"] for r in listed} == {"completed"}

@@ -233,12 +233,16 @@ def _outcomes(specs: list[TrialSpec], jobs: int, executor: str, address: str | N
 
 
 def rank(rows: list[Row], metric: str) -> tuple[list[Row], str]:
-    """Completed trials best first by the metric, then those without it, then pruned
-    ones, then the rest;
-    and which way is better."""
+    """Completed trials best first by the metric, then completed ones without it, then
+    pruned ones (best first where they have a value), then the rest (failed,
+    interrupted, pending), whatever value a run that did not complete may hold; and which
+    way is better."""
     direction, _ = metric_direction(metric_key(metric)[1])
     sign = 1.0 if direction == "lower" else -1.0
-    scored = sorted((r for r in rows if r.value is not None), key=lambda r: sign * r.value)
-    rest = [r for r in rows if r.value is None]
-    rest.sort(key=lambda r: {"completed": 0, "pruned": 1}.get(r.status, 2))
-    return scored + rest, direction
+
+    def order(row: Row) -> tuple[int, int, float]:
+        group = {"completed": 0, "pruned": 1}.get(row.status, 2)
+        scored = row.value is not None and group < 2
+        return group, 0 if scored else 1, sign * row.value if scored else 0.0
+
+    return sorted(rows, key=order), direction
