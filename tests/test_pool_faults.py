@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import iris_config, write_config
 from processes import epochs, info, no_process_left, run, workers
@@ -83,17 +84,25 @@ SWEEP_EPOCHS = 40
 def test_a_sweep_with_two_jobs_stops_cleanly_and_its_rerun_completes_it(
         tmp_path: Path, start, how: str) -> None:
     config = _config(tmp_path, SWEEP_EPOCHS)
+    settings = yaml.safe_load(config.read_text())
+    settings["training"]["batch_size"] = 1  # ~0.1 s an epoch: more than the relay's lag
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
     args = ("sweep", config, "--grid", "compile.optimizer.learning_rate=0.01,0.02",
             "--jobs", "2")
     proc = start(*args)
     proc.wait_for(f"t001 holdout epoch 2/{SWEEP_EPOCHS}")
     first = int((_trial_run(tmp_path / "runs", "t001") / ".lock").read_text())
     os.kill(first, signal.SIGSTOP)  # t001's worker waits (on a busy machine the second
-    try:                            # worker may start many seconds later) until t002 trains
+    stopped = [first]               # worker may start many seconds later) until t002 trains
+    try:
         proc.wait_for(f"t002 holdout epoch 2/{SWEEP_EPOCHS}")
+        second = int((_trial_run(tmp_path / "runs", "t002") / ".lock").read_text())
+        os.kill(second, signal.SIGSTOP)  # held mid-training too: the stop reaches both
+        stopped.append(second)           # trials before either can finish
+        STOPS[how](proc)
     finally:
-        os.kill(first, signal.SIGCONT)
-    STOPS[how](proc)  # both trials mid-training
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
     code, _, rest = proc.finish(timeout=300)
     assert code == 130, rest
     assert "Traceback" not in rest and "Run the same command again" in rest

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from kerastrain.cli.app import (
     JsonOption,
+    PathsCommand,
     QuietOption,
     RunSetOption,
     SetOption,
@@ -189,17 +190,17 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(
     guard(action, json_)
 
 
-@app.command()
+@app.command(cls=PathsCommand)
 def predict(run_dir: Annotated[Path, typer.Argument(
     metavar="RUN", help="A completed run directory.")],
             inputs: Annotated[list[Path], typer.Argument(
-                metavar="INPUT...", help="Raw rows to predict (CSV, Parquet, NPZ); for a run "
+                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ); for a run "
                      "on an image or text folder, a folder of files, or files.")],
             output: Annotated[Path, typer.Option("--output", "-o",
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
             = False,
-            keep: Annotated[list[str] | None, typer.Option(
+            keep: Annotated[list[str] | None, typer.Option(metavar="COLUMN",
                 help="Copy this input column to the output, before the predictions (e.g. an "
                      "id); repeat for more.")] = None,
             set_: RunSetOption = None, unsafe: UnsafeOption = False,
