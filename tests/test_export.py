@@ -1,0 +1,157 @@
+"""`export`: the run's model with its preprocessing inside. A fresh Python that never
+imports kerastrain loads the SavedModel the way TensorFlow Serving does (its
+`serving_default` signature) and gives what `kerastrain predict` gives on the same raw CSV:
+empty fields, markers, unseen categories, numbers that are not, later dates."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import test_tables
+from conftest import Cli, iris_config, write_config
+from test_tables import HEADER, messy_rows, write_csv
+
+messy_run = test_tables.messy_run   # the trained messy-table run, a module fixture here too
+
+# Loads an export as its consumer does, with no kerastrain on the path: the CSV's rows
+# as the signature's inputs (export.json says each input's column and dtype).
+CONSUMER = r"""
+import csv, json, math, sys
+import numpy as np
+import tensorflow as tf
+assert "kerastrain" not in sys.modules
+folder, data = sys.argv[1], sys.argv[2]
+info = json.load(open(folder + "/export.json"))
+rows = list(csv.DictReader(open(data, newline="")))
+def number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+inputs = {}
+for spec in info["inputs"]:
+    cells = [row[spec["column"]] for row in rows]
+    inputs[spec["name"]] = (tf.constant([number(c) for c in cells], tf.float32)
+                            if spec["dtype"] == "float32" else tf.constant(cells))
+fn = tf.saved_model.load(folder).signatures["serving_default"]
+out = fn(**inputs)
+assert "kerastrain" not in sys.modules
+print(json.dumps({k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().tolist()]
+                  for k, v in out.items()}))
+"""
+
+
+def consume(folder: Path, data: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", CONSUMER, str(folder), str(data)],
+                          capture_output=True, text=True, env=env, timeout=300,
+                          cwd=folder.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def predicted(cli: Cli, run: Path, data: Path, tmp: Path) -> list[dict]:
+    result = cli("predict", run, data, "--output", tmp / "p.csv", "--overwrite", "--quiet")
+    assert result.exit_code == 0, result.output
+    with open(tmp / "p.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_same(exported: dict, rows: list[dict], target: str, classes: list[str]) -> None:
+    assert exported["label"] == [r[target] for r in rows]
+    expected = np.array([[float(r[f"prob_{c}"]) for c in classes] for r in rows])
+    np.testing.assert_allclose(np.array(exported["probabilities"]), expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("iris_export")
+    config = write_config(tmp / "iris.yaml", iris_config(tmp / "runs",
+                                                         training={"epochs": 3,
+                                                                   "batch_size": 16}))
+    result = Cli()("fit", config, "--json")
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.stdout)["run_dir"])
+
+
+def test_iris_saved_model_in_a_fresh_python_equals_predict(cli: Cli, iris_run: Path,
+                                                           tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.drop(columns="target").head(40)
+    frame = frame.astype(object)
+    frame.iloc[0, 0] = ""                        # an empty field: a missing value
+    frame.iloc[1, 2] = "NA"                      # a marker
+    data = tmp_path / "flowers.csv"
+    frame.to_csv(data, index=False)
+    result = cli("export", iris_run, "--format", "saved_model", "--output",
+                 tmp_path / "exp", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "exp" / "export.json").read_text())
+    classes = info["outputs"]["probabilities"]["classes"]
+    assert classes == ["setosa", "versicolor", "virginica"]
+    assert [i["column"] for i in info["inputs"]][0] == "sepal length (cm)"
+    assert "Label order" in (tmp_path / "exp" / "README.md").read_text()
+    assert_same(consume(tmp_path / "exp", data), predicted(cli, iris_run, data, tmp_path),
+                "target", classes)
+
+
+def test_messy_table_saved_model_equals_predict(cli: Cli, request, tmp_path: Path) -> None:
+    run, _ = request.getfixturevalue("messy_run")
+    rows = [r[:-1] for r in messy_rows(40, 2, year=2031, new=True)]
+    rows[0][1:7] = ["", "", "", "", "", ""]                 # every feature empty
+    rows[1][2] = "lots"                                    # not a number
+    rows[2][4] = "03/15/2021"                              # a date in another form
+    rows[3][4] = "2021-02-30"                              # no such day: missing
+    rows[4][3] = " pro "                                   # spaces around a category
+    data = write_csv(tmp_path / "new.csv", rows, HEADER[:-1])
+    result = cli("export", run, "--format", "saved_model", "--output", tmp_path / "exp")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "exp" / "export.json").read_text())
+    kinds = {i["column"]: (i["kind"], i["dtype"]) for i in info["inputs"]}
+    assert kinds == {"age": ("numeric", "float32"), "income": ("numeric", "float32"),
+                     "plan": ("categorical", "string"), "signup": ("date", "string"),
+                     "note": ("text", "string"), "member": ("binary", "string")}
+    classes = info["outputs"]["probabilities"]["classes"]
+    assert_same(consume(tmp_path / "exp", data), predicted(cli, run, data, tmp_path),
+                "churn", classes)
+
+
+def test_keras_export_loads_in_safe_mode_and_equals_predict(cli: Cli, iris_run: Path,
+                                                            tmp_path: Path) -> None:
+    from kerastrain import _keras
+    from kerastrain.export import register
+
+    result = cli("export", iris_run, "--format", "keras", "--output", tmp_path / "k")
+    assert result.exit_code == 0, result.output
+    register()
+    model = _keras.keras().saving.load_model(tmp_path / "k" / "model.keras", safe_mode=True)
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.drop(columns="target").head(20)
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    info = json.loads((tmp_path / "k" / "export.json").read_text())
+    out = model({i["name"]: frame[i["column"]].to_numpy(np.float32) for i in info["inputs"]})
+    rows = predicted(cli, iris_run, tmp_path / "x.csv", tmp_path)
+    assert_same({"label": [v.decode() for v in np.asarray(out["label"])],
+                 "probabilities": np.asarray(out["probabilities"])}, rows, "target",
+                ["setosa", "versicolor", "virginica"])
+
+
+def test_export_refuses_an_existing_folder_a_missing_fold_and_leaves_nothing(
+        cli: Cli, iris_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    result = cli("export", iris_run, "--format", "keras", "--output", tmp_path / "taken")
+    assert result.exit_code == 2 and "exists" in result.stderr and "--overwrite" in result.stderr
+    result = cli("export", iris_run, "--format", "keras", "--output", tmp_path / "f",
+                 "--fold", "1-9")
+    assert result.exit_code == 2 and "no fold '1-9'" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
