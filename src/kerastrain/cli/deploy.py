@@ -3,6 +3,7 @@ the preprocessing inside) and serve (an HTTP prediction server)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -51,3 +52,31 @@ def export(run_dir: Annotated[Path, typer.Argument(help="A completed run directo
                       f"{', '.join(result['outputs'])} (export.json, README.md)", markup=False)
 
     guard(action, json_)
+
+
+@app.command()
+def serve(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+          host: Annotated[str, typer.Option(help="The address to listen on (another than "
+                                                 "127.0.0.1 opens it to the network).")]
+          = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+          fold: FoldOption = None,
+          max_bytes: Annotated[int, typer.Option(help="The largest request body taken "
+                                                      "(413 above it).")] = 10 * 1024 * 1024,
+          unsafe: UnsafeOption = False) -> None:
+    """Serve the run's model over HTTP: POST /predict, GET /health, GET /schema, /docs.
+    Set KERASTRAIN_API_KEY to require that key in every request's X-API-Key header."""
+
+    def action() -> None:
+        from kerastrain.serving.app import API_KEY_ENV
+        from kerastrain.serving.app import serve as serve_run
+
+        def ready(url: str) -> None:
+            sys.stderr.write(f"serving {run_dir} on {url} (docs at {url}/docs); Ctrl-C "
+                             "stops it\n")
+            sys.stderr.flush()
+
+        serve_run(run_dir, host, port, fold, unsafe, max_bytes,
+                  os.environ.get(API_KEY_ENV) or None, ready)
+
+    guard(action)

@@ -1,0 +1,151 @@
+"""`serve`: a run's raw-input model behind FastAPI. POST /predict (JSON rows or CSV),
+GET /health, GET /schema, OpenAPI docs at /docs. Every request runs the model as one
+call of a compiled `tf.function` (no `model.predict`, whose per-call setup costs tens of
+milliseconds); the predictions have the fields of `kerastrain predict`'s CSV."""
+
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerastrain import _keras
+from kerastrain.data.graphdata import GraphPreprocessor
+from kerastrain.errors import UserError
+from kerastrain.export.formats import signature_fn
+from kerastrain.export.load import RawModel, load_raw_model
+from kerastrain.inference import graph_prediction_columns, prediction_columns
+from kerastrain.serving.rows import RowProblems, columns, csv_rows
+
+API_KEY_ENV = "KERASTRAIN_API_KEY"
+MAX_BYTES = 10 * 1024 * 1024
+KEY_HEADER = "X-API-Key"
+
+
+class Predictor:
+    """The compiled model and what turns its outputs into `predict`'s fields."""
+
+    def __init__(self, raw: RawModel) -> None:
+        tf = _keras.tf()
+        self.raw = raw
+        serve, specs = signature_fn(raw)
+        self.fn = tf.function(serve, input_signature=[specs])
+        self.marks = frozenset(m.strip().lower() for m in raw.missing_markers)
+        self.predict([{spec.column: None for spec in raw.inputs}])  # traced once, now
+
+    def predict(self, rows: list[Any]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        out = {k: v.numpy() for k, v in self.fn(columns(rows, self.raw.inputs,
+                                                         self.marks)).items()}
+        pre = self.raw.pre
+        if isinstance(pre, GraphPreprocessor):
+            fields = graph_prediction_columns(pre, {
+                name: out[f"{name}_probabilities" if p.task == "classification" else name]
+                for name, p in pre.outputs.items()})
+        else:
+            fields = prediction_columns(pre, out["probabilities" if pre.task ==
+                                                 "classification" else "value"])
+        names = list(fields)
+        return [{name: _plain(fields[name][i]) for name in names} for i in range(len(rows))]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build_app(predictor: Predictor, api_key: str | None = None,
+              max_bytes: int = MAX_BYTES) -> Any:
+    """The FastAPI app serving `predictor`; with `api_key`, every request but /health
+    must carry it in the X-API-Key header (401 otherwise)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    raw = predictor.raw
+    app = FastAPI(title=f"kerastrain: {raw.run_dir.name}",
+                  description="Predictions of a kerastrain run: raw columns in, the run's "
+                              "fitted preprocessing inside. See GET /schema.")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Any:
+        if api_key is not None and request.url.path != "/health":
+            given = request.headers.get(KEY_HEADER, "")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return JSONResponse({"detail": f"a valid {KEY_HEADER} header is required"},
+                                    status_code=401)
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > max_bytes):
+            return JSONResponse({"detail": f"the request is larger than {max_bytes} bytes"},
+                                status_code=413)
+        return await call_next(request)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "run_dir": str(raw.run_dir)}
+
+    @app.get("/schema")
+    def schema() -> dict[str, Any]:
+        return raw.describe()
+
+    body = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {
+            "type": "object", "required": ["rows"],
+            "properties": {"rows": {"type": "array", "items": {"type": "object"}}}},
+            "example": {"rows": [{spec.column: None for spec in raw.inputs}]}},
+        "text/csv": {"schema": {"type": "string"}}}}}
+
+    @app.post("/predict", openapi_extra=body)
+    async def predict(request: Request) -> Any:
+        data = await request.body()
+        if len(data) > max_bytes:
+            return JSONResponse({"detail": f"the request is larger than {max_bytes} bytes"},
+                                status_code=413)
+        try:
+            rows = _rows(request.headers.get("content-type", ""), data)
+            predictions = await run_in_threadpool(predictor.predict, rows)
+        except RowProblems as problems:
+            return JSONResponse({"detail": problems.problems}, status_code=422)
+        return {"predictions": predictions}
+
+    return app
+
+
+def _rows(content_type: str, data: bytes) -> list[Any]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RowProblems([{"row": None, "column": None,
+                            "message": "the body is not UTF-8"}]) from None
+    if content_type.startswith("text/csv"):
+        return csv_rows(text)
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RowProblems([{"row": None, "column": None,
+                            "message": f"the body is not JSON: {exc}"}]) from None
+    if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
+        raise RowProblems([{"row": None, "column": None,
+                            "message": 'expected {"rows": [{"column": value, ...}, ...]}'}])
+    return body["rows"]
+
+
+def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
+          fold: str | None = None, unsafe: bool = False, max_bytes: int = MAX_BYTES,
+          api_key: str | None = None, ready: Any = None) -> None:
+    """Serve the run at `path` until interrupted (SIGINT or SIGTERM end it cleanly).
+    `ready(url)` is called once the model is loaded, before listening."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise UserError("serving needs FastAPI and uvicorn: pip install "
+                        "'kerastrain[serve]'.") from None
+    predictor = Predictor(load_raw_model(path, fold, unsafe))
+    app = build_app(predictor, api_key, max_bytes)
+    if ready is not None:
+        ready(f"http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
