@@ -6,6 +6,7 @@ empty fields, markers, unseen categories, numbers that are not, later dates."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -155,3 +156,35 @@ def test_export_refuses_an_existing_folder_a_missing_fold_and_leaves_nothing(
                  "--fold", "1-9")
     assert result.exit_code == 2 and "no fold '1-9'" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_onnx_of_numeric_columns_equals_predict(cli: Cli, iris_run: Path,
+                                                tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.drop(columns="target").head(20)
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    result = cli("export", iris_run, "--format", "onnx", "--output", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "o" / "export.json").read_text())
+    session = ort.InferenceSession(str(tmp_path / "o" / "model.onnx"))
+    names = [o.name for o in session.get_outputs()]
+    out = dict(zip(names, session.run(None, {i["name"]: frame[i["column"]].to_numpy(np.float32)
+                                             for i in info["inputs"]}), strict=True))
+    rows = predicted(cli, iris_run, tmp_path / "x.csv", tmp_path)
+    assert_same({"label": list(out["label"]), "probabilities": out["probabilities"]}, rows,
+                "target", ["setosa", "versicolor", "virginica"])
+
+
+def test_tflite_and_onnx_name_the_ops_that_block_them(cli: Cli, iris_run: Path, request,
+                                                      tmp_path: Path) -> None:
+    result = cli("export", iris_run, "--format", "tflite", "--output", tmp_path / "t")
+    assert result.exit_code == 2
+    assert "TFLite cannot convert this model: its built-in ops have no IsNan" in result.stderr
+    if importlib.util.find_spec("tf2onnx"):
+        run, _ = request.getfixturevalue("messy_run")
+        result = cli("export", run, "--format", "onnx", "--output", tmp_path / "o")
+        assert result.exit_code == 2 and "StringStrip" in result.stderr, result.output
+    assert list(tmp_path.iterdir()) == []

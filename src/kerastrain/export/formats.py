@@ -98,16 +98,16 @@ def _write(raw: RawModel, fmt: str, work: Path) -> list[str]:
     if fmt == "keras":
         raw.model.save(work / "model.keras")
         return ["model.keras"]
+    if fmt == "onnx":
+        (work / "model.onnx").write_bytes(convert.to_onnx(raw))
+        return ["model.onnx"]
     staging = work / "saved_model"
     write_saved_model(raw, staging)
     try:
-        if fmt == "tflite":
-            (work / "model.tflite").write_bytes(convert.to_tflite(staging))
-            return ["model.tflite"]
-        (work / "model.onnx").write_bytes(convert.to_onnx(raw, staging))
-        return ["model.onnx"]
+        (work / "model.tflite").write_bytes(convert.to_tflite(staging))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return ["model.tflite"]
 
 
 def readme(info: dict[str, Any]) -> str:
