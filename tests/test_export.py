@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import test_tables
-from conftest import Cli, iris_config, write_config
+from conftest import REPO, Cli, iris_config, write_config
 from test_tables import HEADER, messy_rows, write_csv
 
 messy_run = test_tables.messy_run   # the trained messy-table run, a module fixture here too
@@ -188,3 +188,57 @@ def test_tflite_and_onnx_name_the_ops_that_block_them(cli: Cli, iris_run: Path, 
         result = cli("export", run, "--format", "onnx", "--output", tmp_path / "o")
         assert result.exit_code == 2 and "StringStrip" in result.stderr, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def fit_config(tmp: Path, source: Path, **changes) -> Path:
+    import yaml
+
+    config = yaml.safe_load(source.read_text())
+    config["training"]["epochs"] = 2
+    config["output"] = {"runs_dir": str(tmp / "runs")}
+    config.update(changes)
+    path = write_config(tmp / source.name, config)
+    result = Cli()("fit", path, "--json")
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.stdout)["run_dir"])
+
+
+def test_a_two_input_wide_and_deep_model_keeps_its_output_name(cli: Cli,
+                                                               tmp_path: Path) -> None:
+    from sklearn.datasets import load_diabetes
+
+    run = fit_config(tmp_path, REPO / "configs" / "wide_deep_two_inputs.yaml")
+    frame = load_diabetes(as_frame=True).frame.drop(columns="target").head(30).astype(object)
+    frame.iloc[0, 2] = ""                         # bmi feeds both inputs: missing in both
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    assert cli("export", run, "--format", "saved_model", "--output",
+               tmp_path / "e").exit_code == 0
+    exported = consume(tmp_path / "e", tmp_path / "x.csv")
+    rows = predicted(cli, run, tmp_path / "x.csv", tmp_path)
+    np.testing.assert_allclose(np.array(exported["output"])[:, 0],
+                               [float(r["output"]) for r in rows], rtol=1e-5, atol=1e-5)
+
+
+def test_several_inputs_and_outputs_keep_their_names(tmp_path: Path) -> None:
+    from kerastrain.data.sources import load_source
+    from kerastrain.inference import graph_prediction_columns, load_run
+
+    run = fit_config(tmp_path, REPO / "configs" / "ticket_classifier.yaml")
+    assert Cli()("export", run, "--format", "saved_model", "--output",
+                 tmp_path / "e").exit_code == 0
+    loaded = load_run(run)
+    table = load_source(loaded.loaded.config.data.source, 42)
+    rows = np.arange(50)
+    expected = graph_prediction_columns(loaded.pre, loaded.model.predict(
+        loaded.pre.transform_x(table, rows), verbose=0))
+    from kerastrain import _keras
+
+    fn = _keras.tf().saved_model.load(str(tmp_path / "e")).signatures["serving_default"]
+    out = fn(**{name: table.columns[name][rows].astype(np.float32)
+                for name in ("title", "text_body", "tags")})
+    assert sorted(out) == ["department_label", "department_probabilities", "priority"]
+    np.testing.assert_allclose(out["priority"].numpy()[:, 0], expected["priority"], atol=1e-5)
+    assert out["department_label"].numpy().tolist() == list(expected["department"])
+    for j in range(4):
+        np.testing.assert_allclose(out["department_probabilities"].numpy()[:, j],
+                                   expected[f"department_prob_{j}"], atol=1e-5)

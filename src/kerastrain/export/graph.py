@@ -173,34 +173,31 @@ def raw_inputs(pre: Preprocessor | GraphPreprocessor) -> list[RawInput]:
     return list(found.values())
 
 
-def _feature(entry: dict[str, Any], raw: Any, pre: Preprocessor) -> Any:
-    """One fitted feature of the input as (rows, width) float32."""
+def _feature(entry: dict[str, Any], raw: Any, pre: Preprocessor, prefix: str) -> Any:
+    """One fitted feature of the input as (rows, width) float32; its layers' names start
+    with `prefix` (a column may feed several inputs of a graph model)."""
     keras = _keras.keras()
     marks = sorted({m.strip().lower() for m in pre.missing_values})
-    suffix = "".join(c if c.isalnum() else "_" for c in entry["name"])
+    suffix = prefix + "".join(c if c.isalnum() else "_" for c in entry["name"])
     if "scale" in entry:   # numeric, numeric binary, array: one `NumericColumns` each
-        base = layers.numeric_layer([entry], pre.rescale)
-        layer = type(base).from_config({**base.get_config(), "name": f"num_{suffix}"})
-        x = raw if entry["kind"] == "array" else keras.layers.Reshape((1,))(raw)
-        out = layer(x)
-    elif entry["kind"] in ("date", "datetime"):
-        strings = classes()["RawStrings"](marks, name=f"raw_{suffix}")(raw)
-        out = layers.feature_layer(entry)(classes()["ParseDays"](name=f"days_{suffix}")(strings))
+        layer = layers.numeric_layer([entry], pre.rescale)
+        x = raw if entry["kind"] == "array" else keras.layers.Reshape(
+            (1,), name=f"one_{suffix}")(raw)
     else:
-        strings = classes()["RawStrings"](marks, name=f"raw_{suffix}")(raw)
-        out = layers.feature_layer(entry)(strings)
+        x = classes()["RawStrings"](marks, name=f"raw_{suffix}")(raw)
+        if entry["kind"] in ("date", "datetime"):
+            x = classes()["ParseDays"](name=f"days_{suffix}")(x)
+        layer = layers.feature_layer(entry)
+    layer.name = f"col_{suffix}"
     width = columns.width(entry)
     return keras.layers.Reshape((width,), name=f"flat_{suffix}")(
-        keras.ops.cast(out, "float32"))
+        keras.ops.cast(layer(x), "float32"))
 
 
 def _model_input(pre: Preprocessor, tensors: dict[str, Any], prefix: str = "") -> Any:
     """The preprocessed array one model input takes, from the raw inputs."""
     keras = _keras.keras()
-    pieces = []
-    for entry in pre.features:
-        with keras.name_scope(prefix + entry["name"]):
-            pieces.append(_feature(entry, tensors[entry["name"]], pre))
+    pieces = [_feature(entry, tensors[entry["name"]], pre, prefix) for entry in pre.features]
     x = pieces[0] if len(pieces) == 1 else keras.layers.Concatenate(
         name=f"{prefix}features")(pieces)
     if len(pre.features) == 1 and pre.features[0]["kind"] == "array" and \
