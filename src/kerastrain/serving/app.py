@@ -21,6 +21,35 @@ from kerastrain.serving.rows import RowProblems, columns, csv_rows
 API_KEY_ENV = "KERASTRAIN_API_KEY"
 MAX_BYTES = 10 * 1024 * 1024
 KEY_HEADER = "X-API-Key"
+INLINE_ROWS = 64
+
+
+class Guard:
+    """ASGI middleware: 401 without the API key (when one is set; /health is open), 413
+    for a body declared larger than `max_bytes`. Plain ASGI, not a BaseHTTPMiddleware,
+    which costs a task per request."""
+
+    def __init__(self, app: Any, api_key: str | None, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+        self.key = api_key.encode() if api_key is not None else None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            from fastapi.responses import JSONResponse
+
+            headers = dict(scope["headers"])
+            if self.key is not None and scope["path"] != "/health" and \
+                    not hmac.compare_digest(headers.get(b"x-api-key", b""), self.key):
+                await JSONResponse({"detail": f"a valid {KEY_HEADER} header is required"},
+                                   status_code=401)(scope, receive, send)
+                return
+            size = headers.get(b"content-length", b"0")
+            if not size.isdigit() or int(size) > self.max_bytes:
+                await JSONResponse({"detail": "the request is larger than "
+                                    f"{self.max_bytes} bytes"}, status_code=413)(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Predictor:
@@ -70,18 +99,7 @@ def build_app(predictor: Predictor, api_key: str | None = None,
                   description="Predictions of a kerastrain run: raw columns in, the run's "
                               "fitted preprocessing inside. See GET /schema.")
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Any:
-        if api_key is not None and request.url.path != "/health":
-            given = request.headers.get(KEY_HEADER, "")
-            if not hmac.compare_digest(given.encode(), api_key.encode()):
-                return JSONResponse({"detail": f"a valid {KEY_HEADER} header is required"},
-                                    status_code=401)
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > max_bytes):
-            return JSONResponse({"detail": f"the request is larger than {max_bytes} bytes"},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(Guard, api_key=api_key, max_bytes=max_bytes)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -106,7 +124,10 @@ def build_app(predictor: Predictor, api_key: str | None = None,
                                 status_code=413)
         try:
             rows = _rows(request.headers.get("content-type", ""), data)
-            predictions = await run_in_threadpool(predictor.predict, rows)
+            if len(rows) <= INLINE_ROWS:   # a millisecond: the thread hop would cost more
+                predictions = predictor.predict(rows)
+            else:
+                predictions = await run_in_threadpool(predictor.predict, rows)
         except RowProblems as problems:
             return JSONResponse({"detail": problems.problems}, status_code=422)
         return {"predictions": predictions}
