@@ -242,3 +242,31 @@ def test_several_inputs_and_outputs_keep_their_names(tmp_path: Path) -> None:
     for j in range(4):
         np.testing.assert_allclose(out["department_probabilities"].numpy()[:, j],
                                    expected[f"department_prob_{j}"], atol=1e-5)
+
+
+def test_a_cross_validation_run_exports_its_refit_model_or_a_folds(cli: Cli,
+                                                                  tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    config = write_config(tmp_path / "cv.yaml", iris_config(
+        tmp_path / "runs", training={"epochs": 2, "batch_size": 16},
+        validation={"scheme": "kfold", "n_splits": 2, "test_split": 0.2, "refit": True},
+        runtime={"workers": 1}))
+    result = cli("fit", config, "--json")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    fold = sorted(p.name for p in (run / "folds").iterdir())[1]
+    load_iris(as_frame=True).frame.drop(columns="target").head(20).to_csv(
+        tmp_path / "x.csv", index=False)
+    refit = tmp_path / "refit"
+    assert cli("export", run, "--format", "saved_model", "--output", refit).exit_code == 0
+    result = cli("export", run, "--format", "saved_model", "--output", tmp_path / "fold",
+                 "--fold", fold)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "fold" / "export.json").read_text())["fold"] == fold
+    rows = predicted(cli, run, tmp_path / "x.csv", tmp_path)   # predict uses the refit model
+    assert_same(consume(refit, tmp_path / "x.csv"), rows, "target",
+                ["setosa", "versicolor", "virginica"])
+    of_fold = consume(tmp_path / "fold", tmp_path / "x.csv")["probabilities"]
+    assert not np.allclose(of_fold, [[float(r[f"prob_{c}"]) for c in
+                                      ("setosa", "versicolor", "virginica")] for r in rows])
