@@ -217,6 +217,12 @@ def test_a_two_input_wide_and_deep_model_keeps_its_output_name(cli: Cli,
     rows = predicted(cli, run, tmp_path / "x.csv", tmp_path)
     np.testing.assert_allclose(np.array(exported["output"])[:, 0],
                                [float(r["output"]) for r in rows], rtol=1e-5, atol=1e-5)
+    from kerastrain.export.load import load_raw_model
+    from kerastrain.serving.app import Predictor
+
+    served = Predictor(load_raw_model(run)).predict(frame.to_dict("records"))
+    np.testing.assert_allclose([p["output"] for p in served],
+                               [float(r["output"]) for r in rows], rtol=1e-5, atol=1e-5)
 
 
 def test_several_inputs_and_outputs_keep_their_names(tmp_path: Path) -> None:
