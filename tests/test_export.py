@@ -276,3 +276,16 @@ def test_a_cross_validation_run_exports_its_refit_model_or_a_folds(cli: Cli,
     of_fold = consume(tmp_path / "fold", tmp_path / "x.csv")["probabilities"]
     assert not np.allclose(of_fold, [[float(r[f"prob_{c}"]) for c in
                                       ("setosa", "versicolor", "virginica")] for r in rows])
+
+
+def test_dates_are_read_in_the_graph_as_predict_reads_them() -> None:
+    from kerastrain.data.kinds import as_days
+    from kerastrain.export.graph import classes
+
+    texts = ["2020-01-05", "2020-1-5", "2020-01-05 10:30", "2020-01-05T10:30:15.5",
+             "2020-01-05T10", "05/17/2024", "5/7/2024 8:30", "5/7/2024 8:30:20", "2024/5/17",
+             "17.05.2024", "2021-02-30", "2024-02-29", "", "soon", "1969-12-31",
+             "2020-01-05T25:00"]
+    got = np.asarray(classes()["ParseDays"]()(np.array(texts, dtype=object)))
+    want = [as_days(np.array([t], dtype=object), frozenset([""]))[0][0] for t in texts]
+    np.testing.assert_array_equal(got, want)

@@ -10,8 +10,9 @@ here in the graph:
 - strings (categories, text) as tf.string: stripped, and the run's missing markers
   ("", NA, ?, ...) read as missing (`RawStrings`);
 - dates as tf.string, ISO (2024-05-17, 2024-05-17T08:30[:00]) or the numeric forms
-  kerastrain reads (05/17/2024, 2024/05/17, 17.05.2024), parsed into days since
-  1970-01-01 (`ParseDays`); anything else counts as missing, as in `predict`.
+  kerastrain reads (05/17/2024[ 08:30[:00]], 2024/05/17, 17.05.2024), parsed into days
+  since 1970-01-01 (`ParseDays`); anything else counts as missing, as in `predict`
+  (which also reads month names, 17 May 2024, and ISO months, 2024-05: not here).
 
 Outputs: a classifier gives `probabilities` (rows, classes) and `label` (the training
 labels: int64 when every class is an integer, else strings); a regressor gives `value`.
@@ -32,10 +33,14 @@ from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.preprocess import Preprocessor
 
 _classes: dict[str, type] = {}
-DATE_PATTERN = r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?)?"
-DATE_FORMS = ((r"^(\d{1,2})/(\d{1,2})/(\d{4})", r"\3-\1-\2"),      # 05/17/2024
-              (r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3"),      # 2024/05/17
-              (r"^(\d{1,2})\.(\d{1,2})\.(\d{4})", r"\3-\2-\1"))    # 17.05.2024
+TIME = r"(?: (\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?"
+DATE_FORMS = (   # what `predict` reads as dates, each rewritten as "Y-M-D h:m:s"
+    (r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.\d*)?)?)?Z?)?$",
+     r"\1-\2-\3 \4:\5:\6"),                                     # ISO 8601 (NumPy's)
+    (r"^(\d{1,2})/(\d{1,2})/(\d{4})" + TIME + "$", r"\3-\1-\2 \4:\5:\6"),  # 05/17/2024
+    (r"^(\d{4})/(\d{1,2})/(\d{1,2})$", r"\1-\2-\3 ::"),                   # 2024/05/17
+    (r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$", r"\3-\2-\1 ::"))                 # 17.05.2024
+NORMAL = r"^(\d+)-(\d+)-(\d+) (\d*):(\d*):(\d*)$"
 
 
 @dataclass(frozen=True)
@@ -91,22 +96,25 @@ def _define(keras: Any, tf: Any) -> None:
             super().__init__(**kwargs)
 
         def call(self, x: Any) -> Any:
+            ok = tf.zeros_like(x, dtype=tf.bool)
+            text = tf.fill(tf.shape(x), "1970-1-1 ::")
             for pattern, form in DATE_FORMS:
-                x = tf.strings.regex_replace(x, pattern, form)
-            ok = tf.strings.regex_full_match(x, DATE_PATTERN)
-            text = tf.where(ok, x, tf.constant("1970-01-01"))
+                match = tf.strings.regex_full_match(x, pattern) & ~ok
+                text = tf.where(match, tf.strings.regex_replace(x, pattern, form), text)
+                ok = ok | match
 
-            def group(k: int) -> Any:
+            def group(k: int) -> Any:   # "0" before an empty (absent) part: 0
                 return tf.strings.to_number(tf.strings.regex_replace(
-                    text, DATE_PATTERN, "0\\" + str(k)), tf.float64)
+                    text, NORMAL, "0\\" + str(k)), tf.float64)
 
             year, month, day = group(1), group(2), group(3)
+            hour, minute, second = group(4), group(5), group(6)
             start = _days(tf, year, month)
             length = _days(tf, year + tf.cast(month == 12, tf.float64),
                            tf.where(month == 12, tf.ones_like(month), month + 1)) - start
-            valid = ok & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length)
-            seconds = group(4) * 3600.0 + group(5) * 60.0 + group(6)
-            days = start + day - 1.0 + seconds / 86400.0
+            valid = ok & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length) & \
+                (hour < 24) & (minute < 60) & (second < 60)
+            days = start + day - 1.0 + (hour * 3600.0 + minute * 60.0 + second) / 86400.0
             return tf.where(valid, days, tf.constant(np.nan, tf.float64))
 
     @register
