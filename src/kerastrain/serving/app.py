@@ -130,7 +130,7 @@ def build_app(predictor: Predictor, api_key: str | None = None,
                 predictions = await run_in_threadpool(predictor.predict, rows)
         except RowProblems as problems:
             return JSONResponse({"detail": problems.problems}, status_code=422)
-        return {"predictions": predictions}
+        return JSONResponse({"predictions": predictions})   # no re-encoding pass
 
     return app
 
