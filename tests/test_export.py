@@ -289,3 +289,18 @@ def test_dates_are_read_in_the_graph_as_predict_reads_them() -> None:
     got = np.asarray(classes()["ParseDays"]()(np.array(texts, dtype=object)))
     want = [as_days(np.array([t], dtype=object), frozenset([""]))[0][0] for t in texts]
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_raw_penguins_table_saved_model_equals_predict(cli: Cli, tmp_path: Path) -> None:
+    resources = pytest.importorskip("importlib.resources")
+    pytest.importorskip("palmerpenguins")
+    run = fit_config(tmp_path, REPO / "configs" / "penguins.yaml", callbacks=[])
+    source = resources.files("palmerpenguins") / "data" / "penguins-raw.csv"
+    data = tmp_path / "penguins.csv"
+    data.write_text(source.read_text())
+    assert cli("export", run, "--format", "saved_model", "--output",
+               tmp_path / "e").exit_code == 0
+    info = json.loads((tmp_path / "e" / "export.json").read_text())
+    assert {i["kind"] for i in info["inputs"]} >= {"numeric", "categorical", "date"}
+    assert_same(consume(tmp_path / "e", data), predicted(cli, run, data, tmp_path),
+                "Species", info["outputs"]["probabilities"]["classes"])
