@@ -123,6 +123,13 @@ def test_a_too_large_request_is_a_413(server) -> None:
     assert status == 413
 
 
+def test_a_port_in_use_is_refused_before_loading(cli: Cli, server) -> None:
+    url, _, run, _ = server
+    result = cli("serve", run, "--port", url.rsplit(":", 1)[1])
+    assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in result.stderr
+    assert "--port" in result.stderr
+
+
 def test_sigterm_stops_it_cleanly(server) -> None:
     _, process, _, _ = server
     process.send_signal(signal.SIGTERM)

@@ -5,6 +5,7 @@ milliseconds); the predictions have the fields of `kerastrain predict`'s CSV."""
 
 import hmac
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,17 @@ def _rows(content_type: str, data: bytes) -> list[Any]:
     return body["rows"]
 
 
+def check_address(host: str, port: int) -> None:
+    """A `UserError` when the address cannot be listened on (a port in use), before the
+    model is loaded."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
+                        "another port (or host).", option="port") from None
+
+
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
           fold: str | None = None, unsafe: bool = False, max_bytes: int = MAX_BYTES,
           api_key: str | None = None, ready: Any = None) -> None:
@@ -165,6 +177,7 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
     except ImportError:
         raise UserError("serving needs FastAPI and uvicorn: pip install "
                         "'kerastrain[serve]'.") from None
+    check_address(host, port)
     predictor = Predictor(load_raw_model(path, fold, unsafe))
     app = build_app(predictor, api_key, max_bytes)
     if ready is not None:
