@@ -121,6 +121,18 @@ def test_a_too_large_request_is_a_413(server) -> None:
     except (ConnectionError, urllib.error.URLError):   # the server may close on it
         status = 413
     assert status == 413
+    chunked = iter([b'{"rows": [{"note": "', b"x" * (11 * 1024 * 1024), b'"}]}'])
+    request = urllib.request.Request(server[0] + "/predict", data=chunked, headers={
+        "Content-Type": "application/json", "X-API-Key": KEY,
+        "Transfer-Encoding": "chunked"})
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        status = 200
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (ConnectionError, urllib.error.URLError):
+        status = 413
+    assert status == 413
 
 
 def test_a_port_in_use_is_refused_before_loading(cli: Cli, server) -> None:

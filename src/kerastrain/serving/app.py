@@ -119,10 +119,14 @@ def build_app(predictor: Predictor, api_key: str | None = None,
 
     @app.post("/predict", openapi_extra=body)
     async def predict(request: Request) -> Any:
-        data = await request.body()
-        if len(data) > max_bytes:
-            return JSONResponse({"detail": f"the request is larger than {max_bytes} bytes"},
-                                status_code=413)
+        chunks, size = [], 0
+        async for chunk in request.stream():   # a body without Content-Length, too
+            size += len(chunk)
+            if size > max_bytes:
+                return JSONResponse({"detail": f"the request is larger than {max_bytes} "
+                                     "bytes"}, status_code=413)
+            chunks.append(chunk)
+        data = b"".join(chunks)
         try:
             rows = _rows(request.headers.get("content-type", ""), data)
             if len(rows) <= INLINE_ROWS:   # a millisecond: the thread hop would cost more
