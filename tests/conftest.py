@@ -25,6 +25,12 @@ class Cli:
         return self.runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The slow tests first (in their order): run side by side (`-n 2`), the longest start
+    early and the quick ones fill in at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
@@ -69,13 +75,36 @@ def iris_run(tmp_path_factory) -> Path:
     return Path(json.loads(result.stdout)["run_dir"])
 
 
+def shared_by_workers(tmp_path_factory: pytest.TempPathFactory, name: str, make):
+    """`make(folder)`'s result (JSON), made once per test session: run side by side
+    (`-n 2`), the first worker that needs it makes it and the other waits and reads it."""
+    import fcntl
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this session's folder, which its workers share
+    done = base / f"shared-{name}.json"
+    fd = os.open(base / f"shared-{name}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not done.exists():
+            folder = base / f"shared-{name}"
+            folder.mkdir(exist_ok=True)
+            done.write_text(json.dumps(make(folder)))
+        return json.loads(done.read_text())
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     """Typer's CLI runner: commands run in-process, stdout and stderr apart."""
     return CliRunner()
 
 
-HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "scipy")
+HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "scipy", "scipy.stats", "optuna",
+         "mlflow")
 _AFTER = """
 import json, os, sys
 sys.argv = ["kerastrain", *sys.argv[1:]]
@@ -104,3 +133,22 @@ def heavy_modules_after(tmp_path: Path, *args: str, cwd: Path | None = None) -> 
                    env=env, capture_output=True, text=True, timeout=120)
     code, heavy = json.loads(report.read_text())
     return code, heavy
+
+
+@pytest.fixture
+def start():
+    """Starts `kerastrain ARGS` in a session of its own (`start(*args)`, a
+    `processes.Started`); whatever of theirs still runs when the test ends (failed or not)
+    is killed, so that a failure leaves no training behind."""
+    from processes import Started, kill_group
+
+    started: list[Started] = []
+
+    def starter(*args: object, **kwargs) -> Started:
+        started.append(Started(*args, **kwargs))
+        return started[-1]
+
+    yield starter
+    for one in started:
+        kill_group(one.pid)
+        one.proc.wait()

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "kerastrain"
 # The stages in the order data flows; a unit may import only units of lower rank (and
 # modules of its own package). docs/architecture.md explains each.
 RANKS = {
-    "__init__": 0, "errors": 0, "_keras": 0, "kerasnames": 0,
+    "__init__": 0, "errors": 0, "_keras": 0, "kerasnames": 0, "yamlnum": 0,
     "config": 1, "registry": 1, "plugins": 1, "rundir": 1,
     "data": 2,
     "models": 3,
@@ -25,7 +25,7 @@ RANKS = {
     "compare": 6, "export": 6,
     "serving": 7,
     "runs": 7,
-    "runview": 8, "schema_export": 8, "starter": 8,
+    "runview": 8, "schema_export": 8, "starter": 8, "tracking": 8,
     "sweep": 9,
     "cli": 10,
     "__main__": 11,

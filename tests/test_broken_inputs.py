@@ -8,6 +8,7 @@ directory, no output file, no temporary file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -384,15 +385,50 @@ def test_predict_refuses_an_unusable_output(cli: Cli, iris_run: Path, tmp_path: 
     assert contents(tmp_path) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
-def test_predict_refuses_a_read_only_folder(cli: Cli, iris_run: Path, tmp_path: Path) -> None:
+def read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`folder` made read-only (0o500), and refused to this process as the kernel refuses
+    it to a user who is not root. Root writes in any folder, and CI runs as root: so the
+    calls of `os` that ask for or make something in the folder (`access`, `mkdir`, `open`
+    with `O_CREAT`) answer here as they would for another user; for one, they answer as
+    the kernel does anyway."""
+    folder.chmod(0o500)
+    real_access, real_mkdir, real_open = os.access, os.mkdir, os.open
+    locked = folder.resolve()
+
+    def denied(path) -> PermissionError:
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+    def access(path, mode, *args, **kwargs) -> bool:
+        if Path(os.fsdecode(path)).resolve() == locked and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    def mkdir(path, *args, **kwargs) -> None:
+        if Path(os.fsdecode(path)).resolve().parent == locked:
+            raise denied(path)
+        real_mkdir(path, *args, **kwargs)
+
+    def open_(path, flags, *args, **kwargs) -> int:
+        if flags & os.O_CREAT and Path(os.fsdecode(path)).resolve().parent == locked:
+            raise denied(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+def test_predict_refuses_a_read_only_folder(cli: Cli, iris_run: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "rows.csv"
     data.write_text(iris_rows(target=False))
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
     try:
-        refused(cli("predict", iris_run, data, "--output", locked / "p.csv"), "not writable")
+        with monkeypatch.context() as patch:
+            read_only(locked, patch)
+            result = cli("predict", iris_run, data, "--output", locked / "p.csv")
+        refused(result, f"{locked / 'p.csv'}: {locked} is not writable")
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
@@ -447,22 +483,25 @@ def test_unusable_runs_dir(cli: Cli, tmp_path: Path, make_runs_dir) -> None:
     config = iris_config(runs_dir)
     config["training"]["epochs"] = 1
     before = contents(tmp_path)
-    result = cli("fit", write_config(tmp_path / "c.yaml", config))
-    refused(result, f"output.runs_dir {runs_dir}: cannot make a run directory there",
-            "a file is in the way")
+    path = write_config(tmp_path / "c.yaml", config)
+    line = path.read_text().splitlines().index(f"  runs_dir: {runs_dir}") + 1
+    refused(cli("fit", path), f"{path}:{line}  output.runs_dir: {runs_dir}: cannot make a run "
+            "directory there", "a file is in the way")
     assert contents(tmp_path) == before | {tmp_path / "c.yaml"}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
-def test_read_only_runs_dir(cli: Cli, tmp_path: Path) -> None:
+def test_read_only_runs_dir(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
-    runs_dir.chmod(0o500)
     try:
         config = iris_config(runs_dir)
         config["training"]["epochs"] = 1
-        refused(cli("fit", write_config(tmp_path / "c.yaml", config)), "output.runs_dir",
-                "Permission denied")
+        path = write_config(tmp_path / "c.yaml", config)
+        with monkeypatch.context() as patch:
+            read_only(runs_dir, patch)
+            result = cli("fit", path)
+        refused(result, f"c.yaml:30  output.runs_dir: {runs_dir}: cannot make a run "
+                "directory there", "Permission denied")
         assert list(runs_dir.iterdir()) == []
     finally:
         runs_dir.chmod(0o700)

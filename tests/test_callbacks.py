@@ -3,17 +3,21 @@ progress, and the state kept for resume."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import iris_config, write_config
 from kerastrain import _keras
-from kerastrain.rundir import RunDir
+from kerastrain.rundir import RunDir, read_history
 from kerastrain.training.backup import EpochBackup, backup_epoch
 from kerastrain.training.callbacks import EpochProgress, HeldOutCurves
 from kerastrain.training.progress import Progress
+from test_cli import iris_csv
 
 
 @pytest.fixture
@@ -99,3 +103,31 @@ def test_a_resumed_fit_continues_where_the_backup_left_off(tiny, tmp_path) -> No
     again.fit(x, y, epochs=3, verbose=0, callbacks=[resumed, Check(), Epochs()])
     assert seen == [2]  # only the epoch the backup did not hold
     assert len(resumed.history()["loss"]) == 3
+
+
+def test_the_best_checkpoint_holds_the_weights_of_the_lowest_val_loss(cli, tmp_path) -> None:
+    """A noisy run (a high learning rate) whose lowest val_loss is not at its last epoch:
+    checkpoints/best.keras, scored on the validation rows, gives that lowest val_loss;
+    model.keras gives the last epoch's."""
+    config = iris_config(tmp_path / "runs")
+    config["compile"]["optimizer"]["learning_rate"] = 0.3
+    config["training"]["epochs"] = 5  # val_loss: 0.28, 0.045, 0.11, 0.028, 0.048
+    config["output"]["plots"] = False
+    result = cli("fit", write_config(tmp_path / "c.yaml", config), "--json")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    val_loss = read_history(run / "history.csv")["val_loss"]
+    best = int(np.argmin(val_loss))
+    assert best < len(val_loss) - 1 and val_loss[best] < val_loss[-1]  # best is not last
+    (fold,) = json.loads((run / "splits.json").read_text())["folds"]
+    rows = iris_csv(tmp_path / "validation.csv", np.array(fold["validation"]))
+    scored = {}
+    for name, model in (("last", run / "model.keras"),
+                        ("best", run / "checkpoints" / "best.keras")):
+        copy = Path(shutil.copytree(run, tmp_path / name))
+        shutil.copy(model, copy / "model.keras")
+        result = cli("evaluate", copy, "--data", rows, "--json")
+        assert result.exit_code == 0, result.output
+        scored[name] = json.loads(result.stdout)["metrics"]["loss"]
+    assert scored["best"] == pytest.approx(val_loss[best], rel=1e-5)
+    assert scored["last"] == pytest.approx(val_loss[-1], rel=1e-5)

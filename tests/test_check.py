@@ -205,3 +205,20 @@ def test_probing_the_callbacks_leaves_the_first_folds_model_as_built(tmp_path) -
     model, _ = checked.take_model(checked.experiment.plan.folds[0])
     assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
     assert not model.stop_training
+
+
+def test_a_runs_dir_that_cannot_be_made_is_refused_at_its_line(cli: Cli, tmp_path: Path) -> None:
+    """validate checks output.runs_dir (a file in the way), and fit refuses it the same way:
+    the key at its line, before any data or training."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    config = tmp_path / "iris.yaml"
+    config.write_text(IRIS.replace("RUNS", str(blocker / "runs")))
+    line = IRIS.splitlines().index("output: {runs_dir: RUNS}") + 1
+    for command in ("validate", "fit"):
+        refused(cli(command, config), f"{config}:{line}  output.runs_dir: {blocker / 'runs'}: "
+                f"cannot make a run directory there (a file is in the way: {blocker})")
+    assert blocker.read_text() == "x"
+    refused(cli("validate", iris_yaml(tmp_path), "--set", f"output.runs_dir={blocker}"),
+            f"--set output.runs_dir={blocker}  output.runs_dir: {blocker}: cannot make a run "
+            "directory there (a file is in the way")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_diabetes, load_iris
 
-from conftest import REPO, iris_config, write_config
+from conftest import REPO, heavy_modules_after, iris_config, write_config
 from kerastrain.training import schemes
 
 SPEC_FILES = ("config.yaml", "run.json", "history.csv", "metrics.json", "model.keras",
@@ -33,7 +33,7 @@ def iris_csv(path: Path, rows: np.ndarray, with_target: bool = True) -> Path:
     return path
 
 
-def test_help_is_fast_and_does_not_import_tensorflow() -> None:
+def test_help_imports_no_tensorflow() -> None:
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom kerastrain.cli import app\n"
             "r = CliRunner().invoke(app, ['--help'])\n"
             "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
@@ -165,12 +165,28 @@ def test_regression_predicts_values(cli, tmp_path: Path) -> None:
     assert pre["target"]["task"] == "regression"
     assert pre["target"]["scale"]["mean"] > 100   # learned at unit scale, output in its units
     names = [f["name"] for f in pre["features"]]
+    diabetes = load_diabetes()
+    assert names == diabetes.feature_names
     raw = tmp_path / "raw.csv"
-    raw.write_text(",".join(names) + "\n" + ",".join(["0.01"] * len(names)) + "\n")
+    np.savetxt(raw, diabetes.data[:30], delimiter=",", header=",".join(names), comments="")
     result = cli("predict", run, raw, "--output", tmp_path / "p.csv")
     assert result.exit_code == 0, result.output
-    header, value = (tmp_path / "p.csv").read_text().splitlines()
-    assert header == "target" and float(value) == float(value)
+    header, *values = (tmp_path / "p.csv").read_text().splitlines()
+    assert header == "target" and len(values) == 30
+    predicted = np.array([float(v) for v in values])
+    # evaluate scores the values predict wrote: against the true targets, and against
+    # targets 0.5 off each prediction (where an error of 1e-4 in a value would show)
+    near = predicted + np.where(np.arange(30) % 2, 0.5, -0.5)
+    for targets in (diabetes.target[:30], near):
+        labelled = tmp_path / "labelled.csv"
+        np.savetxt(labelled, np.column_stack([diabetes.data[:30], targets]), delimiter=",",
+                   header=",".join([*names, "target"]), comments="")
+        result = cli("evaluate", run, "--data", labelled, "--json")
+        assert result.exit_code == 0, result.output
+        scores = json.loads(result.stdout)["metrics"]
+        errors = predicted - targets
+        assert scores["mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-4)
+        assert scores["loss"] == pytest.approx(np.mean(errors ** 2), rel=1e-4)
 
 
 def test_csv_source_with_categorical_column(cli, tmp_path: Path) -> None:
@@ -239,9 +255,12 @@ def test_list_shows_every_keras_layer(cli) -> None:
     result = cli("list", "layers")
     assert result.exit_code == 0
     listed = set(result.stdout.split())
+    from kerastrain.registry import _NOT_FOR_CONFIGS
+
     public = {n for n, o in vars(keras.layers).items()
               if inspect.isclass(o) and issubclass(o, keras.layers.Layer) and n != "Layer"}
-    assert public <= listed
+    assert public - _NOT_FOR_CONFIGS["layers"] <= listed
+    assert not listed & _NOT_FOR_CONFIGS["layers"]
 
 
 def test_validate_json(cli, iris_yaml: Path) -> None:
@@ -322,3 +341,119 @@ def test_skipped_outputs_are_said_and_tensorflow_logs_stay_quiet(tmp_path: Path)
     assert ".cc:" not in done.stderr and "E0000" not in done.stderr, done.stderr
     run = next((tmp_path / "runs").iterdir())
     assert not (run / "plots").exists()
+
+
+@pytest.mark.parametrize(("args", "order"), [
+    ((), ["init", "validate", "fit", "resume", "evaluate", "predict", "sweep", "runs",
+          "compare", "list", "schema"]),
+    (("runs",), ["list", "show", "compare", "export"])])
+def test_help_lists_whole_summaries_in_workflow_order(runner, args, order) -> None:
+    """At 80 columns each command is one line, in the order of the work, its summary the
+    whole first sentence of its help (never cut with '...')."""
+    from kerastrain.cli import app
+
+    result = runner.invoke(app, [*args, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    section = result.stdout.split("Commands:\n")[1]
+    lines = [line for line in section.splitlines() if line.strip()]
+    assert [line.split()[0] for line in lines] == order, section  # no continuation lines
+    assert "..." not in section
+    for line in lines:
+        assert line.rstrip().endswith("."), line
+
+
+def test_usage_lines_share_one_style(runner) -> None:
+    """Every argument is an upper-case name, `{NAME}` when required, `[NAME]` when not,
+    and a list of paths shows as paths."""
+    import re
+
+    from kerastrain.cli import app
+
+    for command in (["fit"], ["resume"], ["validate"], ["evaluate"], ["predict"], ["sweep"],
+                    ["list"], ["compare"], ["runs", "list"], ["runs", "show"],
+                    ["runs", "compare"]):
+        text = runner.invoke(app, [*command, "--help"]).stdout
+        usage = text.splitlines()[0]
+        arguments = usage.split("[OPTIONS]")[1].split()
+        assert arguments and all(re.fullmatch(r"(\{[A-Z_]+\}|\[[A-Z_]+\])(\.\.\.)?", a)
+                                 for a in arguments), usage
+        assert "list[" not in text, text
+
+
+def test_a_wrong_choice_reads_as_a_sentence(runner) -> None:
+    from kerastrain.cli import app
+
+    result = runner.invoke(app, ["list", "foo"])
+    assert result.exit_code == 2
+    assert "Value error" not in result.stderr
+    assert "'foo' is not one of 'layers'" in result.stderr
+
+
+def test_tensorboard_auto_without_the_package_is_no_warning(cli, tmp_path, monkeypatch) -> None:
+    """`tensorboard: auto` (the default) with no tensorboard package: no logs, nothing said
+    on the terminal, run.json says why; `tensorboard: true` is exit 2 before training."""
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # find_spec: not installed
+    config = iris_config(tmp_path / "runs", training={"epochs": 1, "batch_size": 32})
+    result = cli("fit", write_config(tmp_path / "auto.yaml", config))
+    assert result.exit_code == 0, result.output
+    assert "TensorBoard" not in result.stderr and "tensorboard" not in result.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    info = json.loads((run / "run.json").read_text())
+    assert info["tensorboard"].startswith("off: the tensorboard package is not installed")
+    assert not any("TensorBoard" in w for w in info["warnings"])
+    assert not (run / "logs").exists()
+    config["output"] = {"runs_dir": str(tmp_path / "more"), "tensorboard": True}
+    result = cli("fit", write_config(tmp_path / "true.yaml", config))
+    assert result.exit_code == 2
+    assert "output.tensorboard" in result.stderr and "pip install" in result.stderr
+    assert not (tmp_path / "more").exists() or not any((tmp_path / "more").iterdir())
+
+
+def test_quiet_prints_the_run_directory_when_interrupted_and_resume_alike(
+        cli, iris_yaml: Path, monkeypatch) -> None:
+    """`--quiet` prints the run directory on stdout even when the fit is interrupted, and
+    `resume RUN` given a relative path prints it as fit does: absolute."""
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(schemes, "train_fold", interrupt)
+        result = cli("fit", iris_yaml, "--quiet")
+    assert result.exit_code == 130
+    (run,) = (iris_yaml.parent / "runs").iterdir()
+    assert result.stdout == f"{run}\n" and run.is_absolute()
+    monkeypatch.chdir(run.parent)
+    result = cli("resume", run.name, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{run}\n"
+
+
+def test_quiet_kfold_notes_nothing_about_a_table_it_did_not_show(tmp_path, capsys) -> None:
+    from kerastrain.cli.train import _render_trained
+    from kerastrain.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.info_file.write_text(json.dumps({"status": "completed"}))
+    run.cv_summary.write_text(json.dumps({
+        "splitter": "KFold", "folds": ["0-0", "0-1"], "metrics": {"accuracy": {
+            "per_fold": {"0-0": 1.0, "0-1": 0.98}, "mean": 0.99, "std": 0.01,
+            "ci95": [0.9, 1.0], "ci95_clipped": True}}}))
+    metrics = {"validation": {"accuracy": 0.99}}
+    _render_trained(run, metrics, "iris", quiet=True, json_=False)
+    quiet = capsys.readouterr()
+    assert quiet.out == f"{run.path}\n" and "CI" not in quiet.err
+    _render_trained(run, metrics, "iris", quiet=False, json_=False)
+    assert "a 95% CI marked * is clipped" in capsys.readouterr().err  # with the table
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_missing_data_file_is_said_before_tensorflow_loads(cli, iris_run: Path, tmp_path,
+                                                             command) -> None:
+    missing = tmp_path / "nowhere.csv"
+    args = [command, iris_run, "--data", missing] if command == "evaluate" else \
+        [command, iris_run, missing, "--output", tmp_path / "out.csv"]
+    code, heavy = heavy_modules_after(tmp_path, *args)
+    assert code == 2 and "tensorflow" not in heavy and "keras" not in heavy
+    result = cli(*args)
+    assert result.exit_code == 2 and f"{missing}: no such data file." in result.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from conftest import Cli, heavy_modules_after, iris_config, write_config
+from conftest import Cli, heavy_modules_after, iris_config, shared_by_workers, write_config
 from kerastrain.compare import corrected_t_test, metric_direction
 
 
@@ -29,9 +29,11 @@ def _kfold_run(tmp: Path, name: str, learning_rate: float, **validation) -> Path
 
 @pytest.fixture(scope="module")
 def kfold_runs(tmp_path_factory) -> tuple[Path, Path]:
-    """Two iris 3-fold runs on the same splits (same seed), different learning rates."""
-    tmp = tmp_path_factory.mktemp("compare")
-    return _kfold_run(tmp, "iris-a", 0.01), _kfold_run(tmp, "iris-b", 0.05)
+    """Two iris 3-fold runs on the same splits (same seed), different learning rates
+    (trained once per session; the tests that change one change a copy)."""
+    made = shared_by_workers(tmp_path_factory, "compare", lambda tmp: [
+        str(_kfold_run(tmp, "iris-a", 0.01)), str(_kfold_run(tmp, "iris-b", 0.05))])
+    return Path(made[0]), Path(made[1])
 
 
 def _by_hand(run_a: Path, run_b: Path, metric: str) -> dict:
@@ -73,22 +75,71 @@ def test_corrected_t_matches_the_formula(cli, kfold_runs, metric) -> None:
     assert got["significant"] == (want["p"] < 0.05)
 
 
+def _says(cli, run_a: Path, run_b: Path, *args: str) -> tuple[str, dict]:
+    """`compare`'s words and its JSON for the same runs."""
+    words = cli("compare", run_a, run_b, *args)
+    assert words.exit_code == 0, words.output
+    data = cli("compare", run_a, run_b, *args, "--json")
+    assert data.exit_code == 0, data.output
+    return words.stdout, json.loads(data.stdout)
+
+
+def _assert_words_match(words: str, data: dict) -> None:
+    flat = " ".join(words.split())  # as wrapped for the terminal
+    assert ("the difference is significant at the 5% level" in flat) == data["significant"]
+    assert ("not distinguishable at the 5% level" in flat) == (not data["significant"])
+
+
 def test_default_metric_is_loss_and_says_it_in_words(cli, kfold_runs) -> None:
     run_a, run_b = kfold_runs
-    result = cli("compare", run_a, run_b)
-    assert result.exit_code == 0, result.output
-    assert "loss per fold" in result.stdout
-    assert "lower is better" in result.stdout
-    assert "p = " in result.stdout
-    assert ("not distinguishable at the 5% level" in result.stdout
-            or "significant at the 5% level" in result.stdout)
+    words, data = _says(cli, run_a, run_b)
+    assert data["metric"] == "loss"
+    assert "loss per fold" in words
+    assert "lower is better" in words
+    assert "p = " in words
+    _assert_words_match(words, data)
 
 
-def test_a_run_against_itself_is_identical(cli, kfold_runs) -> None:
+def _with_per_fold(run: Path, tmp_path: Path, name: str, metric: str,
+                   shifts: list[float]) -> Path:
+    """A copy of `run` whose folds scored `metric` shifted by `shifts`, fold by fold."""
+    copy = Path(shutil.copytree(run, tmp_path / name))
+    summary = json.loads((copy / "cv_summary.json").read_text())
+    per_fold = summary["metrics"][metric]["per_fold"]
+    for fold, shift in zip(summary["folds"], shifts, strict=True):
+        per_fold[fold] += shift
+    (copy / "cv_summary.json").write_text(json.dumps(summary))
+    return copy
+
+
+@pytest.mark.parametrize("shifts, significant", [
+    ([-0.2, -0.201, -0.199], True),   # B lower on every fold by about the same: sure
+    ([-0.2, 0.15, 0.01], False),      # B lower on average, but the folds disagree
+], ids=["consistent", "noisy"])
+def test_the_words_say_what_the_test_found(cli, kfold_runs, tmp_path, shifts,
+                                           significant) -> None:
     run_a, _ = kfold_runs
-    got = json.loads(cli("compare", run_a, run_a, "--json").stdout)
+    run_b = _with_per_fold(run_a, tmp_path, "b", "loss", shifts)
+    words, data = _says(cli, run_a, run_b)
+    assert data["significant"] is significant and data["better"] == "B"
+    assert (data["p_value"] < 0.05) is significant
+    _assert_words_match(words, data)
+
+
+def test_a_run_against_itself_is_identical(cli, kfold_runs, tmp_path) -> None:
+    run_a, _ = kfold_runs
+    copy = shutil.copytree(run_a, tmp_path / run_a.name)  # the same scores, another run
+    got = json.loads(cli("compare", run_a, copy, "--json").stdout)
     assert got["t"] == 0.0 and got["p_value"] == 1.0 and got["better"] is None
     assert "exactly the same" in got["statement"]
+
+
+def test_the_same_run_twice_is_exit_2(cli, kfold_runs) -> None:
+    run_a, _ = kfold_runs
+    for again in (run_a, run_a.parent / ".." / run_a.parent.name / run_a.name):
+        result = cli("compare", run_a, again)
+        assert result.exit_code == 2, result.output
+        assert f"A and B are the same run ({run_a})" in result.stderr
 
 
 def test_different_splits_are_refused(cli, kfold_runs, tmp_path) -> None:
@@ -169,4 +220,61 @@ def test_compare_command_imports_no_slow_package(kfold_runs, tmp_path) -> None:
     run_a, run_b = kfold_runs
     code, heavy = heavy_modules_after(tmp_path, "compare", run_a, run_b)
     assert code == 0
-    assert set(heavy) <= {"scipy"}
+    assert set(heavy) <= {"scipy"}  # no scipy.stats (one of HEAVY), scipy.special at most
+
+
+def _cv_run(tmp: Path, name: str, metric: str, per_fold: list[float]) -> Path:
+    """A completed 3-fold run as `fit` leaves it, reduced to what `compare` reads."""
+    path = tmp / name
+    path.mkdir()
+    folds = [f"0-{i}" for i in range(len(per_fold))]
+    (path / "run.json").write_text(json.dumps({"status": "completed"}))
+    (path / "cv_summary.json").write_text(json.dumps({
+        "splitter": "KFold", "folds": folds,
+        "metrics": {metric: {"per_fold": dict(zip(folds, per_fold, strict=True))}}}))
+    rows = list(range(30))
+    (path / "splits.json").write_text(json.dumps({"test": [], "folds": [
+        {"name": fold, "validation": rows[i * 10:(i + 1) * 10],
+         "train": rows[:i * 10] + rows[(i + 1) * 10:]} for i, fold in enumerate(folds)]}))
+    return path
+
+
+def test_float_noise_is_no_difference(cli, tmp_path) -> None:
+    """Identical accuracies, one written back through float32 (1.19e-08 off): no
+    difference, not a win by 1.192e-08."""
+    scores = [0.93333334, 0.9, 0.96666664]
+    noisy = [scores[0] + 1.1920929e-08, scores[1], scores[2] - 1.1920929e-08]
+    run_a = _cv_run(tmp_path, "a", "accuracy", scores)
+    run_b = _cv_run(tmp_path, "b", "accuracy", noisy)
+    got = json.loads(cli("compare", run_a, run_b, "--metric", "accuracy", "--json").stdout)
+    assert got["better"] is None and got["mean_difference"] == 0.0
+    assert got["p_value"] == 1.0 and not got["significant"]
+    text = cli("compare", run_a, run_b, "--metric", "accuracy")
+    assert text.exit_code == 0
+    assert "no difference" in text.stdout and "better than" not in text.stdout
+    real = _cv_run(tmp_path, "c", "accuracy", [s + 0.00002 for s in scores])
+    got = json.loads(cli("compare", run_a, real, "--metric", "accuracy", "--json").stdout)
+    assert got["better"] == "B"  # a small difference that is no rounding still counts
+
+
+def test_one_number_format_per_output(cli, tmp_path) -> None:
+    """Scores and differences share one number of decimals, in the table and in the
+    sentence (not `mean loss A 0.13, B 0.1521`); t and p keep their own."""
+    import re
+
+    run_a = _cv_run(tmp_path, "a", "loss", [0.13, 0.12, 0.14])
+    run_b = _cv_run(tmp_path, "b", "loss", [0.1521, 0.1432, 0.1611])
+    result = cli("compare", run_a, run_b)
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\b[tp] = \S+", "", result.stdout)  # t and p: their own formats
+    text = re.sub(r"\b\d+-\d+\b", "", text)  # fold names (0-1)
+    numbers = re.findall(r"\d+\.\d+|\b\d+\b(?![.-])", text.replace(str(tmp_path), ""))
+    numbers = [n for n in numbers if n not in {"95", "5", "3"}]  # 95% CI, 5% level, 3 folds
+    assert numbers and {len(n.split(".")[1]) if "." in n else 0 for n in numbers} == {4}, \
+        result.stdout
+    run_c = _cv_run(tmp_path, "c", "loss", [0.13, 0.12, 0.14003])
+    result = cli("compare", run_a, run_c)  # a small real difference: more decimals, still one
+    numbers = re.findall(r"\d+\.\d+", re.sub(r"\b[tp] = \S+", "", result.stdout))
+    decimals = {len(n.split(".")[1]) for n in numbers}
+    assert len(decimals) == 1 and decimals.pop() > 4, result.stdout
+    assert "+0.00003" in result.stdout

@@ -142,3 +142,41 @@ def test_runs_dir_is_relative_to_the_config(tmp_path: Path, monkeypatch) -> None
     assert loaded.config.resolved()["output"]["runs_dir"] == str(tmp_path / "project" / "runs")
     overridden = load_config(config, ["output.runs_dir=elsewhere"])
     assert overridden.config.output.runs_dir == str(tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("text, number", [("1e-3", 0.001), ("1E5", 1e5), ("-2.5e+3", -2500.0),
+                                          ("1e3", 1000.0), (".5e-1", 0.05)])
+def test_exponent_numbers_are_numbers_in_the_file_and_in_set(tmp_path: Path, text: str,
+                                                             number: float) -> None:
+    """YAML 1.1 reads `1e-3` as a string; a config reads it as the number users mean."""
+    config = iris_config(tmp_path)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False).replace(
+        "learning_rate: 0.02", f"learning_rate: {text}"))
+    loaded = load_config(path)
+    assert loaded.config.compile.optimizer.args["learning_rate"] == number
+    line = path.read_text().splitlines().index(f"    learning_rate: {text}") + 1
+    assert loaded.positions.locate(("compile", "optimizer", "learning_rate")) == (str(path), line)
+    cfg = load_config(path, [f"compile.optimizer.learning_rate={text}"]).config
+    assert cfg.compile.optimizer.args["learning_rate"] == number
+    assert load_config(path, ["name=1e3x"]).config.name == "1e3x"  # not a number: text
+
+
+def test_a_set_typo_in_an_optimizer_argument_names_the_set_and_the_argument(
+        cli, iris_yaml: Path) -> None:
+    result = cli("validate", iris_yaml, "--set", "compile.optimizer.learning_rte=0.1")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --set compile.optimizer.learning_rte=0.1  "
+                                    "compile.optimizer.learning_rte: Adam takes no argument "
+                                    "'learning_rte'. Did you mean 'learning_rate'?")
+    assert f"{iris_yaml.name}:" not in result.stderr
+    fine = cli("validate", iris_yaml, "--set", "compile.optimizer={type: SGD, momentum: 0.9, "
+               "nesterov: true, clipnorm: 1.0, weight_decay: 0.01}")
+    assert fine.exit_code == 0, fine.output
+
+
+def test_what_keras_rejects_at_a_line_names_the_set_that_changed_it(cli, iris_yaml) -> None:
+    result = cli("validate", iris_yaml, "--set", "compile.optimizer.learning_rate=-1")
+    assert result.exit_code == 2, result.output
+    assert "compile.optimizer: Keras rejected Adam(learning_rate=-1)" in result.stderr
+    assert "(changed by --set compile.optimizer.learning_rate=-1)" in result.stderr

@@ -17,6 +17,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.model_selection import RepeatedKFold
 from typer.testing import CliRunner
 
+from conftest import iris_config, shared_by_workers, write_config
 from invariants import assert_valid_plan
 from kerastrain.cli import app
 from kerastrain.data.splits import SplitPlan
@@ -39,8 +40,13 @@ def _fit(config: Path, runs: Path, *overrides: str) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def cv_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """configs/diabetes_kfold.yaml as shipped (repeated 4-fold x 3, refit), 3 epochs."""
-    runs = tmp_path_factory.mktemp("runs")
-    return _fit(ROOT / "configs" / "diabetes_kfold.yaml", runs, "training.epochs=3")
+    def make(folder: Path) -> list:
+        run_dir, data = _fit(ROOT / "configs" / "diabetes_kfold.yaml", folder / "runs",
+                             "training.epochs=3")
+        return [str(run_dir), data]
+
+    run_dir, data = shared_by_workers(tmp_path_factory, "cv", make)  # once per session
+    return Path(run_dir), data
 
 
 @pytest.mark.slow  # trains Keras models
@@ -53,7 +59,11 @@ def test_repeated_4x3_completes_with_a_folder_per_fold(cv_run: tuple[Path, dict]
             assert (run_dir / "folds" / name / file).is_file(), (name, file)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed"
-    assert 1 <= info["refit"]["epochs"] <= 3
+    best = {f: int(np.nanargmin(read_history(run_dir / "folds" / f / "history.csv")
+                                ["val_loss"])) + 1 for f in names}  # lowest val_loss
+    assert info["refit"]["best_epochs"] == best
+    assert info["refit"]["epochs"] == max(1, round(sum(best.values()) / len(best)))
+    assert len(read_history(run_dir / "history.csv")["loss"]) == info["refit"]["epochs"]
     assert info["refit"]["rows"] == 442 - len(json.loads((run_dir / "splits.json")
                                                           .read_text())["test"])
     assert info["refit"]["dropped_callbacks"] == ["EarlyStopping"]
@@ -134,18 +144,24 @@ def test_refit_model_evaluates_and_predicts(cv_run: tuple[Path, dict], tmp_path:
     assert scored["split"] == "test" and scored["rows"] == 89
     assert scored["metrics"]["mae"] == pytest.approx(data["metrics"]["test"]["mae"], rel=1e-4)
     diabetes = load_diabetes()
-    rows = tmp_path / "new.csv"
-    with open(rows, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(diabetes.feature_names)
-        writer.writerows(diabetes.data[:5].tolist())
+    rows, labelled = tmp_path / "new.csv", tmp_path / "labelled.csv"
+    for path, target in ((rows, False), (labelled, True)):
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(diabetes.feature_names + (["target"] if target else []))
+            writer.writerows(np.column_stack([diabetes.data[:20], diabetes.target[:20]])
+                             .tolist() if target else diabetes.data[:20].tolist())
     output = tmp_path / "preds.csv"
     result = runner.invoke(app, ["predict", str(run_dir), str(rows), "--output", str(output),
                                  "--quiet"])
     assert result.exit_code == 0, result.output
     lines = output.read_text().splitlines()
-    assert lines[0] == "target" and len(lines) == 6
-    assert all(np.isfinite(float(v)) for v in lines[1:])
+    assert lines[0] == "target" and len(lines) == 21
+    predicted = np.array([float(v) for v in lines[1:]])
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--data", str(labelled), "--json"])
+    assert result.exit_code == 0, result.output
+    mae = np.mean(np.abs(predicted - diabetes.target[:20]))  # the values predict wrote
+    assert json.loads(result.stdout)["metrics"]["mae"] == pytest.approx(mae, rel=1e-4)
 
 
 @pytest.mark.slow  # trains Keras models
@@ -183,3 +199,45 @@ def test_split_modules_do_not_import_tensorflow(module: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.slow  # a 3-fold fit with inner validation rows
+def test_val_scores_come_from_the_inner_rows_and_metrics_from_the_scored_rows(
+        tmp_path: Path) -> None:
+    """In a fold with an inner validation split, Keras's val_* (history.csv) is the fold's
+    model on its inner rows, and the fold's metrics.json is the same model on its scored
+    rows (splits.json), once, after training; heldout_* follows the scored rows too."""
+    from kerastrain import _keras
+    from kerastrain.config import load_config
+    from kerastrain.data.graphdata import load_preprocessor
+    from kerastrain.data.sources import load_source
+    from kerastrain.models.model import evaluate_model
+
+    config = tmp_path / "c.yaml"
+    cfg = iris_config(tmp_path / "runs")
+    cfg["training"] = {"epochs": 2, "batch_size": 16}
+    cfg["validation"] = {"scheme": "kfold", "n_splits": 3, "test_split": 0.2,
+                         "validation_split": 0.25, "refit": False, "leakage": "ignore"}
+    cfg["output"]["plots"] = False
+    cfg["runtime"] = {"workers": 1}
+    run_dir, _ = _fit(write_config(config, cfg), tmp_path / "runs")
+    loaded = load_config(run_dir / "config.yaml")
+    table = load_source(loaded.config.data.source, loaded.config.seed)
+    keras = _keras.keras()
+    for fold in json.loads((run_dir / "splits.json").read_text())["folds"]:
+        place = run_dir / "folds" / fold["name"]
+        pre = load_preprocessor(json.loads((place / "preprocessing.json").read_text()))
+        model = keras.saving.load_model(place / "model.keras")
+
+        def score(rows: list[int], pre=pre, model=model) -> dict[str, float]:
+            index = np.array(rows)
+            return evaluate_model(model, pre.transform_x(table, index),
+                                  pre.transform_y(table, index), 16)
+
+        history = read_history(place / "history.csv")
+        inner, scored = score(fold["inner_validation"]), score(fold["validation"])
+        assert history["val_loss"][-1] == pytest.approx(inner["loss"], rel=1e-5)
+        assert history["heldout_loss"][-1] == pytest.approx(scored["loss"], rel=1e-5)
+        kept = json.loads((place / "metrics.json").read_text())["validation"]
+        assert kept == pytest.approx(scored, rel=1e-5)
+        assert inner["loss"] != pytest.approx(scored["loss"], rel=1e-3)  # told apart

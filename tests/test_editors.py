@@ -119,8 +119,8 @@ def test_init_config_fits_as_written(cli, tmp_path) -> None:
     assert data["status"] == "completed" and "test" in data["metrics"]
 
 
-def test_help_is_fast_offers_completion_and_imports_no_tensorflow() -> None:
-    code = ("import sys, time\n"
+def test_help_offers_completion_and_imports_no_tensorflow() -> None:
+    code = ("import sys\n"
             "from typer.testing import CliRunner\n"
             "from kerastrain.cli import app\n"
             "r = CliRunner().invoke(app, ['--help'])\n"
@@ -131,3 +131,13 @@ def test_help_is_fast_offers_completion_and_imports_no_tensorflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_init_under_a_file_is_exit_2_naming_it(cli, tmp_path) -> None:
+    (tmp_path / "afile").write_text("x")
+    for output in (tmp_path / "afile" / "y.yaml", tmp_path / "afile" / "deeper" / "y.yaml"):
+        result = cli("init", "--output", output)
+        assert result.exit_code == 2, result.output
+        assert f"cannot write {output}: {tmp_path / 'afile'} is a file" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert (tmp_path / "afile").read_text() == "x"

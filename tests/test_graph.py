@@ -173,6 +173,23 @@ def test_npz_arrays_feed_named_inputs_and_predict_prefixes_each_output(runner, t
     assert sum(float(rows[0][f"department_prob_{c}"]) for c in
                ("billing", "sales", "support", "tech")) == pytest.approx(1.0, abs=1e-4)
 
+    # evaluate scores, output by output, the values predict wrote for the same rows
+    labelled = tmp_path / "labelled.npz"
+    _write_tickets(labelled, 7)  # the same rows, with their targets
+    truth = np.load(labelled)
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(labelled), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)["metrics"]
+    priority = np.array([float(r["priority"]) for r in rows]) - truth["priority"]
+    assert scores["priority_mean_absolute_error"] == pytest.approx(np.mean(np.abs(priority)),
+                                                                   rel=1e-4)
+    assert scores["priority_loss"] == pytest.approx(np.mean(priority ** 2), rel=1e-4)
+    hits = [r["department"] == d for r, d in zip(rows, truth["department"], strict=True)]
+    assert scores["department_accuracy"] == pytest.approx(np.mean(hits))
+    given = [float(r[f"department_prob_{d}"]) for r, d in zip(rows, truth["department"],
+                                                               strict=True)]
+    assert scores["department_loss"] == pytest.approx(-np.mean(np.log(given)), rel=1e-4)
+
 
 def test_declared_input_shape_must_match_the_data(tmp_path: Path):
     from kerastrain.training.check import check

@@ -68,14 +68,42 @@ def test_only_completed_runs_are_used(cli: Cli, iris_run: Path, tmp_path: Path, 
     refused(cli("predict", run, rows_file(tmp_path), "-o", tmp_path / "p.csv"), message)
 
 
-def test_evaluate_and_predict_take_a_batch_size_override(cli: Cli, iris_run: Path,
-                                                         tmp_path: Path) -> None:
-    result = cli("evaluate", iris_run, "--set", "training.batch_size=7", "--json")
-    assert result.exit_code == 0, result.output
-    out = tmp_path / "p.csv"
-    result = cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set",
-                 "training.batch_size=1")
-    assert result.exit_code == 0 and out.exists()
+def test_evaluate_and_predict_take_a_batch_size_override(
+        cli: Cli, iris_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The override reaches Keras's calls (the run was trained with batches of 16), and
+    changes no score and no prediction."""
+    from kerastrain import _keras
+    from kerastrain.models import model as model_module
+
+    model_class = _keras.keras().Model
+    calls: list[tuple[str, int]] = []
+    scoring, predict = model_module.scoring_input, model_class.predict
+
+    def scoring_input(x, y, batch_size: int, *args, **kwargs):
+        calls.append(("evaluate", batch_size))
+        return scoring(x, y, batch_size, *args, **kwargs)
+
+    def predicting(self, x, *args, batch_size=None, **kwargs):
+        calls.append(("predict", batch_size))
+        return predict(self, x, *args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(model_module, "scoring_input", scoring_input)
+    monkeypatch.setattr(model_class, "predict", predicting)
+    scores = {}
+    for size in ("16", "7"):
+        result = cli("evaluate", iris_run, "--set", f"training.batch_size={size}", "--json")
+        assert result.exit_code == 0, result.output
+        scores[size] = json.loads(result.stdout)["metrics"]
+    written = {}
+    for size in ("16", "1"):
+        out = tmp_path / f"p{size}.csv"
+        result = cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set",
+                     f"training.batch_size={size}")
+        assert result.exit_code == 0, result.output
+        written[size] = out.read_text()
+    assert calls == [("evaluate", 16), ("evaluate", 7), ("predict", 16), ("predict", 1)]
+    assert scores["7"] == pytest.approx(scores["16"], rel=1e-5)
+    assert written["1"] == written["16"]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -93,3 +121,54 @@ def test_other_overrides_are_refused(cli: Cli, iris_run: Path, tmp_path: Path, o
     refused(cli("predict", iris_run, rows_file(tmp_path), "-o", out, "--set", override),
             message)
     assert not out.exists()
+
+
+def test_evaluate_takes_a_bundled_sets_integer_codes(cli: Cli, iris_run: Path,
+                                                     tmp_path: Path) -> None:
+    """A run on scikit-learn's iris holds its labels as names (setosa, ...); the same rows
+    exported with their integer targets (load_iris(as_frame=True)) score the same."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    header = ",".join(f'"{f}"' for f in IRIS_FEATURES) + ",target\n"
+    lines = [",".join(map(str, x)) for x in bunch.data]
+    named, coded = tmp_path / "named.csv", tmp_path / "coded.csv"
+    named.write_text(header + "".join(f"{x},{bunch.target_names[y]}\n"
+                                      for x, y in zip(lines, bunch.target, strict=True)))
+    coded.write_text(header + "".join(f"{x},{y}\n"
+                                      for x, y in zip(lines, bunch.target, strict=True)))
+    by_name, by_code = (cli("evaluate", iris_run, "--data", f, "--json") for f in (named, coded))
+    assert by_code.exit_code == 0, by_code.output
+    assert json.loads(by_code.stdout)["metrics"] == json.loads(by_name.stdout)["metrics"]
+    coded.write_text(header + f"{lines[0]},3\n")  # no fourth class
+    refused(cli("evaluate", iris_run, "--data", coded),
+            "the label 3 in the evaluated rows is not among the classes",
+            "Write each label as one of these classes, or as scikit-learn's integer codes: "
+            "0 = setosa, 1 = versicolor, 2 = virginica.")
+
+
+def test_evaluate_refuses_a_source_that_changed(cli: Cli, tmp_path: Path) -> None:
+    """Without --data, evaluate scores the run's own test rows: only while its data file
+    holds the rows it was trained on (same count, same values)."""
+    from sklearn.datasets import load_iris
+
+    from conftest import iris_config, write_config
+
+    iris = load_iris(as_frame=True).frame
+    data = tmp_path / "iris.csv"
+    iris.to_csv(data, index=False)
+    config = iris_config(tmp_path / "runs")
+    config["data"] = {"source": {"type": "csv", "path": str(data)}, "target": "target"}
+    config["training"]["epochs"] = 1
+    config["output"]["plots"] = False
+    result = cli("fit", write_config(tmp_path / "c.yaml", config), "--json")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    assert cli("evaluate", run).exit_code == 0
+
+    changed = iris.copy()
+    changed.iloc[3, 1] += 0.1
+    changed.to_csv(data, index=False)
+    refused(cli("evaluate", run), f"{data} changed since the run was trained")
+    iris.iloc[:-1].to_csv(data, index=False)
+    refused(cli("evaluate", run), f"{data} now has 149 rows; the run was trained on 150")

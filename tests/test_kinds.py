@@ -4,6 +4,9 @@ data/columns.py, data/layers.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -149,6 +152,7 @@ def test_text_is_vectorised_on_the_training_rows(encoding: str) -> None:
                                                                   encoding=encoding)})
     entry = pre.features[0]
     assert "sky" not in entry["vocabulary"]                # row 4 is not a training row
+    assert "pie" not in entry["vocabulary"] and "apple" in entry["vocabulary"]  # 1 row, 2
     x = pre.transform_x(table)
     assert x.shape == (5, len(entry["vocabulary"]) + 1)
     red = 1 + entry["vocabulary"].index("red")
@@ -166,3 +170,14 @@ def test_a_regression_target_far_from_standard_scale_is_scaled() -> None:
     kept = Preprocessor.fit(table, ["x"], "y", rows, PreprocessingSpec(scale_target="none"),
                             "regression", "")
     assert "scale" not in kept.target
+
+
+def test_kinds_fitting_and_the_layers_module_import_no_tensorflow() -> None:
+    """Kind inference is NumPy only (validate's column report); the layers module defers
+    TensorFlow until a layer is built."""
+    code = ("import sys; import kerastrain.data.kinds, kerastrain.data.columns, "
+            "kerastrain.data.layers, kerastrain.data.preprocess; "
+            "from kerastrain.data.kinds import infer; import numpy as np; "
+            "infer('x', np.arange(30.0) * 2, frozenset()); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

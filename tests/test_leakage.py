@@ -3,8 +3,13 @@ padding, and the leakage counts match a brute-force comparison."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from conftest import iris_config, write_config
 from kerastrain.data import leakage
 from kerastrain.data.leakage import check_leakage, row_ids
 from kerastrain.data.splits import SplitPlan
@@ -57,6 +62,52 @@ def test_counts_of_duplicated_image_rows() -> None:
     plan = SplitPlan("holdout", np.arange(250, 300), [])
     report = check_leakage(Table({"x": x}), ["x"], plan, None)
     assert report.duplicates == {"test": 2}
+
+
+def _count_by_hand(rows: list[tuple], a: list[int], b: list[int]) -> int:
+    """How many rows of `a` equal some row of `b`, feature by feature."""
+    others = {rows[j] for j in b}
+    return sum(rows[i] in others for i in a)
+
+
+@pytest.mark.parametrize("policy", ["warn", "ignore"])
+def test_a_fit_records_the_leakage_it_counted(cli, tmp_path: Path, policy: str) -> None:
+    """Iris holds duplicated rows. `leakage: warn`: run.json holds the counts per pair of
+    splits (the test split, each fold's scored rows and its inner validation rows against
+    their training rows), as counted here by hand from splits.json, and the warning;
+    `ignore`: nothing is counted or said."""
+    from sklearn.datasets import load_iris
+
+    config = iris_config(tmp_path / "runs")
+    config["training"]["epochs"] = 1
+    config["validation"] = {"scheme": "kfold", "n_splits": 3, "test_split": 0.2,
+                            "validation_split": 0.2, "refit": False, "leakage": policy}
+    config["output"]["plots"] = False
+    config["runtime"] = {"workers": 1}
+    result = cli("fit", write_config(tmp_path / "c.yaml", config), "--json")
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    info = json.loads((run / "run.json").read_text())
+    if policy == "ignore":
+        assert info["leakage"] == "not checked"
+        assert not any("leakage" in w for w in info["warnings"])
+        assert "possible leakage" not in result.stderr
+        return
+    rows = [tuple(r) for r in load_iris().data.tolist()]
+    splits = json.loads((run / "splits.json").read_text())
+    test = splits["test"]
+    expected = {"test": _count_by_hand(rows, test, sorted(set(range(150)) - set(test)))}
+    for fold in splits["folds"]:
+        fit_rows = sorted(set(fold["train"]) - set(fold["inner_validation"]))
+        expected[f"fold {fold['name']} validation"] = _count_by_hand(
+            rows, fold["validation"], fold["train"])
+        expected[f"fold {fold['name']} inner validation"] = _count_by_hand(
+            rows, fold["inner_validation"], fit_rows)
+    assert sum(expected.values()) > 0  # iris has duplicates: the counts say something
+    assert info["leakage"]["duplicate_rows"] == expected
+    assert info["leakage"]["total"] == sum(expected.values())
+    assert any(w.startswith("possible leakage") for w in info["warnings"])
+    assert "possible leakage" in result.stderr
 
 
 def test_a_small_feature_space_says_duplicates_are_expected_not_to_drop_them() -> None:

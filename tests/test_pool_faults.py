@@ -10,76 +10,21 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import iris_config, write_config
+from processes import epochs, info, no_process_left, run, workers
 
-KERASTRAIN = [sys.executable, "-m", "kerastrain"]
 STOPS = {"ctrl-c": lambda proc: os.killpg(proc.pid, signal.SIGINT),
-         "sigterm": lambda proc: proc.send_signal(signal.SIGTERM)}
-
-
-def _run(*args: object, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([*KERASTRAIN, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def _start(*args: object) -> subprocess.Popen:
-    """The command in a session (and process group) of its own, as a terminal runs it."""
-    return subprocess.Popen([*KERASTRAIN, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def _wait_for(proc: subprocess.Popen, *texts: str, limit_s: float = 300) -> None:
-    """Read the progress lines (one per epoch off a terminal) until each text was seen."""
-    deadline, waiting = time.monotonic() + limit_s, set(texts)
-    for line in proc.stderr:
-        waiting = {t for t in waiting if t not in line}
-        if not waiting:
-            return
-        assert time.monotonic() < deadline, f"no {waiting} in time"
-    pytest.fail(f"the process ended before {waiting}: exit {proc.wait()}")
-
-
-def _group(pgid: int) -> list[str]:
-    """The live processes of a process group (from /proc; zombies are not running)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
-        state, _, group = rest.split()[:3]
-        if int(group) == pgid and state != "Z":
-            found.append(f"{stat.parent.name} {name} {state}")
-    return found
-
-
-def _no_process_left(pgid: int, limit_s: float = 20) -> None:
-    deadline = time.monotonic() + limit_s
-    while (left := _group(pgid)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes left behind: {left}"
+         "sigterm": lambda proc: proc.proc.send_signal(signal.SIGTERM)}
 
 
 def _manifest(sweep_dir: Path) -> dict[str, dict[str, str]]:
     with open(sweep_dir / "manifest.csv", newline="") as handle:
         return {r["trial"]: r for r in csv.DictReader(handle)}
-
-
-def _info(run_dir: str | Path) -> dict:
-    return json.loads((Path(run_dir) / "run.json").read_text())
-
-
-def _epochs(path: Path) -> list[int]:
-    with open(path, newline="") as handle:
-        return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
 def _config(tmp_path: Path, epochs: int, **changes) -> Path:
@@ -101,123 +46,128 @@ def _trial_run(runs: Path, trial: str) -> Path:
 
 @pytest.mark.slow  # a sweep with two worker processes, then its rerun
 def test_a_killed_trial_worker_fails_that_trial_alone_and_a_rerun_resumes_it(
-        tmp_path: Path) -> None:
+        tmp_path: Path, start) -> None:
     config = _config(tmp_path, 40)
     args = ("sweep", config, "--grid", "training.epochs=40,8", "--jobs", "2")
-    proc = _start(*args)
-    _wait_for(proc, "t001 holdout epoch 3/40")
-    run = _trial_run(tmp_path / "runs", "t001")
-    worker = int((run / ".lock").read_text())  # the process training it holds its lock
+    proc = start(*args)
+    proc.wait_for("t001 holdout epoch 3/40")
+    run_dir = _trial_run(tmp_path / "runs", "t001")
+    worker = int((run_dir / ".lock").read_text())  # the process training it holds its lock
     assert worker != proc.pid
     os.kill(worker, signal.SIGKILL)
-    _, rest = proc.communicate(timeout=300)
-    assert proc.returncode == 1, rest
+    code, _, rest = proc.finish(timeout=300)
+    assert code == 1, rest
     assert "Traceback" not in rest
     (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
     rows = _manifest(sweep_dir)
     assert rows["t002"]["status"] == "completed"
-    assert rows["t001"]["status"] == "failed" and rows["t001"]["run_dir"] == str(run)
+    assert rows["t001"]["status"] == "failed" and rows["t001"]["run_dir"] == str(run_dir)
     assert f"worker process (pid {worker}) ended without reporting" in rows["t001"]["error"]
-    assert _info(run)["status"] == "running"  # as a kill -9 leaves a run
-    _no_process_left(proc.pid)
+    assert info(run_dir)["status"] == "running"  # as a kill -9 leaves a run
+    no_process_left(proc.pid)
 
-    again = _run(*args, "--json")
+    again = run(*args, "--json")
     assert again.returncode == 0, again.stderr
     trials = {t["trial"]: t for t in json.loads(again.stdout.splitlines()[-1])["trials"]}
     assert [trials[t]["action"] for t in ("t001", "t002")] == ["resumed", "skipped"]
-    info = _info(run)
-    assert info["status"] == "completed" and info["resumes"][0]["was"] == "running"
-    assert _epochs(run / "history.csv") == list(range(1, 41))
+    record = info(run_dir)
+    assert record["status"] == "completed" and record["resumes"][0]["was"] == "running"
+    assert epochs(run_dir / "history.csv") == list(range(1, 41))
+
+
+SWEEP_EPOCHS = 40
 
 
 @pytest.mark.slow  # a sweep with two worker processes stopped, then its rerun
 @pytest.mark.parametrize("how", list(STOPS))
 def test_a_sweep_with_two_jobs_stops_cleanly_and_its_rerun_completes_it(
-        tmp_path: Path, how: str) -> None:
-    config = _config(tmp_path, 400)  # long enough (a few seconds) to be stopped midway
+        tmp_path: Path, start, how: str) -> None:
+    config = _config(tmp_path, SWEEP_EPOCHS)
     args = ("sweep", config, "--grid", "compile.optimizer.learning_rate=0.01,0.02",
             "--jobs", "2")
-    proc = _start(*args)
-    _wait_for(proc, "t001 holdout epoch 2/400", "t002 holdout epoch 2/400")
-    STOPS[how](proc)
-    _, rest = proc.communicate(timeout=300)
-    assert proc.returncode == 130, rest
+    proc = start(*args)
+    proc.wait_for(f"t001 holdout epoch 2/{SWEEP_EPOCHS}")
+    first = int((_trial_run(tmp_path / "runs", "t001") / ".lock").read_text())
+    os.kill(first, signal.SIGSTOP)  # t001's worker waits (on a busy machine the second
+    try:                            # worker may start many seconds later) until t002 trains
+        proc.wait_for(f"t002 holdout epoch 2/{SWEEP_EPOCHS}")
+    finally:
+        os.kill(first, signal.SIGCONT)
+    STOPS[how](proc)  # both trials mid-training
+    code, _, rest = proc.finish(timeout=300)
+    assert code == 130, rest
     assert "Traceback" not in rest and "Run the same command again" in rest
-    _no_process_left(proc.pid)
+    no_process_left(proc.pid)
     (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
     rows = _manifest(sweep_dir)
     assert [rows[t]["status"] for t in ("t001", "t002")] == ["interrupted"] * 2
     for row in rows.values():
-        assert _info(row["run_dir"])["status"] == "interrupted"
-        assert len(_epochs(Path(row["run_dir"]) / "history.csv")) >= 2  # epochs kept
+        assert info(row["run_dir"])["status"] == "interrupted"
+        kept = epochs(Path(row["run_dir"]) / "history.csv")  # the epochs done, kept
+        assert kept == list(range(1, len(kept) + 1)) and 2 <= len(kept) < SWEEP_EPOCHS
 
-    again = _run(*args, "--json")
+    again = run(*args, "--json")
     assert again.returncode == 0, again.stderr
     trials = json.loads(again.stdout.splitlines()[-1])["trials"]
     assert [(t["status"], t["action"]) for t in trials] == [("completed", "resumed")] * 2
     for row in rows.values():
-        assert _epochs(Path(row["run_dir"]) / "history.csv") == list(range(1, 401))
+        assert epochs(Path(row["run_dir"]) / "history.csv") == list(
+            range(1, SWEEP_EPOCHS + 1))
+
+
+# The worker's fold is stopped right after its epoch 2 (the parent's lane may be further):
+# the epochs left are ample for a signal, and few to resume.
+FOLD_EPOCHS = 40
+
+
+def _kfold_config(tmp_path: Path) -> Path:
+    return _config(tmp_path, FOLD_EPOCHS, runtime={"workers": 2},
+                   validation={"scheme": "kfold", "n_splits": 3, "test_split": 0.2})
 
 
 @pytest.mark.slow  # a 3-fold fit in two worker processes stopped, then resumed
 @pytest.mark.parametrize("how", list(STOPS))
-def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, how: str) -> None:
-    config = _config(tmp_path, 200, runtime={"workers": 2},
-                     validation={"scheme": "kfold", "n_splits": 3, "test_split": 0.2})
-    proc = _start("fit", config)  # the parent trains 0-0 first, its worker 0-2
-    _wait_for(proc, "fold 0-0 epoch 2/200", "fold 0-2 epoch 2/200")
+def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, start,
+                                                          how: str) -> None:
+    proc = start("fit", _kfold_config(tmp_path))  # the parent trains 0-0 first, a worker 0-2
+    proc.wait_for(f"fold 0-0 epoch 2/{FOLD_EPOCHS}", f"fold 0-2 epoch 2/{FOLD_EPOCHS}")
     STOPS[how](proc)
-    _, rest = proc.communicate(timeout=300)
-    assert proc.returncode == 130, rest
+    code, _, rest = proc.finish(timeout=300)
+    assert code == 130, rest
     assert "Traceback" not in rest
-    _no_process_left(proc.pid)
-    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
-    assert f"kerastrain resume {run}" in rest
-    assert _info(run)["status"] == "interrupted"
+    no_process_left(proc.pid)
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert f"kerastrain resume {run_dir}" in rest
+    assert info(run_dir)["status"] == "interrupted"
+    assert not (run_dir / "folds" / "0-2" / "metrics.json").exists()  # stopped mid-fold
 
-    done = _run("resume", run, "--json")
+    done = run("resume", run_dir, "--json")
     assert done.returncode == 0, done.stderr
-    assert _info(run)["status"] == "completed"
+    assert info(run_dir)["status"] == "completed"
     for fold in ("0-0", "0-1", "0-2"):  # every epoch once, in order
-        assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 201)), fold
-
-
-def _workers(pid: int) -> list[int]:
-    """The worker processes of `pid`: its children but multiprocessing's resource tracker
-    (started with spawned workers)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-            command = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2:].split()[1]) == pid and \
-                b"resource_tracker" not in command:
-            found.append(int(stat.parent.name))
-    return found
+        assert epochs(run_dir / "folds" / fold / "history.csv") == list(
+            range(1, FOLD_EPOCHS + 1)), fold
 
 
 @pytest.mark.slow  # a 3-fold fit in the parent and a worker, the worker killed, then resumed
-def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path) -> None:
-    config = _config(tmp_path, 400, runtime={"workers": 2},
-                     validation={"scheme": "kfold", "n_splits": 3, "test_split": 0.2})
-    proc = _start("fit", config)  # the parent trains 0-0 first, its worker 0-2
-    _wait_for(proc, "fold 0-0 epoch 3/400", "fold 0-2 epoch 3/400")
-    workers = _workers(proc.pid)
-    assert len(workers) == 1, workers  # the other lane is the parent itself
-    os.kill(workers[0], signal.SIGKILL)
-    _, rest = proc.communicate(timeout=300)
-    assert proc.returncode == 2, rest
-    assert "Traceback" not in rest and f"worker process (pid {workers[0]})" in rest
-    _no_process_left(proc.pid)
-    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
-    assert f"kerastrain resume {run}" in rest
-    info = _info(run)
-    assert info["status"] == "failed" and "ended without reporting" in info["error"]
+def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path, start) -> None:
+    proc = start("fit", _kfold_config(tmp_path))  # the parent trains 0-0 first, a worker 0-2
+    proc.wait_for(f"fold 0-0 epoch 3/{FOLD_EPOCHS}", f"fold 0-2 epoch 3/{FOLD_EPOCHS}")
+    lanes = workers(proc.pid)
+    assert len(lanes) == 1, lanes  # the other lane is the parent itself
+    os.kill(lanes[0], signal.SIGKILL)
+    code, _, rest = proc.finish(timeout=300)
+    assert code == 2, rest
+    assert "Traceback" not in rest and f"worker process (pid {lanes[0]})" in rest
+    no_process_left(proc.pid)
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert f"kerastrain resume {run_dir}" in rest
+    record = info(run_dir)
+    assert record["status"] == "failed" and "ended without reporting" in record["error"]
 
-    done = _run("resume", run, "--json")
+    done = run("resume", run_dir, "--json")
     assert done.returncode == 0, done.stderr
-    assert _info(run)["status"] == "completed"
+    assert info(run_dir)["status"] == "completed"
     for fold in ("0-0", "0-1", "0-2"):
-        assert _epochs(run / "folds" / fold / "history.csv") == list(range(1, 401)), fold
+        assert epochs(run_dir / "folds" / fold / "history.csv") == list(
+            range(1, FOLD_EPOCHS + 1)), fold

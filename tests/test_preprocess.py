@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kerastrain.config.schema import PreprocessingSpec
-from kerastrain.data import chunked
+from kerastrain.data import chunked, layers
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.table import Table
 
@@ -53,9 +53,13 @@ def test_statistics_match_a_float64_reference(name: str, rescale: float | None) 
     assert (minmax["min"], minmax["max"]) == (np.min(train), np.max(train))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("numeric", ["standardize", "minmax", "none"])
 @pytest.mark.parametrize("rescale", [None, 0.25])
-def test_inputs_equal_the_float64_computation(numeric: str, rescale: float | None) -> None:
+def test_inputs_equal_the_float64_computation(numeric: str, rescale: float | None,
+                                              compiled: bool, monkeypatch) -> None:
+    """Bit for bit, through the layers run eagerly and compiled (XLA: large arrays)."""
+    monkeypatch.setattr(layers, "COMPILE_VALUES", 0 if compiled else 1 << 40)
     features = ["img", "u", "c", "pix"]
     pre = fit(features, numeric=numeric, rescale=rescale)
     rows = RNG.permutation(300)[:77]

@@ -4,6 +4,7 @@ ends as an uninterrupted run with the same seed would; finished folds are kept."
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +95,56 @@ def test_resume_refuses_a_folder_that_is_no_run(cli, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a kerastrain run directory" in result.stderr
 
 
+def test_resume_writes_nothing_into_a_folder_that_is_no_run(cli, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    write_config(folder / "config.yaml", iris_config(tmp_path))  # half a run: no run.json
+    monkeypatch.chdir(folder)
+    for given in (folder, ""):  # "" is the working directory
+        result = cli("resume", given)
+        assert result.exit_code == 2, result.output
+        assert "not a kerastrain run directory" in result.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["config.yaml"]
+
+
 def test_a_configured_backup_and_restore_is_refused(cli, tmp_path: Path) -> None:
     config = iris_config(tmp_path / "runs", callbacks=[{"type": "BackupAndRestore",
                                                         "backup_dir": "b"}])
     result = cli("validate", write_config(tmp_path / "c.yaml", config))
     assert result.exit_code == 2
     assert "callbacks.0" in result.stderr and "already part of every run" in result.stderr
+
+
+def test_an_unreadable_backup_is_exit_2_and_a_missing_one_is_said(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = iris_config(tmp_path / "runs")
+    config["training"]["epochs"] = 4
+    config["output"]["plots"] = False
+    path = write_config(tmp_path / "iris.yaml", config)
+    with monkeypatch.context() as patch:
+        _interrupt(patch, epoch=2)
+        assert cli("fit", path).exit_code == 130
+    run = _only_run(tmp_path / "runs")
+    backup = run / "checkpoints" / "backup" / "backup.npz"
+    backup.write_bytes(backup.read_bytes()[:200])  # torn: the finished epochs unreadable
+
+    result = cli("resume", run)
+    assert result.exit_code == 2, result.output
+    assert f"{backup}: the backup of holdout is unreadable" in result.stderr
+    assert "delete that file and resume again" in result.stderr
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted" and "resumes" not in info
+    assert backup.is_file()
+
+    backup.unlink()  # starting over knowingly
+    result = cli("resume", run)
+    assert result.exit_code == 0, result.output
+    assert f"holdout has no backup ({backup})" in result.stderr
+    assert "trains from epoch 0" in result.stderr
+    info = json.loads((run / "run.json").read_text())
+    assert [(r["fold"], r["epochs_done"]) for r in info["resumes"]] == [("holdout", 0)]
+    assert len(read_history(run / "history.csv")["loss"]) == 4
 
 
 @pytest.mark.slow  # three short Keras fits
@@ -126,11 +171,18 @@ def test_interrupted_holdout_resumes_to_the_uninterrupted_result(
     assert (run / "checkpoints" / "backup" / "backup.npz").is_file()
     assert not (run / "model.keras").exists()
 
+    first = json.loads((run / "run.json").read_text())
+    assert first["duration_s"] > 0
+    # as if the first session had taken 1000 s: the resumed run's duration adds its own
+    (run / "run.json").write_text(json.dumps({**first, "duration_s": 1000.0}))
+    began = time.monotonic()
     result = cli("resume", run, "--json")
+    took = time.monotonic() - began
     assert result.exit_code == 0, result.output
     assert _run_dir(result) == run
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and "error" not in info
+    assert 1000.0 < info["duration_s"] <= 1000.0 + took
     assert [(r["was"], r["fold"], r["epochs_done"]) for r in info["resumes"]] == \
         [("interrupted", "holdout", 12)]
     assert not (run / "checkpoints" / "backup").exists()
@@ -203,3 +255,46 @@ def test_ctrl_c_names_the_resume_command(cli, iris_yaml: Path,
     data = json.loads(result.stdout)
     assert data["run_dir"] == str(run) and data["resume"] == f"kerastrain resume {run}"
     assert f"continue it with:\n  kerastrain resume {run}" in result.stderr
+
+
+def test_resume_refuses_changed_data_or_splits(cli, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupted run on a CSV file: once a value of the file changes, or the run's
+    config would split the rows otherwise, resume refuses (exit 2) and leaves the run as
+    it was; with the data as it was, it completes."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).frame
+    data = tmp_path / "iris.csv"
+    iris.to_csv(data, index=False)
+    config = iris_config(tmp_path / "runs")
+    config["data"] = {"source": {"type": "csv", "path": str(data)}, "target": "target"}
+    config["training"]["epochs"] = 3
+    config["output"]["plots"] = False
+    with monkeypatch.context() as patch:
+        _interrupt(patch, epoch=1)
+        assert cli("fit", write_config(tmp_path / "c.yaml", config)).exit_code == 130
+    run = _only_run(tmp_path / "runs")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    changed = iris.copy()
+    changed.iloc[7, 0] += 0.1
+    changed.to_csv(data, index=False)
+    result = cli("resume", run)
+    assert result.exit_code == 2, result.output
+    assert "the data changed since the run started" in result.stderr
+    iris.to_csv(data, index=False)
+
+    saved = (run / "config.yaml").read_text()
+    assert "seed: 0\n" in saved
+    (run / "config.yaml").write_text(saved.replace("seed: 0\n", "seed: 1\n"))
+    result = cli("resume", run)
+    assert result.exit_code == 2, result.output
+    assert "the splits made now differ from splits.json" in result.stderr
+    (run / "config.yaml").write_text(saved)
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert {p for p in after if p.name != ".lock"} == {p for p in before if p.name != ".lock"}
+    assert all(after[p] == before[p] for p in before if p.name != ".lock")  # as it was
+
+    assert cli("resume", run).exit_code == 0
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"

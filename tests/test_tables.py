@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import Cli, write_config
 
@@ -171,3 +172,25 @@ def test_a_text_column_as_token_ids_feeds_an_embedding(cli: Cli, messy_run) -> N
     pre = json.loads((Path(json.loads(result.stdout)["run_dir"]) / "preprocessing.json")
                      .read_text())
     assert pre["input_shape"] == [6] and len(pre["features"][0]["vocabulary"]) <= 18
+
+
+def test_the_penguins_example_validates_from_its_raw_table(cli: Cli) -> None:
+    pytest.importorskip("palmerpenguins")
+    config = Path(__file__).resolve().parents[1] / "configs" / "penguins.yaml"
+    result = cli("validate", config, "--json")
+    assert result.exit_code == 0, result.output
+    kinds = {c["column"]: c["kind"] for c in json.loads(result.stdout)["columns"]}
+    assert kinds["Date Egg"] == "date" and kinds["Comments"] == "text"
+    assert kinds["Individual ID"] == "identifier" and kinds["Region"] == "constant"
+    assert kinds["Sex"] == "categorical" and kinds["Body Mass (g)"] == "numeric"
+
+
+def test_a_csv_in_a_package_that_is_not_installed(cli: Cli, tmp_path: Path) -> None:
+    config = messy_config(tmp_path, "data/rows.csv")
+    data = yaml.safe_load(config.read_text())
+    data["data"]["source"]["package"] = "no_such_pkg_x"
+    write_config(config, data)
+    result = cli("validate", config)
+    assert result.exit_code == 2
+    assert "no installed package 'no_such_pkg_x'" in result.stderr
+    assert "pip install no_such_pkg_x" in result.stderr

@@ -27,6 +27,9 @@ _LOWER_TOKENS = {"mse", "mae", "mape", "msle", "rmse", "kld"}
 _HIGHER_PARTS = ("accuracy", "auc", "precision", "recall", "f1", "fbeta", "iou", "r2",
                  "true_positives", "true_negatives")
 LEVEL = 0.05
+# Two scores closer than this (relative) are the same score: float32 metrics written and
+# read back differ by a few units in the last place (1.2e-08 on an accuracy of 0.93).
+SAME_SCORE = 1e-6
 
 
 class CompareError(UserError):
@@ -110,7 +113,7 @@ def _per_fold(run: CvRun, metric: str, common: list[str]) -> dict[str, float]:
     if entry is None:
         available = sorted(run.summary.get("metrics", {}))
         raise CompareError(f"{run.label} has no metric {metric!r}."
-                           f"{did_you_mean(metric, available)}  Metrics of both runs: "
+                           f"{did_you_mean(metric, available)} Metrics of both runs: "
                            f"{', '.join(common) or 'none'}.")
     return {fold: float(value) for fold, value in entry["per_fold"].items()}
 
@@ -143,6 +146,13 @@ class Comparison:
     better: Literal["A", "B"] | None
     significant: bool
     statement: str
+
+    @property
+    def decimals(self) -> int:
+        """The one number of decimals for every score and difference shown: 4, or more
+        where the smallest difference needs them to show two significant digits."""
+        gaps = [abs(d) for d in (*self.differences, *self.ci95, self.mean_difference) if d]
+        return min(10, max(4, 1 - math.floor(math.log10(min(gaps))))) if gaps else 4
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "test": "corrected resampled t-test (Nadeau and Bengio, 2003)",
@@ -192,6 +202,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, metric: str = "loss",
 
     `direction` says whether lower or higher is better; by default it follows the
     metric's name (`metric_direction`)."""
+    if Path(run_a).resolve() == Path(run_b).resolve():
+        raise CompareError(f"A and B are the same run ({run_a}): a paired comparison needs "
+                           "two different runs scored on the same folds.")
     a, b = read_cv_run(run_a), read_cv_run(run_b)
     check_same_folds(a, b)
     common = sorted(set(a.summary["metrics"]) & set(b.summary["metrics"]))
@@ -208,7 +221,8 @@ def compare_runs(run_a: str | Path, run_b: str | Path, metric: str = "loss",
     else:
         known = True
     xs, ys = [values_a[f] for f in folds], [values_b[f] for f in folds]
-    diffs = [y - x for x, y in zip(xs, ys, strict=True)]
+    diffs = [0.0 if math.isclose(x, y, rel_tol=SAME_SCORE, abs_tol=1e-12) else y - x
+             for x, y in zip(xs, ys, strict=True)]
     n_train, n_test, ratio = fold_sizes(a.splits)
     test = corrected_t_test(diffs, ratio)
     better: Literal["A", "B"] | None = None
@@ -235,16 +249,19 @@ def _with_statement(c: Comparison, label_a: str, label_b: str) -> Comparison:
                "pass --direction to say otherwise)")
     head = f"On {c.metric} ({sense} is better{assumed}), over {len(c.folds)} paired folds:"
     if c.better is None:
-        return replace(c, statement=f"{head} A ({label_a}) and B ({label_b}) score exactly "
-                                    "the same on every fold.")
+        same = "exactly the same" if c.a == c.b else \
+            "the same (within floating-point rounding)"
+        return replace(c, statement=f"{head} A ({label_a}) and B ({label_b}) score {same} on "
+                                    "every fold: no difference.")
     winner, loser = (label_b, label_a) if c.better == "B" else (label_a, label_b)
+    n = c.decimals
     gap = abs(c.mean_difference)
-    interval = f"95% interval of B - A: {c.ci95[0]:.4g} .. {c.ci95[1]:.4g}"
+    interval = f"95% interval of B - A: {c.ci95[0]:+.{n}f} .. {c.ci95[1]:+.{n}f}"
     text = (f"{head} {c.better} ({winner}) is better than {'A' if c.better == 'B' else 'B'} "
-            f"({loser}) by {gap:.4g} on average (mean {c.metric} A {c.mean_a:.4g}, "
-            f"B {c.mean_b:.4g}; {interval}).")
+            f"({loser}) by {gap:.{n}f} on average (mean {c.metric} A {c.mean_a:.{n}f}, "
+            f"B {c.mean_b:.{n}f}; {interval}).")
     if c.p_value is None:
-        text += (f" Every fold differs by the same {gap:.4g}, so the t-test is undefined "
+        text += (f" Every fold differs by the same {gap:.{n}f}, so the t-test is undefined "
                  "(zero variance) and no p-value is given.")
     elif c.significant:
         text += (f" Corrected t = {c.t:.3f}, p = {c.p_value:.3g}: the difference is "

@@ -6,6 +6,7 @@ Any `UserError` reaching the CLI becomes exit code 2 with its message and no tra
 from __future__ import annotations
 
 import difflib
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,15 @@ class RunDirError(UserError):
             return cls(f"{path}: the run is still running (started {info.get('started_at', '?')}"
                        "); wait for it to complete, or if its process died, continue it with "
                        "kerastrain resume.")
-        why = f" ({info['error']})" if status == "failed" and info.get("error") else ""
+        error = str(info.get("error") or "")
+        if status == "failed" and error.startswith(TrainingDiverged.__name__):
+            what = error.removeprefix(f"{TrainingDiverged.__name__}: ").split(". ")[0]
+            config = shlex.quote(str(Path(path) / "config.yaml"))
+            return cls(f"{path}: the run failed ({what}): it has no final model, and resuming "
+                       "cannot help, as it would go on at the same learning rate. Lower the "
+                       "learning rate and fit again: kerastrain fit "
+                       f"{config} --set compile.optimizer.learning_rate=...")
+        why = f" ({error})" if status == "failed" and error else ""
         if status in ("interrupted", "failed"):
             return cls(f"{path}: the run is {status}{why}: its model is not final. Continue "
                        "it with kerastrain resume, then use it.")
@@ -123,3 +132,14 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, run_dir: str | Path):
         super().__init__(str(run_dir))
         self.run_dir = Path(run_dir)
+
+
+class RunPruned(Exception):
+    """A sweep's search stopped a trial early (its validation metric, after `epoch`
+    epochs, was not promising): run.json says `pruned`, its files are kept. `run_dir` is
+    set on the way out of training."""
+
+    def __init__(self, epoch: int, metric: str, value: float):
+        super().__init__(f"pruned after epoch {epoch}: {metric} {value:.4g}")
+        self.epoch, self.metric, self.value = epoch, metric, value
+        self.run_dir: str | None = None

@@ -14,8 +14,10 @@ from kerastrain.config import LoadedConfig
 from kerastrain.data.graphdata import GraphColumns, GraphPreprocessor, graph_columns
 from kerastrain.data.kinds import usable_rows
 from kerastrain.data.preprocess import Preprocessor
-from kerastrain.data.sources import default_target, load_configured_source
-from kerastrain.data.splits import SplitPlan, make_splits
+from kerastrain.data.presplit import check_parts, load_parts, split_parts
+from kerastrain.data.sources import default_target
+from kerastrain.data.splits import SplitPlan
+from kerastrain.data.streamed import STREAM_ROWS, RowStream, is_streamed
 from kerastrain.data.table import Table
 from kerastrain.data.targets import TargetHints, infer_target_encoding, infer_task
 from kerastrain.data.values import check_column
@@ -120,8 +122,13 @@ class Experiment:
 
     def arrays(self, pre: Preprocessor | GraphPreprocessor, rows: np.ndarray,
                where: str) -> tuple[Any, Any]:
-        """Model inputs and targets of `rows` (dicts by input/output name for a graph)."""
-        return pre.transform_x(self.table, rows), pre.transform_y(self.table, rows, where)
+        """Model inputs and targets of `rows` (dicts by input/output name for a graph); the
+        inputs of many rows of a memory-mapped source as a `RowStream`."""
+        y = pre.transform_y(self.table, rows, where)
+        if (self.graph is None and len(rows) > STREAM_ROWS
+                and is_streamed(self.table, self.features)):
+            return RowStream(pre, self.table, rows), y
+        return pre.transform_x(self.table, rows), y
 
 
 def _split_columns(loaded: LoadedConfig, table: Table) -> dict[str, str]:
@@ -194,7 +201,8 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
     if cfg.model.is_graph:
         return _load_graph_experiment(loaded)
     with loaded.at_keys():
-        table = load_configured_source(cfg.data.source, int(cfg.seed))
+        check_parts(cfg.data, cfg.validation)
+        table, parts = load_parts(cfg.data, int(cfg.seed))
         features, target = _columns(loaded, table)
         if not features:
             raise KeyProblem(("data", "features"), "no feature columns are left.")
@@ -210,8 +218,8 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         labels = target_values if task == "classification" else None
         groups, time_rows = _split_inputs(loaded, table)
         usable, notes = usable_rows(table, [target], features, cfg.data)
-        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
-                           time_rows, usable)
+        plan = split_parts(parts, table.n_rows, labels, cfg.validation, int(cfg.seed),
+                           groups, time_rows, usable)
     return Experiment(loaded, table, features, target, task, encoding, plan, groups,
                       notes=notes)
 
@@ -234,7 +242,8 @@ def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
     the first classification output."""
     cfg = loaded.config
     with loaded.at_keys():
-        table = load_configured_source(cfg.data.source, int(cfg.seed))
+        check_parts(cfg.data, cfg.validation)
+        table, parts = load_parts(cfg.data, int(cfg.seed))
         steering = tuple(_split_columns(loaded, table).values())
         graph = graph_columns(cfg.data, cfg.model, table, _output_hints(cfg), steering)
         labels = next((table.columns[t.column] for t in graph.targets
@@ -242,8 +251,8 @@ def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
         groups, time_rows = _split_inputs(loaded, table)
         usable, notes = usable_rows(table, [t.column for t in graph.targets], graph.features,
                                     cfg.data)
-        plan = make_splits(table.n_rows, labels, cfg.validation, int(cfg.seed), groups,
-                           time_rows, usable)
+        plan = split_parts(parts, table.n_rows, labels, cfg.validation, int(cfg.seed),
+                           groups, time_rows, usable)
     first = graph.targets[0]
     return Experiment(loaded, table, graph.features, first.column, first.task, first.encoding,
                       plan, groups, graph, notes)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,16 +11,19 @@ import numpy as np
 from kerastrain import _keras
 from kerastrain.config import LoadedConfig, load_config
 from kerastrain.data import layers
+from kerastrain.data.folders import FILE_COLUMN, FolderTable, read_rows
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
 from kerastrain.data.kinds import markers, missing_mask
+from kerastrain.data.outputs import check_output, write_table
 from kerastrain.data.preprocess import Preprocessor
-from kerastrain.data.sources import load_source
+from kerastrain.data.presplit import load_parts
+from kerastrain.data.sources import bundled_class_names, with_class_names
 from kerastrain.data.splits import SplitPlan
-from kerastrain.data.table import Table, fingerprint_columns, read_file
+from kerastrain.data.table import Table, fingerprint_columns
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
 from kerastrain.models.model import evaluate_model
 from kerastrain.plugins import import_plugins
-from kerastrain.rundir import RunDir, atomic_path, read_json
+from kerastrain.rundir import RunDir, read_json
 
 
 @dataclass
@@ -41,7 +42,7 @@ def _import_run_plugins(run: RunDir, loaded: LoadedConfig) -> None:
     try:
         import_plugins(loaded.config.plugins, folders)
     except KeyProblem as exc:
-        raise RunDirError(f"{run.path}: {exc.message}  The run's config names the plugin; "
+        raise RunDirError(f"{run.path}: {exc.message} The run's config names the plugin; "
                           "put its folder on PYTHONPATH.") from None
 
 
@@ -92,7 +93,7 @@ def load_run(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
 def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     """The run's own data and the rows to score: the test split, else the validation rows."""
     cfg = loaded_run.loaded.config
-    table = load_source(cfg.data.source, int(cfg.seed))
+    table = load_parts(cfg.data, int(cfg.seed))[0]
     saved = read_json(loaded_run.run.preprocessing).get("data", {})
     plan = SplitPlan.from_json(read_json(loaded_run.run.splits))
     if saved.get("rows") != table.n_rows:
@@ -114,18 +115,35 @@ def _run_rows(loaded_run: LoadedRun) -> tuple[Table, np.ndarray, str]:
     return table, plan.folds[0].validation, "validation (no test split was configured)"
 
 
+def check_input(run_dir: str | Path, path: str | Path | list[Path]) -> None:
+    """The run, then the rows to read: a file that is missing is said at once, before the
+    model (and TensorFlow with it) is loaded. A folder is refused later, by the reader,
+    unless the run was trained on an image or text folder."""
+    RunDir.open(run_dir)
+    for each in path if isinstance(path, list) else [path]:
+        if not Path(each).exists():
+            raise DataError(f"{each}: no such data file.")
+
+
 def evaluate(path: str | Path, data: str | Path | None = None,
              batch_size: int | None = None, overrides: list[str] | tuple[str, ...] = (),
              unsafe: bool = False) -> dict[str, Any]:
     """Keras metrics of the run's model on its test split (or on the rows of `data`)."""
+    if data is not None:
+        check_input(path, data)
     loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
     if pre.target is None:
         raise UserError("the run has no target to evaluate against.")
+    names = None
     notes: list[str] = []
     if data is not None:
-        table = read_file(data)
+        table = read_rows(data, loaded_run.loaded.config.data.source, labelled=True)
         pre.check_columns(table, with_target=True)
+        names = bundled_class_names(loaded_run.loaded.config.data.source) \
+            if isinstance(pre, Preprocessor) and pre.task == "classification" else None
+        if names is not None:  # the set's integer codes, as scikit-learn ships them
+            table = with_class_names(table, pre.target["name"], names)
         target = pre.target["name"]
         missing = missing_mask(table.columns[target],
                                markers(loaded_run.loaded.config.data.preprocessing))
@@ -138,7 +156,14 @@ def evaluate(path: str | Path, data: str | Path | None = None,
     else:
         table, rows, split = _run_rows(loaded_run)
     x = pre.transform_x(table, rows)
-    y = pre.transform_y(table, rows, "the evaluated rows")
+    try:
+        y = pre.transform_y(table, rows, "the evaluated rows")
+    except DataError as exc:  # a label never seen in training: say how to write them
+        codes = "" if names is None else (
+            ", or as scikit-learn's integer codes: " +
+            ", ".join(f"{i} = {n}" for i, n in enumerate(names)))
+        raise DataError(f"{exc} Write each label as one of these classes{codes}.",
+                        option=exc.option) from None
     size = batch_size or loaded_run.loaded.config.training.batch_size
     scores = evaluate_model(loaded_run.model, x, y, size)
     return {"run_dir": str(loaded_run.run.path), "split": split, "rows": int(len(rows)),
@@ -178,83 +203,22 @@ def graph_prediction_columns(pre: GraphPreprocessor, outputs: Any) -> dict[str, 
     return columns
 
 
-OUTPUT_TYPES = (".csv", ".npz", ".parquet")
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an output file that cannot be written, before any work: a type we do not
-    write, a directory, an existing file (unless `overwrite`), a folder that cannot be made
-    or written in."""
-    if path.suffix.lower() not in OUTPUT_TYPES:
-        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
-                        "file with one of those extensions.")
-    if path.is_dir():
-        raise UserError(f"{path} is a directory; name a file in it, e.g. "
-                        f"{path / ('predictions' + path.suffix)}.")
-    if path.exists() and not overwrite:
-        raise UserError(f"{path} exists; choose another name, or replace it knowingly.",
-                        option="overwrite")
-    folder = path.parent.resolve()
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise UserError(f"{path}: {folder} is a file, so no folder can be made there; "
-                        "choose another place for the predictions.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{path}: {folder} is not writable; choose another place for the "
-                        "predictions.")
-
-
-def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
-    """CSV, NPZ or Parquet by extension, written atomically: a failure leaves no file."""
-    suffix = path.suffix.lower()
-    if suffix not in OUTPUT_TYPES:
-        raise UserError(f"{path}: predictions are written as .csv, .npz or .parquet; name a "
-                        "file with one of those extensions.")
-    try:
-        _write_table(path, suffix, columns)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write the predictions there: "
-                        f"{exc.strerror or exc}.") from None
-
-
-def _write_table(path: Path, suffix: str, columns: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            with open(tmp, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(list(columns))
-                for row in zip(*columns.values(), strict=True):
-                    writer.writerow([repr(float(v)) if isinstance(v, (float, np.floating))
-                                     else v for v in row])
-        elif suffix == ".npz":
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **{k: (v.astype(str) if v.dtype == object else v)
-                                    for k, v in columns.items()})
-        else:
-            try:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise UserError("writing Parquet needs pyarrow: "
-                                "pip install 'kerastrain[parquet]'.") from None
-            pq.write_table(pa.table({k: (v.astype(str) if v.dtype == object else v)
-                                     for k, v in columns.items()}), tmp)
-
-
-def predict(path: str | Path, input_file: str | Path, output: str | Path,
+def predict(path: str | Path, input_file: str | Path | list[Path], output: str | Path,
             overwrite: bool = False, batch_size: int | None = None,
             overrides: list[str] | tuple[str, ...] = (), unsafe: bool = False,
             keep: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Apply the run's preprocessing and model to raw rows; write one row of output each,
     after the input's `keep` columns (an id, to join the results back)."""
     output = Path(output)
+    check_input(path, input_file)
     check_output(output, overwrite)
     loaded_run = load_run(path, overrides, unsafe)
     pre = loaded_run.pre
-    table = read_file(input_file)
+    table = read_rows(input_file, loaded_run.loaded.config.data.source, labelled=False)
     pre.check_columns(table, with_target=False)
     kept = {name: table.column(name, "column to keep") for name in keep}
+    if isinstance(table, FolderTable):  # samples read from files: each row's file name
+        kept = {FILE_COLUMN: np.asarray(table.files, dtype=object), **kept}
     notes = pre.check_values(table, with_target=False)
     x = pre.transform_x(table)
     size = batch_size or loaded_run.loaded.config.training.batch_size
@@ -269,6 +233,7 @@ def predict(path: str | Path, input_file: str | Path, output: str | Path,
                         "column; keep other columns.")
     columns = {**kept, **columns}
     write_table(output, columns)
-    return {"run_dir": str(loaded_run.run.path), "input": str(input_file),
+    given = table.origin if isinstance(input_file, list) else str(input_file)
+    return {"run_dir": str(loaded_run.run.path), "input": given,
             "output": str(output), "rows": int(table.n_rows), "columns": list(columns),
             "notes": notes}

@@ -43,16 +43,32 @@ _SHORT_NAMES = {
     "regularizers": ("l1l2",),
     "initializers": ("normal", "uniform", "zero", "one"),
 }
+# Names Keras exports that a YAML config cannot use, left out of `names` (what `kerastrain
+# list` shows): each needs a Python object for an argument (a function, a cell, a list of
+# layers, another framework's module, a saved model) or a package kerastrain does not
+# install (OrbaxCheckpoint), or Keras and kerastrain add it to every run themselves.
+# Layers are classes: the lower-case merge functions (`add`) are not.
+_NOT_FOR_CONFIGS = {
+    "layers": {"Wrapper", "RNN", "GRUCell", "LSTMCell", "SimpleRNNCell", "StackedRNNCells",
+               "Lambda", "Pipeline", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
+               "TFSMLayer", "InputLayer"},
+    "callbacks": {"CallbackList", "History", "ProgbarLogger", "BackupAndRestore",
+                  "LambdaCallback", "LearningRateScheduler", "OrbaxCheckpoint"},
+    "optimizers": {"LossScaleOptimizer", "MultiOptimizer"},
+    "metrics": {"MeanMetricWrapper"},
+}
 # Metric strings `compile` resolves from the loss ('accuracy' becomes the sparse,
 # categorical or binary accuracy): never made here, always passed to Keras as written.
 METRIC_SHORTHANDS = ("accuracy", "acc", "crossentropy", "ce")
 # Keyword arguments every layer takes through `Layer.__init__(**kwargs)`.
 _LAYER_KWARGS = {"input_shape", "input_dim", "batch_input_shape", "batch_size", "name",
                  "dtype", "trainable", "autocast", "activity_regularizer"}
+# Base classes whose **kwargs Keras checks against these names (and refuses the rest).
+_CHECKED_KWARGS = {"Layer": _LAYER_KWARGS, "BaseOptimizer": {"decay"}}
 # Argument-name endings whose values are themselves Keras objects.
 _NESTED_KINDS = {"_initializer": "initializers", "_regularizer": "regularizers",
                  "_constraint": "constraints", "activation": "activations",
-                 "learning_rate": "schedules"}
+                 "learning_rate": "schedules", "layer": "layers"}
 
 _custom: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 
@@ -130,9 +146,11 @@ def entries(kind: str) -> dict[str, Entry]:
 
 
 def names(kind: str) -> list[str]:
-    """Every name of `kind` as Keras spells it, sorted: scanned once Keras is imported,
-    else read from Keras's API files (`kerasnames`), so that listing them (`kerastrain
-    list`) imports no TensorFlow."""
+    """Every name of `kind` a config can use, as Keras spells it, in one order (by the
+    lower-cased name, then upper case first): scanned once Keras is imported, else read
+    from Keras's API files (`kerasnames`), so that listing them (`kerastrain list`)
+    imports no TensorFlow."""
+    listed: set[str] | None = None
     if "keras" not in sys.modules:
         module, base = KINDS[kind]
         listed = kerasnames.public_names(module, base, _NOT_NAMES)
@@ -140,8 +158,12 @@ def names(kind: str) -> list[str]:
             listed |= {*_SHORT_NAMES.get(kind, ()), *_custom[kind]}
             if kind == "metrics":
                 listed |= set(METRIC_SHORTHANDS)
-            return sorted(listed, key=str.lower)
-    return sorted(entries(kind), key=str.lower)
+    if listed is None:
+        listed = set(entries(kind))
+    unusable = _NOT_FOR_CONFIGS.get(kind, set())
+    usable = {n for n in listed if n not in unusable and not (kind == "layers" and n.islower())
+              or n in _custom[kind]}
+    return sorted(usable, key=lambda n: (n.lower(), n))
 
 
 @functools.cache
@@ -160,7 +182,7 @@ def lookup(kind: str, name: str) -> Entry:
     if found is None:
         singular = {"losses": "loss", "activations": "activation"}.get(kind, kind.rstrip("s"))
         raise UnknownName(f"unknown {singular} {name!r}.{did_you_mean(name, names(kind))}"
-                          f"  (kerastrain list {kind} shows all of them)")
+                          f" (kerastrain list {kind} shows all of them)")
     return found
 
 
@@ -179,8 +201,8 @@ def accepted_arguments(cls: type) -> set[str] | None:
                      if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
         if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
             return accepted
-        if klass.__name__ == "Layer":
-            return accepted | _LAYER_KWARGS
+        if klass.__name__ in _CHECKED_KWARGS:  # Keras refuses any other keyword itself
+            return accepted | _CHECKED_KWARGS[klass.__name__]
     return None
 
 

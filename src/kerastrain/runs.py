@@ -21,11 +21,11 @@ import yaml
 from kerastrain.compare import metric_direction
 from kerastrain.errors import RunDirError, UserError, did_you_mean
 from kerastrain.rundir import MANIFEST_FILE, RunDir, read_json
+from kerastrain.yamlnum import scalar
 
-STATUSES = ("running", "completed", "failed", "interrupted", "unreadable", "missing")
+STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "unreadable", "missing")
 _RUN_NAME = re.compile(r"^(?P<name>.+)-\d{8}-\d{6}-[0-9a-f]+$")
 _SPLITS = ("validation", "test")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RunsError(UserError):
@@ -57,7 +57,7 @@ def overrides_of(info: dict[str, Any]) -> dict[str, Any]:
         key, sep, value = str(text).partition("=")
         if sep:
             try:
-                found[key.strip()] = yaml.load(value, Loader=_Loader)
+                found[key.strip()] = scalar(value)
             except yaml.YAMLError:
                 found[key.strip()] = value
     return found
@@ -98,6 +98,9 @@ def find_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
     run.json, or config.yaml under a run directory's name (a run still being created);
     anything else (stray files, sweep folders) is skipped."""
     runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RunDirError(f"{runs_dir}: is a file, not a runs directory; give the folder "
+                          "that holds the runs (default: runs).")
     if not runs_dir.is_dir():
         raise RunDirError(f"{runs_dir}: no such runs directory.")
     found = []
@@ -149,7 +152,7 @@ def filter_runs(runs: Iterable[dict[str, Any]], name: str | None = None,
     for status in wanted:
         if status not in STATUSES:
             raise RunsError(f"--status {status!r} is not a run status."
-                            f"{did_you_mean(status, STATUSES)}  Statuses: "
+                            f"{did_you_mean(status, STATUSES)} Statuses: "
                             f"{', '.join(STATUSES)}.")
     kept = []
     for run in runs:
@@ -182,6 +185,14 @@ def metric_key(text: str) -> tuple[str, str]:
     return "validation", text
 
 
+def unknown_metric(option: str, metric: str, who: str, available: list[str]) -> str:
+    """Why `metric` cannot rank runs: `who` ("no run has") lacks it; the closest of the
+    `available` `<split>.<name>` metrics and all of them."""
+    wanted = ".".join(metric_key(metric))
+    return (f"{option} {metric!r}: {who} the metric {wanted}."
+            f"{did_you_mean(wanted, available)} Metrics: {', '.join(available) or 'none'}.")
+
+
 def metric_value(run: dict[str, Any], key: tuple[str, str]) -> float | None:
     value = run["metrics"].get(key[0], {})
     value = value.get(key[1]) if isinstance(value, dict) else None
@@ -201,9 +212,7 @@ def sort_runs(runs: list[dict[str, Any]], metric: str) -> tuple[list[dict[str, A
     key = metric_key(metric)
     if runs and all(metric_value(r, key) is None for r in runs):
         available = sorted({k for r in runs for k in flat_metrics(r["metrics"])})
-        raise RunsError(f"--sort {metric!r}: no run has the metric {'.'.join(key)}."
-                        f"{did_you_mean('.'.join(key), available)}  Metrics: "
-                        f"{', '.join(available) or 'none'}.")
+        raise RunsError(unknown_metric("--sort", metric, "no run has", available))
     direction, known = metric_direction(key[1])
     sign = 1.0 if direction == "lower" else -1.0
     with_value = [r for r in runs if metric_value(r, key) is not None]

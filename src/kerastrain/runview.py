@@ -45,6 +45,8 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def _open(path: str | Path) -> Path:
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: is a file, not a run directory.")
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory.")
     if not RunDir(path).info_file.exists() and not RunDir(path).config.exists():
@@ -83,6 +85,14 @@ def show_run(path: str | Path) -> dict[str, Any]:
     return shown
 
 
+# The validation keys that mean something under each scheme (a hold-out run has no folds
+# to refit after, nor repeats).
+_SCHEME_KEYS = {"holdout": ("scheme", "test_split", "validation_split"),
+                "kfold": ("scheme", "n_splits", "test_split", "validation_split", "refit"),
+                "repeated_kfold": ("scheme", "n_splits", "n_repeats", "test_split",
+                                   "validation_split", "refit")}
+
+
 def config_summary(config: dict[str, Any]) -> dict[str, Any]:
     """The few config facts that tell runs apart at a glance."""
     if not config:
@@ -101,8 +111,8 @@ def config_summary(config: dict[str, Any]) -> dict[str, Any]:
         "training": ", ".join(f"{k}={v}" for k, v in (config.get("training") or {}).items()
                               if k in ("epochs", "batch_size")),
         "validation": ", ".join(f"{k}={v}" for k, v in validation.items()
-                                if k in ("scheme", "n_splits", "n_repeats", "test_split",
-                                         "validation_split", "refit")),
+                                if k in _SCHEME_KEYS.get(validation.get("scheme", "holdout"),
+                                                         ())),
         "seed": config.get("seed"),
     }
 
@@ -121,16 +131,27 @@ def _describe(obj: Any) -> str:
 
 def compare_configs(paths: Iterable[str | Path]) -> dict[str, Any]:
     """The config keys (dotted paths) whose values differ between runs, and every metric
-    side by side. A key missing from a run shows as None."""
+    side by side. A key missing from a run shows as None. Each run's status and problems
+    come along: a run whose run.json or config.yaml cannot be read is `unreadable` (its
+    config keys None), as `runs` and `runs show` say, rather than an error."""
     runs = [_open(p) for p in paths]
     if len(runs) < 2:
         raise RunsError("runs compare needs at least two runs.")
-    configs = [flatten(read_config(p)) for p in runs]
-    keys = list(dict.fromkeys(k for c in configs for k in c))
-    differing = {k: [c.get(k) for c in configs] for k in keys
+    entries = [read_run(p) for p in runs]
+    configs: list[dict[str, Any] | None] = []
+    for path, entry in zip(runs, entries, strict=True):
+        try:
+            configs.append(flatten(read_config(path)))
+        except RunDirError as exc:
+            entry.update(status="unreadable", problems=[*entry["problems"], str(exc)])
+            configs.append(None)
+    readable = [c for c in configs if c is not None]
+    keys = list(dict.fromkeys(k for c in readable for k in c))
+    differing = {k: [None if c is None else c.get(k) for c in configs] for k in keys
                  if len({json.dumps(c.get(k), sort_keys=True, default=str)
-                         for c in configs}) > 1}
-    metrics = [flat_metrics(read_run(p)["metrics"]) for p in runs]
+                         for c in readable}) > 1}
+    metrics = [flat_metrics(e["metrics"]) for e in entries]
     names = sorted({k for m in metrics for k in m})
-    return {"runs": [str(p) for p in runs], "config_differences": differing,
+    return {"runs": [str(p) for p in runs], "status": [e["status"] for e in entries],
+            "problems": [e["problems"] for e in entries], "config_differences": differing,
             "metrics": {k: [m.get(k) for m in metrics] for k in names}}

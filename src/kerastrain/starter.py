@@ -109,7 +109,7 @@ def choose(dataset: str | None, task: str | None) -> tuple[str, Task]:
         dataset = DEFAULT_DATASET[task or "classification"]
     if dataset not in DATASETS:
         raise InitError(f"--dataset {dataset!r} is not one of scikit-learn's bundled sets."
-                        f"{did_you_mean(dataset, DATASETS)}  Sets: {', '.join(DATASETS)}.")
+                        f"{did_you_mean(dataset, DATASETS)} Sets: {', '.join(DATASETS)}.")
     natural: Task = "classification" if DATASETS[dataset].classes else "regression"
     if task is not None and task != natural:
         other = DEFAULT_DATASET[task]
@@ -145,6 +145,12 @@ def starter_config(dataset: str | None = None, task: str | None = None,
     return text
 
 
+def _unwritable(output: Path, exc: OSError) -> str:
+    blocked = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    why = f"{blocked} is a file, not a folder" if blocked else exc.strerror
+    return f"cannot write {output}: {why}. Choose another --output."
+
+
 def write_starter(output: str | Path, dataset: str | None = None,
                   task: str | None = None) -> Path:
     """Write a starter config to `output`, never over an existing file."""
@@ -153,11 +159,16 @@ def write_starter(output: str | Path, dataset: str | None = None,
     if output.exists():
         raise InitError(f"{output} already exists; kerastrain init never overwrites a file. "
                         "Choose another --output, or remove it first.")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, or no permission
+        raise InitError(_unwritable(output, exc)) from None
     try:
         with open(output, "x", encoding="utf-8") as handle:
             handle.write(text)
     except FileExistsError:
         raise InitError(f"{output} already exists; kerastrain init never overwrites a "
                         "file.") from None
+    except OSError as exc:
+        raise InitError(_unwritable(output, exc)) from None
     return output

@@ -1,5 +1,6 @@
-"""What the command line shows: Rich tables of metrics and the live display of a run's
-training (a `Progress` drawn on stderr). The library never imports this module."""
+"""What the command line shows: Rich tables (every one printed through `show`) and the
+live display of a run's training (a `Progress` drawn on stderr). The library never imports
+this module."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import math
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBars
 from rich.table import Column, Table
+from rich.text import Text
 
 from kerastrain.training.progress import Progress
 
@@ -24,6 +27,85 @@ def metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
     for split, scores in metrics.items():
         table.add_row(split, *[f"{scores[n]:.4f}" if n in scores else "" for n in names])
     return table
+
+
+def show(console: Console, table: Table) -> None:
+    """Print `table` so that no value in it is cut or broken. To a pipe or a file: at its
+    natural width, whatever the console's (nothing wraps). On a terminal too narrow for
+    it: cells wrap between words (values), each column at least as wide as its longest
+    word; narrower still, one `header: value` line per cell. The title and caption are
+    lines of their own, never wrapped into the table's width."""
+    title, caption = table.title, table.caption
+    table.title = table.caption = None
+    if title is not None:
+        console.print(title, markup=False, soft_wrap=True)
+    columns = [_measure(console, column) for column in table.columns]
+    natural = Measurement.get(console, console.options.update_width(1 << 20), table)
+    overhead = natural.maximum - sum(m.maximum for m in columns)  # borders and padding
+    room = console.width - overhead
+    if not console.is_terminal:
+        Console(file=console.file, width=natural.maximum, highlight=False,
+                color_system=None).print(table)
+    elif sum(m.maximum for m in columns) <= room:
+        console.print(table)
+    elif sum(m.minimum for m in columns) <= room:
+        for column, width in zip(table.columns, _widths(columns, room), strict=True):
+            column.width = width
+        console.print(table)
+    else:
+        _records(console, table)
+    if caption is not None:
+        console.print(caption, markup=False, soft_wrap=True)
+
+
+def _measure(console: Console, column: Column) -> Measurement:
+    """A column's content: its longest word (minimum; its longest line where it never
+    wraps) and its longest line (maximum)."""
+    options = console.options.update_width(1 << 20)
+    found = [Measurement.get(console, options, cell) for cell in [column.header, *column.cells]]
+    longest = max((m.maximum for m in found), default=1)
+    return Measurement(longest if column.no_wrap else max((m.minimum for m in found),
+                                                          default=1), longest)
+
+
+def _widths(columns: list[Measurement], room: int) -> list[int]:
+    """Column widths that fill `room`: each column its longest word, then the space left
+    shared one character at a time among the columns that would still wrap."""
+    widths = [m.minimum for m in columns]
+    spare = room - sum(widths)
+    while spare > 0:
+        wanting = [i for i, m in enumerate(columns) if widths[i] < m.maximum]
+        if not wanting:
+            break
+        for i in wanting[:spare]:
+            widths[i] += 1
+        spare -= len(wanting[:spare])
+    return widths
+
+
+def _records(console: Console, table: Table) -> None:
+    """A table too wide for the terminal, row after row: `header: value` lines with a
+    blank line between rows; a table without headers (keys and values) one `key: value`
+    line per row."""
+    rows = zip(*[[_plain(cell) for cell in column.cells] for column in table.columns],
+               strict=True)
+    for i, row in enumerate(rows):
+        if table.show_header:
+            pairs = [(_plain(c.header), value) for c, value in zip(table.columns, row,
+                                                                   strict=True)]
+            if i:
+                console.print()
+        else:
+            pairs = [(row[0], " ".join(v for v in row[1:] if v))]
+        for label, value in pairs:
+            lines = value.splitlines() or [""]
+            console.print(f"{label}: {lines[0]}", markup=False, soft_wrap=True)
+            for line in lines[1:]:
+                console.print(" " * (len(label) + 2) + line, markup=False, soft_wrap=True)
+
+
+def _plain(cell: Any) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def columns_table(rows: list[dict[str, Any]]) -> Table:

@@ -11,15 +11,25 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
 
-from kerastrain.cli.app import JsonOption, app, err, guard, out, print_json
-from kerastrain.cli.render import metrics_table
+from kerastrain.cli.app import (
+    Commands,
+    JsonOption,
+    PathsCommand,
+    app,
+    err,
+    guard,
+    out,
+    print_json,
+)
+from kerastrain.cli.render import metrics_table, show
 
 
-class _RunsGroup(TyperGroup):
+class _RunsGroup(Commands):
     """`kerastrain runs [RUNS_DIR] [options]` lists runs (the `list` subcommand) unless the
     first word names a subcommand: `runs show RUN`, `runs compare RUN RUN...`."""
+
+    order = ("list", "show", "compare")
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
@@ -29,8 +39,8 @@ class _RunsGroup(TyperGroup):
 
 runs_app = typer.Typer(
     cls=_RunsGroup, rich_markup_mode=None,
-    help="List runs (kerastrain runs [RUNS_DIR] [options], the same as runs list), show one "
-         "(runs show RUN), or compare several (runs compare RUN RUN...).")
+    help="List runs, show one, or compare several.\n\nkerastrain runs [RUNS_DIR] [options] "
+         "is runs list; runs show RUN shows one; runs compare RUN RUN... compares them.")
 app.add_typer(runs_app, name="runs")
 
 
@@ -44,7 +54,8 @@ def runs_list(
         = None,
         status: Annotated[list[str] | None, typer.Option(
             metavar="STATUS", help="Only runs of this status (repeatable): running, "
-                                   "completed, failed, interrupted, unreadable.")] = None,
+                                   "completed, pruned, failed, interrupted, "
+                                   "unreadable.")] = None,
         sweep: Annotated[Path | None, typer.Option(
             help="Only the runs a sweep directory's manifest.csv lists, wherever they are "
                  "(instead of RUNS_DIR).")] = None,
@@ -55,7 +66,9 @@ def runs_list(
         json_: JsonOption = False,
         csv_: Annotated[bool, typer.Option("--csv", help="Print the runs as CSV on stdout.")]
         = False) -> None:
-    """List runs with their status and final metrics (imports no TensorFlow)."""
+    """List runs with their status and final metrics.
+
+    Imports no TensorFlow: fast over many runs."""
 
     def action() -> None:
         from kerastrain import runs
@@ -76,21 +89,20 @@ def runs_list(
             sys.stdout.write(runs.to_csv(found))
         else:
             where = sweep if sweep is not None else runs_dir or Path("runs")
-            out.print(_runs_table(f"{where}: {len(found)} runs", found))
+            show(out, _runs_table(f"{where}: {len(found)} runs", found))
 
     guard(action, json_)
 
 
 def _runs_table(title: str, found: list[dict[str, Any]]) -> Table:
     """The run name (the handle every command takes; it holds when the run started) and
-    its status are never cut or wrapped; the metrics, one per line, wrap on a narrow
-    terminal."""
+    its status on one line; the metrics one per line."""
     table = Table(title=title)
     names = [Path(run["run_dir"]).name for run in found]
-    table.add_column("run", no_wrap=True, min_width=max(map(len, names), default=3))
+    table.add_column("run", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for column in ("validation", "test"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for name, run in zip(names, found, strict=True):
         shown = ["\n".join(f"{k}={v:.4g}" for k, v in run["metrics"].get(split, {}).items()
                            if isinstance(v, (int, float)))
@@ -102,7 +114,7 @@ def _runs_table(title: str, found: list[dict[str, Any]]) -> Table:
 @runs_app.command("show")
 def runs_show(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
               json_: JsonOption = False) -> None:
-    """One run: status, config summary, metrics, and where its files are."""
+    """Show one run: its status, config, metrics and files."""
 
     def action() -> None:
         from kerastrain.runview import show_run
@@ -120,29 +132,30 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run
             head.add_row(f"--set {key}", Text(str(value)))
         for key, value in shown["config"].items():
             head.add_row(f"config: {key}", Text(str(value)))
-        out.print(head)
+        show(out, head)
         if "cv_summary" in shown and shown["cv_summary"].get("metrics"):
             from kerastrain.training.report import cv_table
 
-            out.print(cv_table(shown["cv_summary"]))
+            show(out, cv_table(shown["cv_summary"]))
         if shown["metrics"]:
-            out.print(metrics_table("final metrics", shown["metrics"]))
+            show(out, metrics_table("final metrics", shown["metrics"]))
         for problem in shown["problems"]:
             out.print(f"unreadable: {problem}", markup=False)
         files = Table(title="files", show_header=False)
         for file_name, path in shown["files"].items():
             files.add_row(Text(file_name), Text(path))
-        out.print(files)
+        show(out, files)
 
     guard(action, json_)
 
 
-@runs_app.command("compare")
+@runs_app.command("compare", cls=PathsCommand)
 def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
-                     metavar="RUN...", help="Two or more run directories.")],
+                     metavar="RUN", help="Two or more run directories.")],
                  json_: JsonOption = False) -> None:
-    """The config keys that differ between runs (dotted paths), and their metrics side by
-    side."""
+    """Compare runs: the config keys that differ, and the metrics.
+
+    Keys as dotted paths; the metrics side by side."""
 
     def action() -> None:
         from kerastrain.runview import compare_configs
@@ -151,7 +164,11 @@ def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
         if json_:
             print_json(result)
             return
-        caption = Text("\n".join(f"{i}: {run}" for i, run in enumerate(result["runs"], 1)))
+        caption = Text("\n".join(
+            f"{i}: {run}" + (f"  unreadable ({'; '.join(problems)})" if status == "unreadable"
+                             else "")
+            for i, (run, status, problems) in enumerate(zip(
+                result["runs"], result["status"], result["problems"], strict=True), 1)))
         for title, rows, fmt, missing in (
                 ("config keys that differ", result["config_differences"], str, "(not set)"),
                 ("metrics", result["metrics"], lambda v: f"{v:.4g}", "")):
@@ -163,7 +180,47 @@ def runs_compare(run_dirs: Annotated[list[Path], typer.Argument(
             for key, values in rows.items():
                 table.add_row(Text(key), *[Text(missing if v is None else fmt(v))
                                            for v in values])
-            out.print(table)
+            show(out, table)
+
+    guard(action, json_)
+
+
+@runs_app.command("export")
+def runs_export(
+        runs_dir: Annotated[Path | None, typer.Argument(
+            metavar="RUNS_DIR", help="Where the runs are (default: runs).",
+            show_default=False)] = None,
+        mlflow: Annotated[str, typer.Option(
+            metavar="URI", help="The MLflow tracking store to log the runs to (pip install "
+                                "'kerastrain[mlflow]').")] = "sqlite:///mlflow.db",
+        experiment: Annotated[str, typer.Option(
+            help="The MLflow experiment the runs go in.")] = "kerastrain",
+        sweep: Annotated[Path | None, typer.Option(
+            help="Only the runs a sweep directory's manifest.csv lists.")] = None,
+        json_: JsonOption = False) -> None:
+    """Log runs to an MLflow tracking store, for `mlflow ui`.
+
+    Each run's config as params, its per-epoch and final metrics, tags, and the run
+    directory's files as artifacts; `mlflow ui --backend-store-uri URI` shows them. Runs
+    exported before are skipped."""
+
+    def action() -> None:
+        from kerastrain import runs
+        from kerastrain.tracking import export_mlflow
+
+        if sweep is not None and runs_dir is not None:
+            raise runs.RunsError("give either RUNS_DIR or --sweep DIR, not both.")
+        found = runs.sweep_runs(sweep) if sweep is not None else \
+            runs.find_runs(runs_dir or Path("runs"))
+        done = export_mlflow([r for r in found if r["status"] not in ("missing",
+                                                                         "unreadable")],
+                             mlflow, experiment)
+        if json_:
+            print_json({"mlflow": mlflow, "experiment": experiment, "runs": done})
+            return
+        new = sum(d["new"] for d in done)
+        out.print(f"{new} runs logged to {mlflow} (experiment {experiment}); "
+                  f"{len(done) - new} were there already.", markup=False)
 
     guard(action, json_)
 
@@ -175,16 +232,20 @@ class Direction(str, Enum):
 
 
 @app.command()
-def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (A).")],
-            run_b: Annotated[Path, typer.Argument(help="A run on the same folds (B).")],
+def compare(run_a: Annotated[Path, typer.Argument(
+                metavar="RUN_A", help="A cross-validation run (A).")],
+            run_b: Annotated[Path, typer.Argument(
+                metavar="RUN_B", help="A run on the same folds (B).")],
             metric: Annotated[str, typer.Option(
                 help="The per-fold metric to compare (as in cv_summary.json).")] = "loss",
             direction: Annotated[Direction, typer.Option(
                 help="Whether lower or higher is better; auto: from the metric's name.")]
             = Direction.auto,
             json_: JsonOption = False) -> None:
-    """Paired comparison of two cross-validation runs on identical folds: per-fold
-    differences B - A and the corrected resampled t-test (docs/compare.md)."""
+    """Compare two cross-validation runs fold by fold (a paired test).
+
+    A paired comparison on identical folds: per-fold differences B - A and the corrected
+    resampled t-test (docs/compare.md)."""
 
     def action() -> None:
         from kerastrain.compare import compare_runs
@@ -198,15 +259,16 @@ def compare(run_a: Annotated[Path, typer.Argument(help="A cross-validation run (
                       caption=Text(f"A: {result.run_a}\nB: {result.run_b}"))
         for column in ("fold", "A", "B", "B - A"):
             table.add_column(column, justify="right")
+        n = result.decimals  # one format for every number of the table and the statement
         for fold, a, b, d in zip(result.folds, result.a, result.b, result.differences,
                                  strict=True):
-            table.add_row(fold, f"{a:.4f}", f"{b:.4f}", f"{d:+.4f}")
+            table.add_row(fold, f"{a:.{n}f}", f"{b:.{n}f}", f"{d:+.{n}f}")
         table.add_section()
-        table.add_row("mean", f"{result.mean_a:.4f}", f"{result.mean_b:.4f}",
-                      f"{result.mean_difference:+.4f}")
+        table.add_row("mean", f"{result.mean_a:.{n}f}", f"{result.mean_b:.{n}f}",
+                      f"{result.mean_difference:+.{n}f}")
         table.add_row("95% CI", "", "",
-                      f"{result.ci95[0]:+.4f} .. {result.ci95[1]:+.4f}")
-        out.print(table)
+                      f"{result.ci95[0]:+.{n}f} .. {result.ci95[1]:+.{n}f}")
+        show(out, table)
         out.print(result.statement, markup=False)
 
     guard(action, json_)

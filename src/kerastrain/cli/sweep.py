@@ -23,6 +23,8 @@ from kerastrain.cli.app import (
     out,
     print_json,
 )
+from kerastrain.cli.render import show
+from kerastrain.errors import UserError
 
 
 class Executor(str, Enum):
@@ -30,9 +32,22 @@ class Executor(str, Enum):
     ray = "ray"
 
 
+class Search(str, Enum):
+    grid = "grid"
+    random = "random"
+    tpe = "tpe"
+
+
+class Prune(str, Enum):
+    none = "none"
+    median = "median"
+    hyperband = "hyperband"
+
+
 @app.command()
 def sweep(
-        config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+        config: Annotated[Path, typer.Argument(
+            metavar="CONFIG", help="The experiment's YAML file.")],
         grid: Annotated[list[str] | None, typer.Option(
             "--grid", metavar="KEY=V1,V2,...",
             help="Values to try for a config field (repeatable: every combination).")] = None,
@@ -43,9 +58,21 @@ def sweep(
             "--param", metavar="KEY=DIST",
             help="A distribution to draw a field from (repeatable): uniform:LOW,HIGH, "
                  "loguniform:LOW,HIGH, int:LOW,HIGH or choice:A,B,C.")] = None,
+        search: Annotated[Search | None, typer.Option(
+            help="tpe or random: an Optuna study of --trials N trials over the --param "
+                 "space (pip install 'kerastrain[search]'); grid: the --grid "
+                 "combinations.")] = None,
+        trials: Annotated[int, typer.Option(
+            "--trials", metavar="N", help="How many trials --search tpe|random runs.")] = 0,
+        prune: Annotated[Prune, typer.Option(
+            help="Stop unpromising trials early, from the validation metric after each "
+                 "epoch (--search tpe|random).")] = Prune.none,
+        storage: Annotated[str | None, typer.Option(
+            help="The study's database URL, shared by every process on it (default: "
+                 "sqlite:///<sweep dir>/study.db).")] = None,
         seed: Annotated[int | None, typer.Option(
-            help="Seed of the random draw (default: drawn once, kept in sweep.json).")]
-        = None,
+            help="Seed of the random draw or search (default: drawn once, kept in "
+                 "sweep.json).")] = None,
         set_: SetOption = None,
         jobs: Annotated[int, typer.Option(
             "--jobs", "-j", help="Trials run side by side (they share the cores).")] = 1,
@@ -68,14 +95,25 @@ def sweep(
             "--dry-run", help="Check every trial's config and list the trials; train "
                               "nothing.")] = False,
         quiet: QuietOption = False, json_: JsonOption = False) -> None:
-    """Train one run per trial: a grid (--grid) or random draws (--random N --param).
+    """Train one run per trial: a grid, random draws, or a search.
 
-    Every trial's config is checked first. Running the same command again skips the
-    completed trials and resumes the failed or interrupted ones. Exit code: 0 when every
-    trial completed, 1 when some failed, 2 for a mistake in the arguments or a trial's
+    The trials come from a grid (--grid), random draws (--random N --param), or a search
+    that learns (--search tpe --trials N --param, optionally --prune). Every trial's
+    config is checked first. Running the same command again skips the completed trials
+    and resumes the failed or interrupted ones. Exit code: 0 when every trial completed
+    (or was pruned), 1 when some failed, 2 for a mistake in the arguments or a trial's
     config (nothing trained), 130 interrupted. See docs/sweeps.md."""
 
     def action() -> None:
+        if search is not None and search != Search.grid:
+            from kerastrain.cli.search import run_search
+
+            run_search(config, set_ or [], param or [], search.value, trials, seed, metric,
+                       sweep_dir, storage, prune.value, jobs, bool(grid) or bool(random),
+                       executor, address, dry_run, quiet, json_, _render_result)
+            return
+        if trials or storage or prune != Prune.none:
+            raise UserError("--trials, --storage and --prune are for --search tpe|random.")
         from kerastrain.sweep.run import execute, plan
 
         planned = plan(config, set_ or [], grid or [], random, param or [], seed, metric,
@@ -108,7 +146,7 @@ def sweep(
             raise typer.Exit(130) from None
         if display is not None:
             display.stop()
-        failed = [r for r in planned.rows if r.status != "completed"]
+        failed = [r for r in planned.rows if r.status not in ("completed", "pruned")]
         _render_result(planned, quiet, json_)
         if failed:
             if not json_:
@@ -165,18 +203,32 @@ def _render_plan(planned: Any, quiet: bool, json_: bool) -> None:
         table.add_column(column)
     for row in planned.rows:
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], row.status)
-    out.print(table)
+    show(out, table)
+
+
+def _pruned_at(run_dir: str) -> str:
+    from kerastrain.rundir import RunDir
+
+    try:
+        return f" at epoch {RunDir(Path(run_dir)).info()['pruned']['epoch']}"
+    except Exception:  # a run.json that lacks it: the status alone
+        return ""
 
 
 def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
     from kerastrain.sweep.run import rank
+    from kerastrain.sweep.verdict import winner
 
     ranked, direction = rank(planned.rows, planned.metric)
+    best = winner(ranked, planned.metric)
+    importances = planned.record.get("importances") or {}
     if json_:
         print_json({"sweep_dir": str(planned.dir.path), "metric": planned.metric,
                     "direction": direction, "trials": [r.to_json() for r in ranked],
                     "completed": sum(r.status == "completed" for r in ranked),
-                    "failed": sum(r.status != "completed" for r in ranked)})
+                    "pruned": sum(r.status == "pruned" for r in ranked),
+                    "failed": sum(r.status not in ("completed", "pruned") for r in ranked),
+                    "winner": best, "importances": importances})
         return
     if quiet:
         sys.stdout.write(f"{planned.dir.path}\n")
@@ -195,11 +247,18 @@ def _render_result(planned: Any, quiet: bool, json_: bool) -> None:
             value += f" [{row.ci95[0]:.4f}, {row.ci95[1]:.4f}]"
         status = row.status + {"skipped": " (skipped)", "resumed": " (resumed)"}.get(
             row.action, "")
+        if row.status == "pruned" and row.run_dir:
+            status += _pruned_at(row.run_dir)
         where = Path(row.run_dir).name if row.run_dir else ""
         if row.error:
             where = row.error.splitlines()[0]
         table.add_row(row.trial, *[Text(row.overrides.get(k, "")) for k in keys], value,
                       status, Text(where))
-    out.print(table)
-    out.print(f"manifest: {planned.dir.manifest}  (kerastrain runs --sweep "
+    show(out, table)
+    if best and best.get("statement"):
+        out.print(best["statement"], markup=False)
+    if importances:
+        out.print("parameter importances (Optuna, fANOVA): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in importances.items()), markup=False)
+    out.print(f"manifest: {planned.dir.manifest} (kerastrain runs --sweep "
               f"{shlex.quote(str(planned.dir.path))})", markup=False)

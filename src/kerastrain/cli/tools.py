@@ -18,7 +18,8 @@ Kind = Enum("Kind", {kind: kind for kind in KINDS}, type=str)  # every kind the 
 
 
 @app.command("list")
-def list_names(kind: Annotated[Kind, typer.Argument(help="Which Keras names to list.")],
+def list_names(kind: Annotated[Kind, typer.Argument(
+    metavar="KIND", help="Which Keras names to list.")],
                json_: JsonOption = False) -> None:
     """List the Keras names a config can use."""
 
@@ -36,7 +37,9 @@ def list_names(kind: Annotated[Kind, typer.Argument(help="Which Keras names to l
 
 @app.command()
 def schema() -> None:
-    """Print the config's JSON schema (for editors: see the README's Editors section)."""
+    """Print the config's JSON schema, for editors.
+
+    See the README's Editors section."""
 
     def action() -> None:
         from kerastrain.schema_export import config_json_schema

@@ -23,10 +23,12 @@ from kerastrain.cli.app import (
     print_json,
     progress,
 )
+from kerastrain.cli.render import show
 
 
 @app.command()
-def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+def fit(config: Annotated[Path, typer.Argument(
+    metavar="CONFIG", help="The experiment's YAML file.")],
         set_: SetOption = None, quiet: QuietOption = False, json_: JsonOption = False) -> None:
     """Validate everything, then train and write a new run directory."""
 
@@ -44,11 +46,12 @@ def fit(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.
             run, metrics = fit_run(loaded, progress(quiet, json_), sys.argv, pool=pool)
         _render_trained(run, metrics, loaded.config.name, quiet, json_)
 
-    guard(action, json_)
+    guard(action, json_, quiet)
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or failed run.")],
+def resume(run_dir: Annotated[Path, typer.Argument(
+    metavar="RUN", help="An interrupted or failed run.")],
            force: Annotated[bool, typer.Option(
                "--force", help="Also resume a run still marked running (its process died "
                                "without recording it).")]
@@ -73,8 +76,9 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or faile
         from kerastrain.rundir import RunDir
         from kerastrain.training.pool import WorkerPool, fold_pool
 
-        config_file = RunDir(run_dir).config
-        cfg = load_config(config_file).config if config_file.is_file() else None
+        run = RunDir(run_dir)  # a folder that is no run is refused by resume_run
+        cfg = load_config(run.config).config if run.config.is_file() and \
+            run.info_file.is_file() else None
         # as fit's: the workers start before TensorFlow loads here
         with fold_pool(cfg) if cfg else WorkerPool(1) as pool:
             from kerastrain.training.resume import resume as resume_run
@@ -83,7 +87,7 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="An interrupted or faile
         name = (cfg or load_config(run.config).config).name
         _render_trained(run, metrics, name, quiet, json_)
 
-    guard(action, json_)
+    guard(action, json_, quiet)
 
 
 def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
@@ -94,40 +98,44 @@ def _render_trained(run: Any, metrics: dict[str, Any], name: str, quiet: bool,
     from kerastrain.training.report import cv_table
 
     show_progress = not quiet and not json_
+    path = Path(run.path).absolute()  # fit's and resume's alike, however RUN was given
     info = run.info()
     cv = read_json(run.cv_summary) if run.cv_summary.exists() else None
     if not show_progress:
         for warning in info.get("warnings", []):
             err.print(f"warning: {warning}", markup=False)
     notes = list(info.get("notes", []))  # optional outputs skipped (plots, model.png)
-    if cv and any(m.get("ci95_clipped") for m in cv["metrics"].values()):
+    if cv and not quiet and any(m.get("ci95_clipped") for m in cv["metrics"].values()):
         notes.append("a 95% CI marked * is clipped to its metric's range (see the note in "
                      "cv_summary.json).")
     if json_:
-        print_json({"run_dir": str(run.path), "status": "completed", "metrics": metrics,
+        print_json({"run_dir": str(path), "status": "completed", "metrics": metrics,
                     "notes": notes, **({"cv_summary": cv} if cv else {})})
         return
     for note in notes:
         err.print(f"note: {note}", markup=False)
     if quiet:
-        sys.stdout.write(f"{run.path}\n")
+        sys.stdout.write(f"{path}\n")
     else:
         title = f"{name}: final metrics"
         if cv:
-            out.print(cv_table(cv))
+            show(out, cv_table(cv))
             title += f" (validation: mean of {len(cv['folds'])} folds"
             title += "; test: the refit model)" if "test" in metrics else ")"
-        out.print(metrics_table(title, metrics))
+        show(out, metrics_table(title, metrics))
         if info.get("no_model_reason"):
             out.print(f"note: {info['no_model_reason']}", markup=False)
-        out.print(f"run directory: {run.path}", markup=False)
+        out.print(f"run directory: {path}", markup=False)
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML file.")],
+def validate(config: Annotated[Path, typer.Argument(
+    metavar="CONFIG", help="The experiment's YAML file.")],
              set_: SetOption = None, quiet: QuietOption = False,
              json_: JsonOption = False) -> None:
-    """Every check fit makes (schema, names, data, splits, building the model), no training."""
+    """Run every check fit makes, and train nothing.
+
+    The schema, the Keras names, the data, the splits, and building the model."""
 
     def action() -> None:
         from kerastrain.config import load_config
@@ -144,22 +152,23 @@ def validate(config: Annotated[Path, typer.Argument(help="The experiment's YAML 
                 if key != "columns":
                     table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list)
                                   else str(value))
-            out.print(table)
+            show(out, table)
             from kerastrain.cli.render import columns_table
 
-            out.print(columns_table(summary["columns"]))
+            show(out, columns_table(summary["columns"]))
 
     guard(action, json_)
 
 
 @app.command()
-def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+def evaluate(run_dir: Annotated[Path, typer.Argument(
+    metavar="RUN", help="A completed run directory.")],
              data: Annotated[Path | None, typer.Option(
                  help="Score the rows of this file (CSV, Parquet, NPZ) instead of the test "
                       "split.")] = None,
              set_: RunSetOption = None, unsafe: UnsafeOption = False,
              quiet: QuietOption = False, json_: JsonOption = False) -> None:
-    """Score the run's model on its held-out test split, or on --data FILE."""
+    """Score the run's model on its test split, or on --data FILE."""
 
     def action() -> None:
         from kerastrain.cli.render import metrics_table
@@ -173,7 +182,7 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
                              + "\n")
         else:
             title = f"{result['run_dir']}: {result['split']}, {result['rows']} rows"
-            out.print(metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
+            show(out, metrics_table(title, {result["split"].split(" ")[0]: result["metrics"]}))
             for note in result["notes"]:
                 out.print(f"note: {note}", markup=False)
 
@@ -181,9 +190,11 @@ def evaluate(run_dir: Annotated[Path, typer.Argument(help="A completed run direc
 
 
 @app.command()
-def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
-            input_file: Annotated[Path, typer.Argument(
-                metavar="INPUT", help="Raw rows to predict (CSV, Parquet, NPZ).")],
+def predict(run_dir: Annotated[Path, typer.Argument(
+    metavar="RUN", help="A completed run directory.")],
+            inputs: Annotated[list[Path], typer.Argument(
+                metavar="INPUT...", help="Raw rows to predict (CSV, Parquet, NPZ); for a run "
+                     "on an image or text folder, a folder of files, or files.")],
             output: Annotated[Path, typer.Option("--output", "-o",
                                                  help="Where to write predictions.")],
             overwrite: Annotated[bool, typer.Option(help="Replace --output if it exists.")]
@@ -198,7 +209,8 @@ def predict(run_dir: Annotated[Path, typer.Argument(help="A completed run direct
     def action() -> None:
         from kerastrain.inference import predict as predict_run
 
-        result = predict_run(run_dir, input_file, output, overwrite, overrides=set_ or [],
+        result = predict_run(run_dir, inputs[0] if len(inputs) == 1 else inputs, output,
+                             overwrite, overrides=set_ or [],
                              unsafe=unsafe, keep=keep or [])
         if json_:
             print_json(result)

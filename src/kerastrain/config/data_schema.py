@@ -17,9 +17,12 @@ SOURCE_FIELDS: dict[str, set[str]] = {
     "csv": {"path", "delimiter", "package"},
     "parquet": {"path"},
     "npz": {"path"},
-    "npy": {"path", "target_path"},
+    "npy": {"path", "target_path", "mmap"},
     "synthetic": {"name", "n_samples", "n_features", "n_classes", "noise"},
     "fashion_mnist": set(),
+    "image_folder": {"path", "image_size", "color_mode", "interpolation", "crop_to_aspect_ratio",
+                     "pad_to_aspect_ratio", "class_names"},
+    "text_folder": {"path", "class_names"},
 }
 SOURCE_REQUIRED: dict[str, set[str]] = {
     "sklearn": {"name"},
@@ -29,19 +32,25 @@ SOURCE_REQUIRED: dict[str, set[str]] = {
     "npy": {"path", "target_path"},
     "synthetic": {"name"},
     "fashion_mnist": set(),
+    "image_folder": {"path"},
+    "text_folder": {"path"},
 }
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
+                  "gaussian", "mitchellcubic")
 
 
 class SourceSpec(Strict):
     """Where the rows come from. Which fields apply depends on `type`."""
 
-    type: Literal["sklearn", "csv", "parquet", "npz", "npy", "synthetic",
-                  "fashion_mnist"] = Field(description="The kind of source.")
+    type: Literal["sklearn", "csv", "parquet", "npz", "npy", "synthetic", "fashion_mnist",
+                  "image_folder", "text_folder"] = Field(description="The kind of source.")
     name: str | None = Field(default=None, description="sklearn: the bundled set (iris, digits, "
                              "wine, breast_cancer, diabetes); synthetic: the generator.")
     path: str | None = Field(default=None, description="csv, parquet, npz, npy: the file, "
                              "relative to the config file.")
     target_path: str | None = Field(default=None, description="npy: the file of targets.")
+    mmap: bool | None = Field(default=None, description="npy: read the features from the "
+                              "file as training goes (memory-mapped), not into memory.")
     package: str | None = Field(default=None, description="csv: an installed Python package "
                                 "that ships the file; path is then inside it.")
     delimiter: str | None = Field(default=None, min_length=1, max_length=1,
@@ -51,6 +60,20 @@ class SourceSpec(Strict):
                                    description="synthetic: feature columns.")
     n_classes: int | None = Field(default=None, ge=2, description="synthetic: classes.")
     noise: float | None = Field(default=None, ge=0, description="synthetic: noise level.")
+    image_size: tuple[int, int] | None = Field(default=None, description="image_folder: "
+                                               "[height, width] every image is resized to "
+                                               "(default [256, 256]).")
+    color_mode: Literal["grayscale", "rgb", "rgba"] | None = Field(
+        default=None, description="image_folder: channels 1, 3 or 4 (default rgb).")
+    interpolation: Literal[INTERPOLATIONS] | None = Field(  # type: ignore[valid-type]
+        default=None, description="image_folder: the resizing method (default bilinear).")
+    crop_to_aspect_ratio: bool | None = Field(default=None, description="image_folder: crop "
+                                              "the centre to image_size's aspect ratio first.")
+    pad_to_aspect_ratio: bool | None = Field(default=None, description="image_folder: pad "
+                                             "to image_size's aspect ratio first.")
+    class_names: list[str] | None = Field(default=None, min_length=2, description="image_"
+                                          "folder, text_folder: the class subfolders to read "
+                                          "(default: every subfolder).")
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> SourceSpec:
@@ -63,10 +86,14 @@ class SourceSpec(Strict):
         missing = SOURCE_REQUIRED[self.type] - given
         if missing:
             raise ValueError(f"a '{self.type}' source needs {', '.join(sorted(missing))}.")
+        if self.crop_to_aspect_ratio and self.pad_to_aspect_ratio:
+            raise ValueError("crop_to_aspect_ratio and pad_to_aspect_ratio cannot both be true.")
+        if self.image_size is not None and min(self.image_size) < 1:
+            raise ValueError("image_size is [height, width], both at least 1.")
         known = {"sklearn": SKLEARN_SETS, "synthetic": GENERATORS}.get(self.type)
         if known and self.name not in known:
             raise ValueError(f"unknown {self.type} set {self.name!r}."
-                             f"{did_you_mean(self.name, known)}  Known: {', '.join(known)}.")
+                             f"{did_you_mean(self.name, known)} Known: {', '.join(known)}.")
         return self
 
 
@@ -92,7 +119,8 @@ class ColumnSpec(Strict):
                                           "integer or hash; text: multi_hot, count, tf_idf or "
                                           "sequence (token ids for an Embedding).")
     min_frequency: int | None = Field(default=None, ge=1, description="categorical: rarer "
-                                      "categories join the 'other' bucket.")
+                                      "categories join the 'other' bucket; text: tokens "
+                                      "of fewer training rows are left out (default 2).")
     max_categories: int | None = Field(default=None, ge=1, description="categorical: keep "
                                        "the most frequent ones; the rest join 'other'.")
     hash_bins: int = Field(default=64, ge=2, description="encoding: hash: the number of bins.")
@@ -143,7 +171,14 @@ class TargetSpec(Strict):
 class DataSpec(Strict):
     """The rows, the feature and target columns, and their preprocessing."""
 
-    source: SourceSpec = Field(description="Where the rows come from.")
+    source: SourceSpec = Field(description="Where the rows come from (the training rows, "
+                               "when data.validation or data.test is given).")
+    validation: SourceSpec | None = Field(
+        default=None, description="Rows already set aside to validate on: the hold-out "
+        "validation rows (validation.scheme holdout, no validation_split).")
+    test: SourceSpec | None = Field(default=None, description="Rows already set aside to "
+                                    "test on, scored once after training (no "
+                                    "validation.test_split).")
     features: list[Name] | None = Field(
         default=None, description="Feature columns (names or indices); default: every "
                                   "column that is no target, group or time column.")

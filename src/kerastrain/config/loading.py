@@ -25,6 +25,7 @@ from kerastrain.config.yamlpos import (
     tag_refusal,
 )
 from kerastrain.errors import ConfigError, Issue, KeyProblem, did_you_mean
+from kerastrain.yamlnum import Loader, scalar
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,11 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         raise ConfigError([Issue("", f"--set {text!r}: expected KEY=VALUE, "
                                      "e.g. --set training.epochs=50", "--set")])
     try:
-        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        node = yaml.compose(raw, Loader=Loader)
         bad = refused_tag(node) if node is not None else None
         if bad is not None:
             raise ConfigError([Issue(key, tag_refusal(bad), f"--set {text}")])
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = scalar(raw)
     except yaml.YAMLError as exc:
         raise ConfigError([Issue(key, f"the value {raw!r} is not valid YAML: {exc}",
                                  f"--set {text}")]) from None
@@ -194,8 +195,8 @@ def validate_data(data: Any, positions: Positions) -> Config:
         raise ConfigError(issues) from None
 
 
-PATH_KEYS = (("data", "source", "path"), ("data", "source", "target_path"),
-             ("output", "runs_dir"))
+PATH_KEYS = tuple(("data", part, key) for part in ("source", "validation", "test")
+                  for key in ("path", "target_path")) + (("output", "runs_dir"),)
 
 
 def _anchored(value: str, key_path: tuple, positions: Positions, base: Path) -> str:

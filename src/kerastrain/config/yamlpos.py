@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from kerastrain.errors import ConfigError, Issue
+from kerastrain.yamlnum import YAML_TAG, Loader
 
 PathKey = tuple  # a key path: ('model', 'layers', 2, 'type')
 
@@ -41,15 +42,18 @@ class Positions:
         return self.file, None
 
     def issue(self, path: PathKey, message: str, hint: str | None = None) -> Issue:
+        """An issue at `path`'s source; at a line of the file that `--set` changed below
+        `path`, the message names those overrides too (they may be what is wrong)."""
         source, line = self.locate(path)
+        below = [where for key, where in self.overrides.items()
+                 if len(key) > len(path) and key[: len(path)] == tuple(path)]
+        if path and line is not None and below:
+            message = f"{message} (changed by {', '.join(below)})"
         return Issue(dotted(path), message, source, line, hint)
 
 
 def dotted(path: PathKey) -> str:
     return ".".join(str(p) for p in path)
-
-
-_YAML_TAG = "tag:yaml.org,2002:"
 
 
 def refused_tag(node: yaml.Node) -> yaml.Node | None:
@@ -61,7 +65,7 @@ def refused_tag(node: yaml.Node) -> yaml.Node | None:
         if id(current) in seen:  # an alias met again
             continue
         seen.add(id(current))
-        if current.tag not in yaml.SafeLoader.yaml_constructors:
+        if current.tag not in Loader.yaml_constructors:
             return current
         if isinstance(current, yaml.MappingNode):
             pending.extend(n for pair in reversed(current.value) for n in reversed(pair))
@@ -72,7 +76,7 @@ def refused_tag(node: yaml.Node) -> yaml.Node | None:
 
 def tag_refusal(node: yaml.Node) -> str:
     """Why a tagged node is refused: a config is data, and a tag must never run code."""
-    shown = "!!" + node.tag.removeprefix(_YAML_TAG) if node.tag.startswith(_YAML_TAG) else node.tag
+    shown = "!!" + node.tag.removeprefix(YAML_TAG) if node.tag.startswith(YAML_TAG) else node.tag
     kind = "unsafe" if "python/" in node.tag else "unknown"
     return (f"{kind} tag refused: {shown}. A config holds plain YAML data (mappings, lists, "
             "strings, numbers, booleans) and is read with safe_load; write the value "
@@ -89,7 +93,7 @@ def _refuse_tags(node: yaml.Node, path: PathKey, positions: Positions) -> None:
 MAX_ENTRIES = 100_000  # keys and items, aliases expanded: far above any real experiment
 
 
-def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: yaml.SafeLoader,
+def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: Loader,
            within: frozenset[int] = frozenset()) -> Any:
     """Plain data from `node`, recording the line of every key path. `within` holds the
     collections being built around it, so that an alias of one of them is refused rather
@@ -100,7 +104,7 @@ def _build(node: yaml.Node, path: PathKey, positions: Positions, loader: yaml.Sa
                                  f"expand to more than {MAX_ENTRIES} keys and items; write "
                                  "the values out.", positions.file, node.start_mark.line + 1)])
     within = within | {id(node)}
-    plain = {yaml.MappingNode: f"{_YAML_TAG}map", yaml.SequenceNode: f"{_YAML_TAG}seq"}
+    plain = {yaml.MappingNode: f"{YAML_TAG}map", yaml.SequenceNode: f"{YAML_TAG}seq"}
     if node.tag != plain.get(type(node)):  # a scalar, or a tagged collection (!!set, !!omap)
         _refuse_tags(node, path, positions)
         return loader.construct_object(node, deep=True)
@@ -133,7 +137,7 @@ def load_yaml(path: Path) -> tuple[Any, Positions]:
         raise ConfigError([Issue("", "no such config file.", str(path))]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Issue("", f"cannot read the config: {exc}", str(path))]) from None
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

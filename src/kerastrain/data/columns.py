@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kerastrain import _keras
 from kerastrain.config.schema import ColumnSpec, PreprocessingSpec
 from kerastrain.data import chunked
 from kerastrain.data.kinds import DROPPED, Choice, as_days, as_numbers, as_strings, preview
@@ -162,7 +163,6 @@ def fit_date(table: Table, choice: Choice, rows: np.ndarray, column: ColumnSpec 
 def fit_text(table: Table, choice: Choice, rows: np.ndarray, column: ColumnSpec | None,
              marks: frozenset[str]) -> tuple[dict, list[str]]:
     """The vocabulary (and IDF weights) `TextVectorization` adapts on the training rows."""
-    from kerastrain.data.layers import text_vocabulary
     name = choice.name
     encoding = column.encoding if column is not None and column.encoding != "auto" \
         else "multi_hot"
@@ -171,7 +171,8 @@ def fit_text(table: Table, choice: Choice, rows: np.ndarray, column: ColumnSpec 
                     f"a text column takes {', '.join(TEXT)}."]
     spec = column or ColumnSpec()
     texts = as_strings(table.columns[name][rows], marks)
-    vocabulary, idf = text_vocabulary(texts, encoding, spec.max_tokens, spec.ngrams)
+    vocabulary, idf = text_vocabulary(texts, encoding, spec.max_tokens, spec.ngrams,
+                                      spec.min_frequency or 2)
     entry = {"name": name, "kind": "text", "reason": choice.reason, "encoding": encoding,
              "ngrams": spec.ngrams, "vocabulary": vocabulary, "idf_weights": idf,
              "missing_rows": int((texts == "").sum())}
@@ -201,6 +202,33 @@ def fit_column(table: Table, choice: Choice, rows: np.ndarray,
     if choice.kind in ("date", "datetime"):
         return fit_date(table, choice, rows, column, marks)
     return fit_text(table, choice, rows, column, marks)
+
+
+def text_vocabulary(texts: np.ndarray, encoding: str, max_tokens: int, ngrams: int,
+                    min_rows: int = 2) -> tuple[list[str], list[float] | None]:
+    """The vocabulary (without the OOV token) and, for tf_idf, the IDF weights that
+    `TextVectorization` adapts on `texts`, less the tokens found in fewer than `min_rows`
+    rows (a token of one row teaches nothing that carries to another)."""
+    keras = _keras.keras()
+    sequence = encoding == "sequence"
+    ngram = ngrams if ngrams > 1 else None
+    layer = keras.layers.TextVectorization(max_tokens=max_tokens,
+                                           output_mode="int" if sequence else encoding,
+                                           ngrams=ngram)
+    layer.adapt(texts)
+    vocabulary = [str(v) for v in layer.get_vocabulary()[2 if sequence else 1:]]
+    weights = np.asarray(layer._lookup_layer.idf_weights)[1:] if encoding == "tf_idf" \
+        else None                                           # Keras keeps them there only
+    if vocabulary and min_rows > 1:
+        counter = keras.layers.TextVectorization(output_mode="multi_hot", ngrams=ngram,
+                                                 vocabulary=vocabulary)
+        rows = np.zeros(len(vocabulary) + 1)
+        for start in range(0, len(texts), 4096):
+            rows += np.asarray(counter(texts[start:start + 4096])).sum(axis=0)
+        keep = rows[1:] >= min_rows
+        vocabulary = [v for v, k in zip(vocabulary, keep, strict=True) if k]
+        weights = None if weights is None else weights[keep]
+    return vocabulary, None if weights is None else [float(w) for w in weights]
 
 
 def width(entry: dict[str, Any]) -> int:

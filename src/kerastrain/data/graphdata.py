@@ -51,7 +51,7 @@ def _targets(data: DataSpec, outputs: list[str], table: Table,
         for name, value in data.targets.items():
             if name not in outputs:
                 raise KeyProblem(("data", "targets", name), f"{name!r} is not an output."
-                                 f"{did_you_mean(name, outputs)}  Outputs: {', '.join(outputs)}.")
+                                 f"{did_you_mean(name, outputs)} Outputs: {', '.join(outputs)}.")
             spec = value if isinstance(value, TargetSpec) else None
             column = value.column if spec else value
             path = ("data", "targets", name) + (("column",) if spec else ())
@@ -90,6 +90,8 @@ def graph_columns(data: DataSpec, model: ModelSpec, table: Table,
         raise KeyProblem(("data", "features"), "a graph model takes its columns from "
                          "model.inputs (columns: [...]); data.features only feeds a single "
                          "input that names none. Move the columns to the input.")
+    excluded = {table.resolve_at(ref, ("data", "exclude", i))
+                for i, ref in enumerate(data.exclude)}
     inputs: dict[str, list[str]] = {}
     for i, inp in enumerate(model.inputs):
         path = ("model", "inputs", i)
@@ -103,7 +105,7 @@ def graph_columns(data: DataSpec, model: ModelSpec, table: Table,
             columns = ([table.resolve_at(r, ("data", "features", k)) for k, r in enumerate(refs)]
                        if refs is not None else
                        [n for n in table.names if n not in target_columns
-                        and n not in steering])
+                        and n not in steering and n not in excluded])
         else:
             raise KeyProblem(path, f"input {inp.name!r} names no columns and the data has no "
                              f"column of that name: add columns: [...]. Columns: "

@@ -61,22 +61,17 @@ def _define(keras: Any) -> None:
             self.fill, self.indicator = fill, list(indicator or [])
 
         def call(self, x: Any) -> Any:
-            x = ops.cast(x, "float64")
-            if self.rescale != 1.0:
-                x = x * self.rescale
-            missing = None
-            if self.fill is not None:
-                missing = ops.isnan(x)
-                x = ops.where(missing, ops.convert_to_tensor(self.fill, "float64"), x)
-            shift = self.shift[0] if len(self.shift) == 1 else ops.convert_to_tensor(
-                self.shift, "float64")
-            divisor = self.divisor[0] if len(self.divisor) == 1 else ops.convert_to_tensor(
-                self.divisor, "float64")
-            out = ops.cast((x - shift) / divisor, "float32")
-            if self.indicator and missing is not None:
-                flags = ops.cast(ops.take(missing, self.indicator, axis=1), "float32")
-                out = ops.concatenate([out, flags], axis=1)
-            return out
+            return _numeric(ops, x, *self.constants())
+
+        def constants(self) -> tuple:
+            """rescale, fill, shift, divisor (float64 tensors; fill None when there is
+            none) and the indicator columns: `_numeric`'s arguments."""
+            def tensor(values: list[float]) -> Any:
+                return ops.convert_to_tensor(values[0] if len(values) == 1 else values,
+                                             "float64")
+            fill = None if self.fill is None else ops.convert_to_tensor(self.fill, "float64")
+            return (ops.convert_to_tensor(self.rescale, "float64"), fill, tensor(self.shift),
+                    tensor(self.divisor), tuple(self.indicator))
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "shift": self.shift, "divisor": self.divisor,
@@ -147,6 +142,38 @@ def _define(keras: Any) -> None:
 
     _classes.update(NumericColumns=NumericColumns, DateParts=DateParts,
                     TargetScale=TargetScale)
+
+
+def _numeric(ops: Any, x: Any, rescale: Any, fill: Any, shift: Any, divisor: Any,
+             indicator: tuple[int, ...]) -> Any:
+    """`NumericColumns`' arithmetic, in float64: the one implementation, which
+    `apply` also runs compiled (XLA) over large arrays, the fitted numbers as arguments."""
+    x = ops.cast(x, "float64") * rescale
+    missing = None
+    if fill is not None:
+        missing = ops.isnan(x)
+        x = ops.where(missing, fill, x)
+    out = ops.cast((x - shift) / divisor, "float32")
+    if indicator and missing is not None:
+        flags = ops.cast(ops.take(missing, list(indicator), axis=1), "float32")
+        out = ops.concatenate([out, flags], axis=1)
+    return out
+
+
+_compiled: list[Any] = []
+COMPILE_VALUES = 1 << 22   # inputs of this many values and more run compiled
+
+
+def _compiled_numeric() -> Any:
+    """`_numeric` compiled with XLA once per process: the elementwise steps fused into one
+    pass over each batch (as fast as NumPy in place), the same float64 arithmetic (the
+    tests compare bit for bit); traced again only for another batch shape or dtype."""
+    if not _compiled:
+        keras, tf = _keras.keras(), _keras.tf()
+        _compiled.append(tf.function(
+            lambda x, rescale, fill, shift, divisor, indicator: _numeric(
+                keras.ops, x, rescale, fill, shift, divisor, indicator), jit_compile=True))
+    return _compiled[0]
 
 
 def _civil(ops: Any, z: Any) -> tuple[Any, Any, Any]:
@@ -232,29 +259,23 @@ def apply(layer: Any, values: np.ndarray, rows: np.ndarray | None, out: np.ndarr
           decode: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """`layer` applied to `values[rows]` (all rows by default; `decode`d first) in large
     batches, each selected and written into `out` (float32, rows first) in turn: no copy
-    of all the selected rows is made."""
+    of all the selected rows is made. A large numeric array runs `NumericColumns`'
+    arithmetic compiled, every batch of one shape (the last one padded)."""
     n = len(values) if rows is None else len(rows)
     width = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
     step = max(1, chunked.CHUNK_ELEMENTS * BATCH_CHUNKS // width)
+    compiled = hasattr(layer, "constants") and n * width >= COMPILE_VALUES
+    if compiled:
+        run, constants = _compiled_numeric(), layer.constants()
     for start in range(0, n, step):
         stop = min(n, start + step)
         batch = values[start:stop] if rows is None else values[rows[start:stop]]
-        result = np.asarray(layer(batch if decode is None else decode(batch)))
+        batch = batch if decode is None else decode(batch)
+        if compiled:
+            if stop - start < step:
+                batch = np.concatenate([batch, np.zeros((step - (stop - start),
+                                                         *batch.shape[1:]), batch.dtype)])
+            result = np.asarray(run(batch, *constants))[:stop - start]
+        else:
+            result = np.asarray(layer(batch))
         out[start:stop] = result.reshape(stop - start, -1)
-
-
-def text_vocabulary(texts: np.ndarray, encoding: str, max_tokens: int,
-                    ngrams: int) -> tuple[list[str], list[float] | None]:
-    """The vocabulary (without the OOV token) and, for tf_idf, the IDF weights that
-    `TextVectorization` adapts on `texts`."""
-    keras = _keras.keras()
-    sequence = encoding == "sequence"
-    layer = keras.layers.TextVectorization(max_tokens=max_tokens,
-                                           output_mode="int" if sequence else encoding,
-                                           ngrams=ngrams if ngrams > 1 else None)
-    layer.adapt(texts)
-    vocabulary = [str(v) for v in layer.get_vocabulary()[2 if sequence else 1:]]
-    if encoding != "tf_idf":
-        return vocabulary, None
-    weights = np.asarray(layer._lookup_layer.idf_weights)   # Keras keeps them there only
-    return vocabulary, [float(w) for w in weights[1:]]

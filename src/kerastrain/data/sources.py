@@ -9,12 +9,15 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from kerastrain import _keras
 from kerastrain.config.schema import SourceSpec
+from kerastrain.data.folders import is_folder_source, read_folder
 from kerastrain.data.table import Table, read_csv, read_npy, read_npz, read_parquet
 from kerastrain.errors import DataError, KeyProblem
 
@@ -27,7 +30,7 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 def default_target(spec: SourceSpec) -> str | None:
     if spec.type in ("sklearn", "synthetic", "npy"):
         return "target"
-    if spec.type == "fashion_mnist":
+    if spec.type == "fashion_mnist" or is_folder_source(spec):
         return "label"
     return None
 
@@ -42,9 +45,11 @@ def load_source(spec: SourceSpec, seed: int) -> Table:
     if spec.type == "npz":
         return read_npz(Path(spec.path))
     if spec.type == "npy":
-        features = read_npy(Path(spec.path), "features")
+        features = read_npy(Path(spec.path), "features", bool(spec.mmap))
         target = read_npy(Path(spec.target_path), "target")
         return Table({"features": features, "target": target}, f"{spec.path}")
+    if is_folder_source(spec):
+        return read_folder(spec)
     if spec.type == "sklearn":
         return _sklearn(spec.name)
     if spec.type == "synthetic":
@@ -75,19 +80,54 @@ def load_configured_source(spec: SourceSpec, seed: int) -> Table:
         raise KeyProblem(("data", "source", key), str(exc)) from None
 
 
-def _sklearn(name: str) -> Table:
+def _bunch(name: str) -> Any:
     from sklearn import datasets
 
-    bunch = getattr(datasets, f"load_{name}")()
+    return getattr(datasets, f"load_{name}")()
+
+
+def _class_names(name: str, bunch: Any) -> np.ndarray | None:
+    """A bundled set's class names, code i being names[i]; None where the table keeps the
+    codes (digits: its names are the digits) or there are no classes (diabetes)."""
+    if "target_names" not in bunch or name in ("diabetes", "digits"):
+        return None
+    return np.asarray(bunch.target_names).astype(object)
+
+
+def _sklearn(name: str) -> Table:
+    bunch = _bunch(name)
     columns = {str(f): bunch.data[:, j].astype(np.float64)
                for j, f in enumerate(bunch.feature_names)}
-    target = bunch.target
-    if "target_names" in bunch and name != "diabetes":
-        target = np.asarray(bunch.target_names)[target].astype(object)
-        if name == "digits":
-            target = bunch.target.astype(np.int64)
+    names, target = _class_names(name, bunch), bunch.target
+    if names is not None:
+        target = names[target]
+    elif name == "digits":
+        target = target.astype(np.int64)
     columns["target"] = target
     return Table(columns, f"scikit-learn {name}")
+
+
+def bundled_class_names(spec: SourceSpec) -> list[str] | None:
+    """The class names of a scikit-learn bundled set whose labels a run holds as names
+    (`class_0`, `setosa`), in scikit-learn's order of the codes; None for another source."""
+    if spec.type != "sklearn":
+        return None
+    names = _class_names(str(spec.name), _bunch(str(spec.name)))
+    return None if names is None else [str(n) for n in names]
+
+
+def with_class_names(table: Table, target: str, names: list[str]) -> Table:
+    """`table` whose `target` holds a bundled set's integer codes (0 .. len(names) - 1, as
+    scikit-learn ships it, e.g. exported with `as_frame=True`) with those codes written
+    as the class names; any other column of labels as it is."""
+    values = table.columns.get(target)
+    if values is None or values.ndim != 1 or values.dtype.kind not in "iuf" or not len(values):
+        return table
+    if not (np.all(np.mod(values, 1) == 0) and values.min() >= 0 and
+            values.max() < len(names)):
+        return table
+    named = np.asarray(names, dtype=object)[values.astype(np.int64)]
+    return replace(table, columns={**table.columns, target: named})
 
 
 def _synthetic(spec: SourceSpec, seed: int) -> Table:
@@ -169,7 +209,7 @@ def _download_fashion_mnist() -> None:
     except Exception as exc:  # Keras raises whatever the network layer raised
         raise DataError(
             f"Fashion-MNIST is not in the Keras cache ({keras_cache_dir()}) and could not be "
-            f"downloaded: {type(exc).__name__}: {exc}.  Run once with network access, or copy "
+            f"downloaded: {type(exc).__name__}: {exc}. Run once with network access, or copy "
             f"{', '.join(FASHION_MNIST_FILES)} there.") from None
 
 

@@ -56,7 +56,7 @@ class Table:
             return (f"no {what} {ref} in {self.origin}: the index is out of range "
                     f"({len(self.names)} columns: {', '.join(self.names)}).")
         return (f"no {what} {ref!r} in {self.origin}.{did_you_mean(ref, self.names)}"
-                f"  Columns: {', '.join(self.names)}.")
+                f" Columns: {', '.join(self.names)}.")
 
     def column(self, name: str, what: str = "column") -> np.ndarray:
         if name not in self.columns:
@@ -251,9 +251,10 @@ def _numpy_reason(exc: Exception) -> str:
     return str(exc)
 
 
-def read_npy(path: Path, name: str) -> np.ndarray:
+def read_npy(path: Path, name: str, mmap: bool = False) -> np.ndarray:
+    """One NPY array; `mmap`: memory-mapped, read from the file when indexed."""
     try:
-        values = np.load(path, allow_pickle=False)
+        values = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DataError(f"{path}: no such data file.") from None
     except (OSError, ValueError, EOFError) as exc:

@@ -31,6 +31,10 @@ def is_missing(values: np.ndarray) -> np.ndarray:
     return np.zeros(len(values), dtype=bool)
 
 
+def _rows(count: int) -> str:
+    return "1 row" if count == 1 else f"{count} rows"
+
+
 def check_column(table: Table, name: str, numeric: bool) -> None:
     """DataError for the first missing value, and in a numeric column for the first
     non-numeric or infinite one."""
@@ -38,7 +42,7 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
     missing = np.flatnonzero(is_missing(values))
     if missing.size:
         raise DataError(f"{table.origin}: column {name!r} has a missing value at "
-                        f"{table.row_ref(int(missing[0]))} ({missing.size} rows in all). "
+                        f"{table.row_ref(int(missing[0]))} ({_rows(missing.size)} in all). "
                         "Fill or drop those rows first.")
     if not numeric:
         return
@@ -56,7 +60,7 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
     infinite = np.flatnonzero(~finite)
     if infinite.size:
         raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
-                        f"{table.row_ref(int(infinite[0]))} ({infinite.size} rows in all); "
+                        f"{table.row_ref(int(infinite[0]))} ({_rows(infinite.size)} in all); "
                         "only finite numbers can be scaled and trained on. Fix or drop those "
                         "rows first.")
 

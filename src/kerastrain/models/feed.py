@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from kerastrain import _keras
+from kerastrain.data.streamed import RowStream
 
 SMALL_BYTES = 64 * 2**20
 DRAWS_PER_EPOCH = 2
@@ -54,6 +55,9 @@ def _pipeline(x: Any, y: Any, batch_size: int, shuffle_seed: int | None) -> Any:
 def training_input(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int,
                    skip_epochs: int = 0) -> dict[str, Any]:
     """`model.fit`'s x, y, batch_size and shuffle for these training rows."""
+    if isinstance(x, RowStream):
+        data = x.keras_data(y, batch_size, seed if shuffle else None, skip_epochs)
+        return {"x": data, "y": None, "batch_size": None, "shuffle": False}
     if not is_small(x, y):
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": shuffle}
     data = _pipeline(x, y, batch_size, seed if shuffle else None)
@@ -64,6 +68,8 @@ def training_input(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int,
 
 def evaluation_input(x: Any, y: Any, batch_size: int) -> Any:
     """`validation_data` for these rows: a pipeline when small, else the arrays."""
+    if isinstance(x, RowStream):
+        return x.keras_data(y, batch_size)
     if not is_small(x, y):
         return (x, y)
     return _pipeline(x, y, batch_size, None)
@@ -72,6 +78,8 @@ def evaluation_input(x: Any, y: Any, batch_size: int) -> Any:
 def scoring_input(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
     """`model.evaluate`'s x, y and batch_size for these rows, given as `fit` validates on
     them: the evaluation Keras traced for one serves the other."""
+    if isinstance(x, RowStream):
+        return {"x": x.keras_data(y, batch_size)}
     if not is_small(x, y):
         return {"x": x, "y": y, "batch_size": batch_size}
     return {"x": _pipeline(x, y, batch_size, None)}

@@ -54,7 +54,7 @@ def _check_references(spec: ModelSpec) -> None:
             if ref not in known:
                 raise KeyProblem(("model", "nodes", i, "inputs", j),
                                  f"node {node.name!r} takes {ref!r}, which is not defined."
-                                 f"{did_you_mean(ref, known)}  Defined: {', '.join(known)}.")
+                                 f"{did_you_mean(ref, known)} Defined: {', '.join(known)}.")
             if ref == node.name:
                 raise KeyProblem(("model", "nodes", i, "inputs", j),
                                  f"node {node.name!r} takes itself as input: a cycle.")
@@ -179,7 +179,7 @@ def check_compile_outputs(spec: ModelSpec, compile_spec: CompileSpec) -> None:
         for name in value:
             if name not in outputs:
                 raise KeyProblem(("compile", key, name), f"{name!r} is not an output."
-                                 f"{did_you_mean(name, outputs)}  Outputs: {', '.join(outputs)}.")
+                                 f"{did_you_mean(name, outputs)} Outputs: {', '.join(outputs)}.")
     if isinstance(compile_spec.loss, dict):
         missing = [o for o in outputs if o not in compile_spec.loss]
         if missing:

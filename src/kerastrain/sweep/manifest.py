@@ -14,10 +14,12 @@ import hashlib
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kerastrain.config.schema import Config
 from kerastrain.rundir import (
     MANIFEST_FILE,
     SWEEP_FILE,
@@ -27,9 +29,10 @@ from kerastrain.rundir import (
     write_json,
     write_text,
 )
-from kerastrain.runs import metric_key
+from kerastrain.runs import metric_key, unknown_metric
+from kerastrain.sweep.space import SweepError
 
-STATUSES = ("pending", "running", "completed", "failed", "interrupted")
+STATUSES = ("pending", "running", "completed", "pruned", "failed", "interrupted")
 _COLUMNS = ("trial", "status", "action", "{metric}", "ci95_low", "ci95_high", "run_dir",
             "error")
 
@@ -116,6 +119,15 @@ class SweepDir:
         write_text(self.manifest, buffer.getvalue())
 
 
+def run_status(run_dir: str | Path) -> str | None:
+    """A run's status from its run.json (None: no run there, or unreadable)."""
+    info_file = RunDir(Path(run_dir)).info_file
+    try:
+        return read_json(info_file).get("status") if run_dir and info_file.is_file() else None
+    except Exception:  # a damaged run.json: as if there were no run
+        return None
+
+
 def trial_metric(run_dir: str | Path, metric: str) -> tuple[float | None, list[float] | None]:
     """A run's value of `metric` (`val_loss`, `validation.accuracy`, `test.loss`) from
     metrics.json; for a cross-validation run's validation metric, the fold mean and its 95%
@@ -135,6 +147,50 @@ def trial_metric(run_dir: str | Path, metric: str) -> tuple[float | None, list[f
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return None, None
     return float(value), interval
+
+
+def _keras_name(spec: Any) -> str:
+    """The name Keras logs for a metric's spec: a name as written (Keras is given the
+    name); an object with arguments by its `name` argument, else by its class name in
+    snake case (`{type: AUC, curve: PR}` -> `auc`)."""
+    if isinstance(spec, str) or not spec.args:
+        return spec if isinstance(spec, str) else spec.type
+    if "name" in spec.args:
+        return str(spec.args["name"])
+    snake = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", spec.type))
+    return re.sub("([a-z])([A-Z])", r"\1_\2", snake).lower()
+
+
+def logged_metrics(cfg: Config) -> list[str]:
+    """`<split>.<name>` of every metric a run of `cfg` logs, read from the config without
+    Keras: `loss`, its metrics and weighted metrics (`weighted_` + name), per split."""
+    names = {"loss"}
+    for key, prefix in (("metrics", ""), ("weighted_metrics", "weighted_")):
+        specs = getattr(cfg.compile, key)
+        for group in specs.values() if isinstance(specs, dict) else [specs]:
+            names |= {prefix + _keras_name(spec) for spec in group}
+    splits = ["validation"] + (["test"] if cfg.validation.test_split > 0 else [])
+    return [f"{split}.{n}" for split in splits for n in sorted(names)]
+
+
+def check_metric(metric: str, configs: list[Config]) -> None:
+    """A sweep ranks its trials by `metric`: refuse one that no trial's config logs. Names
+    are compared ignoring case and underscores (Keras's own names of a few classes differ
+    from their snake case), and a graph model's outputs prefix theirs (`out_loss`). A
+    config with plugins is not checked: their metrics name themselves."""
+    if any(cfg.plugins for cfg in configs):
+        return
+    split, name = metric_key(metric)
+    logged = sorted({m for cfg in configs for m in logged_metrics(cfg)})
+    plain = {_plain(m.partition(".")[2]) for m in logged if m.startswith(split + ".")}
+    tails = {_plain(name.split("_", i)[-1]) for i in range(name.count("_") + 1)}
+    if not tails & plain:
+        raise SweepError(unknown_metric("--metric", metric, "no run of this config logs",
+                                        logged))
+
+
+def _plain(name: str) -> str:
+    return name.lower().replace("_", "")
 
 
 def tagged_runs(runs_dir: Path, sweep_dir: Path) -> dict[str, Path]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kerastrain.sweep.trial import failure, run_trial
@@ -16,19 +16,22 @@ from kerastrain.training.progress import Progress
 from kerastrain.training.worker import share_threads
 
 
-def _ray_trial(spec: Any, threads: int, cwd: str) -> dict[str, Any]:
-    """One trial in a Ray worker (a fresh process: `max_calls=1`), from the sweep's
-    working directory so that relative paths mean what they meant there."""
+def _ray_trial(spec: Any, threads: int, cwd: str,
+               fn: Callable[[Any, Progress], Any] = run_trial) -> Any:
+    """One trial (or a search's lane: `fn`) in a Ray worker (a fresh process:
+    `max_calls=1`), from the sweep's working directory so that relative paths mean what
+    they meant there."""
     if os.path.isdir(cwd):
         os.chdir(cwd)
     share_threads(threads)
 
-    return run_trial(spec, Progress())
+    return fn(spec, Progress())
 
 
-def run_on_ray(specs: list[Any], jobs: int,
-               address: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, run_trial's result) for each trial as it ends. A Ray started here is shut
+def run_on_ray(specs: list[Any], jobs: int, address: str | None,
+               fn: Callable[[Any, Progress], Any] = run_trial) -> Iterator[tuple[int, Any]]:
+    """(index, `fn`'s result: run_trial's, or a lane's) for each item as it ends (a task
+    that raised or whose worker was lost: `failure`'s dict). A Ray started here is shut
     down at the end; one already running in this process (or a cluster) is left as is."""
     import ray
 
@@ -47,7 +50,7 @@ def run_on_ray(specs: list[Any], jobs: int,
         while waiting or running:
             while waiting and len(running) < jobs:
                 index, spec = waiting.pop(0)
-                running[task.remote(spec, per_trial, cwd)] = index
+                running[task.remote(spec, per_trial, cwd, fn)] = index
             (ref,), _ = ray.wait(list(running), num_returns=1)
             index = running.pop(ref)
             try:

@@ -21,6 +21,7 @@ from kerastrain.runs import metric_key
 from kerastrain.sweep.manifest import (
     Row,
     SweepDir,
+    check_metric,
     definition_id,
     file_sha256,
     tagged_runs,
@@ -68,8 +69,7 @@ def plan(config: Path, fixed: list[str], grid: list[str], random: int, params: l
         raise SweepError("--address is the Ray cluster's address: give it with --executor ray.")
     if jobs < 1:
         raise SweepError(f"--jobs {jobs}: give 1 or more trials to run side by side.")
-    split, name = metric_key(metric)
-    metric = f"{split}.{name}"
+    given, metric = metric, ".".join(metric_key(metric))
     config = Path(config).absolute()
     base = load_config(config, fixed)
     definition = {"config": str(config), "config_sha256": file_sha256(config),
@@ -79,6 +79,11 @@ def plan(config: Path, fixed: list[str], grid: list[str], random: int, params: l
     runs_dir = Path(base.config.output.runs_dir).absolute()
     where = SweepDir(Path(sweep_dir).absolute() if sweep_dir else
                      runs_dir / "sweeps" / f"{base.config.name}-{sid}")
+    blocked = next((p for p in (where.path, *where.path.parents)
+                    if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise SweepError(f"the sweep directory {where.path} cannot be made: {blocked} is a "
+                         "file. Give another --sweep-dir.")
     recorded = where.recorded()
     if recorded is not None and recorded.get("id") != sid:
         raise SweepError(f"{where.path} holds another sweep (its sweep.json records "
@@ -90,7 +95,7 @@ def plan(config: Path, fixed: list[str], grid: list[str], random: int, params: l
     trials = make_trials(grid, random, params, seed or 0, fixed)
     width = max(3, len(str(len(trials))))
     ids = [f"t{i + 1:0{width}d}" for i in range(len(trials))]
-    runs_dirs = {}
+    runs_dirs, configs = {}, []
     for trial_id, trial in zip(ids, trials, strict=True):
         try:
             loaded = load_config(config, [*fixed, *_sets(trial)])
@@ -98,6 +103,8 @@ def plan(config: Path, fixed: list[str], grid: list[str], random: int, params: l
             raise SweepError(f"trial {trial_id} ({' '.join(_sets(trial))}): "
                              f"{exc.render()}") from None
         runs_dirs[trial_id] = Path(loaded.config.output.runs_dir).absolute()
+        configs.append(loaded.config)
+    check_metric(given, configs)
     earlier = where.read_rows()
     rows = []
     for trial_id, trial in zip(ids, trials, strict=True):
@@ -226,11 +233,16 @@ def _outcomes(specs: list[TrialSpec], jobs: int, executor: str, address: str | N
 
 
 def rank(rows: list[Row], metric: str) -> tuple[list[Row], str]:
-    """Completed trials best first by the metric, then those without it, then the rest;
-    and which way is better."""
+    """Completed trials best first by the metric, then completed ones without it, then
+    pruned ones (best first where they have a value), then the rest (failed,
+    interrupted, pending), whatever value a run that did not complete may hold; and which
+    way is better."""
     direction, _ = metric_direction(metric_key(metric)[1])
     sign = 1.0 if direction == "lower" else -1.0
-    scored = sorted((r for r in rows if r.value is not None), key=lambda r: sign * r.value)
-    rest = [r for r in rows if r.value is None]
-    rest.sort(key=lambda r: r.status != "completed")
-    return scored + rest, direction
+
+    def order(row: Row) -> tuple[int, int, float]:
+        group = {"completed": 0, "pruned": 1}.get(row.status, 2)
+        scored = row.value is not None and group < 2
+        return group, 0 if scored else 1, sign * row.value if scored else 0.0
+
+    return sorted(rows, key=order), direction

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from kerastrain.errors import UserError, did_you_mean
+from kerastrain.yamlnum import scalar
 
 Trial = dict[str, str]
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -83,12 +84,10 @@ def parse_axis(text: str) -> Axis:
 
 
 def _number(text: str, option: str, integer: bool = False) -> float:
-    parsed = yaml.safe_load(text)
-    if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 as a string
-        try:
-            parsed = float(parsed)
-        except ValueError:
-            pass
+    try:
+        parsed = scalar(text)
+    except yaml.YAMLError:
+        parsed = text
     if isinstance(parsed, bool) or not isinstance(parsed, (int, float)) or \
             not math.isfinite(parsed) or (integer and parsed != int(parsed)):
         kind = "an integer" if integer else "a number"
@@ -105,7 +104,7 @@ def parse_param(text: str) -> Param:
     option = f"--param {text}"
     if not colon or kind not in DISTRIBUTIONS:
         raise SweepError(f"{option}: unknown distribution {kind!r}."
-                         f"{did_you_mean(kind, DISTRIBUTIONS)}  Use one of: uniform:LOW,HIGH,"
+                         f"{did_you_mean(kind, DISTRIBUTIONS)} Use one of: uniform:LOW,HIGH,"
                          " loguniform:LOW,HIGH, int:LOW,HIGH, choice:A,B,C.")
     parts = split_values(rest)
     if kind == "choice":
@@ -192,7 +191,7 @@ def parsed(trial: Trial) -> dict[str, Any]:
     values = {}
     for key, text in trial.items():
         try:
-            values[key] = yaml.safe_load(text)
+            values[key] = scalar(text)
         except yaml.YAMLError:
             values[key] = text
     return values

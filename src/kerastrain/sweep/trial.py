@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kerastrain.errors import UserError
+from kerastrain.errors import RunPruned, UserError
 from kerastrain.training.progress import Progress
 
 
@@ -25,7 +25,10 @@ class TrialSpec:
 
 
 def failure(exc: BaseException) -> dict[str, Any]:
-    """run_trial's result for a trial that raised: the message a user can act on."""
+    """run_trial's result for a trial that raised: the message a user can act on (or, for
+    a trial its search pruned, the epoch it stopped after)."""
+    if isinstance(exc, RunPruned):
+        return {"status": "pruned", "run_dir": exc.run_dir, "epoch": exc.epoch}
     if isinstance(exc, UserError):
         return {"status": "failed", "error": exc.render()}
     return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -57,8 +60,10 @@ class TrialProgress(Progress):
 def run_trial(spec: TrialSpec, progress: Progress) -> dict[str, Any]:
     """One trial, in whichever process runs it: `fit` with its overrides (recorded in
     run.json with the sweep it belongs to), or `resume` of its failed or interrupted run.
-    Returns {status, run_dir, metrics} or, when it fails, {status, error}."""
+    Returns {status, run_dir, metrics}, or when it fails {status, error}, or when its
+    search pruned it {status, run_dir, epoch}."""
     from kerastrain.config import load_config
+    from kerastrain.sweep.board import hparams_summary
     from kerastrain.training.fit import fit
     from kerastrain.training.resume import resume
 
@@ -74,5 +79,9 @@ def run_trial(spec: TrialSpec, progress: Progress) -> dict[str, Any]:
                                overrides=spec.overrides,
                                sweep={"dir": spec.sweep_dir, "trial": spec.trial})
     except Exception as exc:
-        return failure(exc)
+        ended = failure(exc)
+        if ended["status"] == "pruned":
+            hparams_summary(ended["run_dir"], spec.overrides, spec.trial)
+        return ended
+    hparams_summary(str(run.path), spec.overrides, spec.trial)
     return {"status": "completed", "run_dir": str(run.path), "metrics": metrics}

@@ -13,7 +13,9 @@ from typing import Any
 
 from kerastrain import _keras
 from kerastrain.config.schema import Config, KerasObject, OutputSpec
+from kerastrain.data.streamed import RowStream
 from kerastrain.errors import KeyProblem, TrainingDiverged, did_you_mean
+from kerastrain.models.feed import scoring_input
 from kerastrain.registry import create_object
 from kerastrain.rundir import RunDir, atomic_path
 from kerastrain.training.progress import Progress
@@ -47,7 +49,7 @@ def check_monitors(cfg: Config, log_names: list[str]) -> None:
         if monitor is not None and monitor not in available:
             raise KeyProblem(("callbacks", i, "monitor"),
                              f"{spec.type} monitors {monitor!r}, which is never logged."
-                             f"{did_you_mean(monitor, available)}  Logged: "
+                             f"{did_you_mean(monitor, available)} Logged: "
                              f"{', '.join(available)}.")
 
 
@@ -213,10 +215,14 @@ class HeldOutCurves(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
         scores = (self.model.test_on_batch(self.x, self.y, return_dict=True) if self.one_batch
-                  else self.model.evaluate(self.x, self.y, batch_size=self.batch_size,
-                                           verbose=0, return_dict=True))
+                  else self.model.evaluate(**self._rows(), verbose=0, return_dict=True))
         for key, value in scores.items():
             self.into.setdefault(f"heldout_{key}", []).append(float(value))
+
+    def _rows(self) -> dict[str, Any]:
+        if isinstance(self.x, RowStream):  # read from a memory-mapped file as it goes
+            return scoring_input(self.x, self.y, self.batch_size)
+        return {"x": self.x, "y": self.y, "batch_size": self.batch_size}
 
 
 class BestCheckpoint(keras.callbacks.Callback):

@@ -5,10 +5,12 @@ training starts from."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +65,19 @@ class Checked:
         """The SHA-256 of the columns the run uses (once per run): `resume` and `evaluate`
         check the data is unchanged."""
         return fingerprint_columns(self.experiment.table, self.experiment.used_columns)
+
+
+def check_runs_dir(runs_dir: str) -> None:
+    """`output.runs_dir` is a folder, or can be made as one, and is writable; nothing is
+    created here (validate writes nothing)."""
+    path = Path(runs_dir).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    why = ("a file is in the way" if not existing.is_dir() else
+           "Permission denied" if not os.access(existing, os.W_OK | os.X_OK) else None)
+    if why is not None:
+        raise KeyProblem(("output", "runs_dir"), f"{path}: cannot make a run directory there "
+                         f"({why}: {existing}). Set output.runs_dir to a folder you can "
+                         "write in.")
 
 
 def configure_runtime(runtime: RuntimeSpec) -> None:
@@ -233,6 +248,7 @@ def check(loaded: LoadedConfig) -> Checked:
     cfg = loaded.config
     check_names(loaded)
     with loaded.at_keys():
+        check_runs_dir(cfg.output.runs_dir)
         configure_runtime(cfg.runtime)
     experiment = load_experiment(loaded)
     fold = experiment.plan.folds[0]

@@ -13,14 +13,10 @@ import numpy as np
 
 from kerastrain import __version__, _keras
 from kerastrain.config import LoadedConfig
-from kerastrain.errors import RunInterrupted
+from kerastrain.errors import RunInterrupted, RunPruned
 from kerastrain.rundir import RunDir, now, write_json
 from kerastrain.training import reuse
-from kerastrain.training.callbacks import (
-    TENSORBOARD_MISSING,
-    tensorboard_installed,
-    tensorboard_status,
-)
+from kerastrain.training.callbacks import tensorboard_status
 from kerastrain.training.check import Checked, check
 from kerastrain.training.pool import WorkerPool, fold_pool
 from kerastrain.training.progress import Progress
@@ -67,9 +63,8 @@ def record_start(checked: Checked, run: RunDir, command: list[str] | None,
     experiment = checked.experiment
     cfg = experiment.loaded.config
     loaded = experiment.loaded
-    warnings = list(checked.summary["warnings"])
-    if cfg.output.tensorboard == "auto" and not tensorboard_installed():
-        warnings.append(f"no TensorBoard logs: {TENSORBOARD_MISSING}.")
+    warnings = list(checked.summary["warnings"])  # no TensorBoard with `auto` is no warning:
+    # run.json's `tensorboard` says why there are no logs
     run.write_config(cfg.resolved())
     run.update_info(status="running", started_at=now(), command=command or sys.argv,
                     config_file=str(loaded.path), seed=cfg.seed, versions=versions(),
@@ -101,6 +96,11 @@ def train_run(checked: Checked, run: RunDir, progress: Progress, started: float,
     except KeyboardInterrupt:
         ended(status="interrupted")
         raise RunInterrupted(run.path) from None
+    except RunPruned as exc:  # a sweep's search stopped it: its files stay
+        ended(status="pruned", pruned={"epoch": exc.epoch, "metric": exc.metric,
+                                       "value": exc.value})
+        exc.run_dir = str(run.path)
+        raise
     except BaseException as exc:
         ended(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise

@@ -30,3 +30,6 @@ class Progress:
 
     def note(self, text: str) -> None:
         """Information: where a resumed run continues."""
+
+    def trial_end(self, text: str) -> None:
+        """A sweep's trial ended, as `text` says (`t003 pruned after epoch 4`)."""

@@ -24,13 +24,18 @@ from kerastrain.training.progress import Progress
 RESUMABLE = ("interrupted", "failed")
 
 
+def _a_run(run_dir: str | Path) -> RunDir:
+    run = RunDir(Path(run_dir))
+    if not run.info_file.is_file() or not run.config.is_file():
+        raise RunDirError(f"{run.path}: not a kerastrain run directory (no run.json and "
+                          "config.yaml).")
+    return run
+
+
 def open_resumable(run_dir: str | Path, force: bool = False) -> tuple[RunDir, dict[str, Any]]:
     """The run directory and its run.json, if its status lets it be resumed."""
-    run = RunDir(Path(run_dir))
+    run = _a_run(run_dir)
     path = run.path
-    if not run.info_file.is_file() or not run.config.is_file():
-        raise RunDirError(f"{path}: not a kerastrain run directory (no run.json and "
-                          "config.yaml).")
     info = run.info()
     status = info.get("status")
     if status == "completed":
@@ -64,9 +69,10 @@ def _check_same_data(checked: Checked, run: RunDir, info: dict[str, Any]) -> Non
                               "with kerastrain fit.")
 
 
-def resume_point(checked: Checked, run: RunDir) -> dict[str, Any]:
+def resume_point(checked: Checked, run: RunDir, progress: Progress) -> dict[str, Any]:
     """Where training continues: the first unfinished fold (or `refit`), and how many of
-    its epochs the backup holds."""
+    its epochs the backup holds (a missing backup said: it starts from epoch 0). An
+    unfinished fold's unreadable backup is refused rather than silently trained over."""
     cfg = checked.experiment.loaded.config
     if not cfg.validation.cross_validated:
         places = [(checked.experiment.plan.folds[0].name, run)]
@@ -74,10 +80,21 @@ def resume_point(checked: Checked, run: RunDir) -> dict[str, Any]:
         places = [(f.name, run.fold(f.name)) for f in checked.experiment.plan.folds]
         if cfg.validation.refit:
             places.append(("refit", run))
-    for name, place in places:
-        if not place.trained:
-            return {"fold": name, "epochs_done": backup_epoch(place) or 0}
-    return {"fold": None, "epochs_done": None}
+    unfinished = [(name, place) for name, place in places if not place.trained]
+    for name, place in unfinished:
+        if place.backup_file.exists() and backup_epoch(place) is None:
+            raise RunDirError(f"{place.backup_file}: the backup of {name} is unreadable "
+                              "(truncated or damaged), so its finished epochs cannot be "
+                              f"continued. To train {name} again from epoch 0, delete that "
+                              "file and resume again.")
+    if not unfinished:
+        return {"fold": None, "epochs_done": None}
+    name, place = unfinished[0]
+    done = backup_epoch(place)
+    if done is None:
+        progress.warning(f"{name} has no backup ({place.backup_file}): none of its epochs "
+                         "had been saved, so it trains from epoch 0.")
+    return {"fold": name, "epochs_done": done or 0}
 
 
 def resume(run_dir: str | Path, progress: Progress | None = None,
@@ -88,13 +105,10 @@ def resume(run_dir: str | Path, progress: Progress | None = None,
     directory. Returns it and the final metrics, as `fit` does. `force` resumes a run
     still marked running (its process died without recording it). `pool`: as `fit`'s."""
     progress = progress or Progress()
-    run = RunDir(Path(run_dir))
-    loaded = load_config(run.config) if run.config.is_file() else None
-    if pool is not None:  # the caller's, opened already
-        lanes: Any = nullcontext(pool)
-    else:
-        lanes = fold_pool(loaded.config) if loaded else WorkerPool(1)
-    with lanes as pool, run.lock() if run.path.is_dir() else nullcontext():
+    run = _a_run(run_dir)  # before the lock: nothing is written into a folder that is no run
+    loaded = load_config(run.config)
+    lanes = nullcontext(pool) if pool is not None else fold_pool(loaded.config)
+    with lanes as pool, run.lock():
         run, info = open_resumable(run_dir, force)
         return run, _resume(run, info, loaded, progress, command, pool)
 
@@ -103,7 +117,7 @@ def _resume(run: RunDir, info: dict[str, Any], loaded: LoadedConfig, progress: P
             command: list[str] | None, pool: WorkerPool) -> dict[str, Any]:
     checked = check(loaded)
     _check_same_data(checked, run, info)
-    where = resume_point(checked, run)
+    where = resume_point(checked, run, progress)
     for warning in checked.summary["warnings"]:
         progress.warning(warning)
     place = ("writing the final files" if where["fold"] is None else

@@ -77,6 +77,9 @@ class PipeProgress(Progress):
     def note(self, text: str) -> None:
         self._send("note", text)
 
+    def trial_end(self, text: str) -> None:
+        self._send("trial_end", text)
+
 
 def _portable(exc: BaseException) -> BaseException:
     """The exception as the parent can receive it: itself if it pickles, else (an internal

@@ -1,0 +1,186 @@
+"""Search that learns (issue 18): on the digits MLP over learning rate, units and dropout,
+kerastrain's TPE search with Hyperband pruning against a 27-point grid (target: within 1%
+of the grid's best validation loss, spending at most a third of its epochs) and against
+Keras Tuner's Hyperband on the same space; then two `kerastrain sweep --storage` processes
+sharing one SQLite study (target: N trials together, none twice).
+
+    python benchmarks/search.py                       # 15 epochs, 24 TPE trials
+    python benchmarks/search.py --epochs 30 --trials 30 --jobs 2
+    python benchmarks/search.py --skip-tuner    # without Keras Tuner (the [bench] extra)
+
+The grid and the search run through the CLI (`--jobs` lanes); Keras Tuner runs in this
+process on the same rows kerastrain trains and validates on (its splits.json), rescaled the
+same way. Epochs spent: the grid's 27 x epochs; the search's `epochs_spent` (sweep.json,
+pruned trials' epochs included); Keras Tuner's epochs counted by a callback. The figures
+land in `--out`/search.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+LR = "compile.optimizer.learning_rate"
+UNITS = "model.layers.0.units"
+DROPOUT = "model.layers.1.rate"
+GRID = {LR: ["0.0003", "0.003", "0.03"], UNITS: ["32", "96", "256"],
+        DROPOUT: ["0.0", "0.2", "0.4"]}
+SPACE = {LR: "loguniform:1e-4,1e-1", UNITS: "int:16,256", DROPOUT: "uniform:0.0,0.5"}
+
+
+def config(where: Path, epochs: int) -> Path:
+    cfg = {"name": "digits-search", "seed": 0,
+           "data": {"source": {"type": "sklearn", "name": "digits"}, "target": "target",
+                    "task": "classification",
+                    "preprocessing": {"numeric": "none", "rescale": 0.0625}},
+           "model": {"layers": [{"type": "Dense", "units": 64, "activation": "relu"},
+                                {"type": "Dropout", "rate": 0.2},
+                                {"type": "Dense", "units": 10, "activation": "softmax"}]},
+           "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01},
+                       "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+           "training": {"epochs": epochs, "batch_size": 32},
+           "validation": {"scheme": "holdout", "validation_split": 0.2, "test_split": 0.2,
+                          "stratify": True},
+           "output": {"runs_dir": str(where / "runs"), "plots": False,
+                      "tensorboard": False}}
+    path = where / "digits.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def sweep(args: list[str]) -> tuple[dict, float]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "kerastrain", "sweep", *args, "--json"],
+                          capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"kerastrain sweep {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), took
+
+
+def best(result: dict) -> float:
+    return min(t["metric"] for t in result["trials"] if t["status"] == "completed")
+
+
+def keras_tuner(runs: Path, epochs: int) -> dict:
+    """Keras Tuner's Hyperband on the rows of one of kerastrain's runs."""
+    import keras
+    import keras_tuner as kt
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    run = next(p for p in runs.iterdir() if (p / "splits.json").is_file())
+    splits = json.loads((run / "splits.json").read_text())
+    fold = splits["folds"][0]
+    x, y = load_digits(return_X_y=True)
+    x = (x * 0.0625).astype("float32")
+    train, valid = np.array(fold["train"]), np.array(fold["validation"])
+    spent = [0]
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            spent[0] += 1
+
+    def build(hp):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((64,)),
+            keras.layers.Dense(hp.Int("units", 16, 256), activation="relu"),
+            keras.layers.Dropout(hp.Float("dropout", 0.0, 0.5)),
+            keras.layers.Dense(10, activation="softmax")])
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-1, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    start = time.perf_counter()
+    tuner = kt.Hyperband(build, objective="val_loss", max_epochs=epochs, factor=3, seed=0,
+                         directory=str(runs.parent / "kt"), project_name="digits",
+                         overwrite=True)
+    tuner.search(x[train], y[train], validation_data=(x[valid], y[valid]), batch_size=32,
+                 callbacks=[Count()], verbose=0)
+    took = time.perf_counter() - start
+    model = tuner.get_best_models(1)[0]
+    final = float(model.evaluate(x[valid], y[valid], verbose=0)[0])
+    return {"best_val_loss_best_epoch": float(tuner.oracle.get_best_trials(1)[0].score),
+            "best_model_val_loss": final, "epochs": spent[0],
+            "trials": len(tuner.oracle.trials), "wall_s": round(took, 1)}
+
+
+def shared(where: Path, trials: int) -> dict:
+    """Two sweep processes on one SQLite study."""
+    cfg = config(where, 3)
+    storage = f"sqlite:///{where / 'shared.db'}"
+    command = [sys.executable, "-m", "kerastrain", "sweep", str(cfg), "--search", "tpe",
+               "--trials", str(trials), "--seed", "0", "--storage", storage, "--json",
+               *[part for key, dist in SPACE.items() for part in ("--param", f"{key}={dist}")]]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    codes = [p.wait() for p in procs]
+    took = time.perf_counter() - start
+    import optuna
+
+    (sweep_dir,) = (where / "runs" / "sweeps").iterdir()
+    name = json.loads((sweep_dir / "sweep.json").read_text())["study"]
+    study = optuna.load_study(study_name=name, storage=storage)
+    done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    runs = [p for p in (where / "runs").iterdir() if (p / "run.json").is_file()]
+    return {"exit_codes": codes, "trials": trials, "completed": len(done),
+            "distinct_slots": len({t.user_attrs["slot"] for t in done}),
+            "run_dirs": len(runs), "per_process": sorted(
+                sum(t.user_attrs["pid"] == p.pid for t in done) for p in procs),
+            "wall_s": round(took, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--prune", default="hyperband")
+    parser.add_argument("--skip-tuner", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    where = Path(args.out or tempfile.mkdtemp(prefix="kerastrain-search-"))
+    where.mkdir(parents=True, exist_ok=True)
+    cfg = config(where, args.epochs)
+    figures: dict = {"epochs": args.epochs, "jobs": args.jobs}
+    grid, took = sweep([str(cfg), "--jobs", str(args.jobs),
+                        *[part for key, values in GRID.items()
+                          for part in ("--grid", f"{key}={','.join(values)}")]])
+    figures["grid"] = {"trials": 27, "best_val_loss": best(grid),
+                       "epochs": 27 * args.epochs, "wall_s": round(took, 1)}
+    print("grid", figures["grid"], flush=True)
+    search, took = sweep([str(cfg), "--search", "tpe", "--trials", str(args.trials),
+                          "--prune", args.prune, "--seed", "0", "--jobs", str(args.jobs),
+                          *[part for key, dist in SPACE.items()
+                            for part in ("--param", f"{key}={dist}")]])
+    record = json.loads((Path(search["sweep_dir"]) / "sweep.json").read_text())
+    figures["tpe"] = {"trials": args.trials, "prune": args.prune,
+                      "best_val_loss": best(search), "epochs": record["epochs_spent"],
+                      "pruned": search["pruned"], "wall_s": round(took, 1),
+                      "importances": record["importances"]}
+    figures["tpe"]["within_1pct"] = (figures["tpe"]["best_val_loss"]
+                                     <= 1.01 * figures["grid"]["best_val_loss"])
+    figures["tpe"]["epochs_share"] = round(figures["tpe"]["epochs"]
+                                           / figures["grid"]["epochs"], 3)
+    print("tpe", figures["tpe"], flush=True)
+    if not args.skip_tuner:
+        figures["keras_tuner"] = keras_tuner(where / "runs", args.epochs)
+        print("keras-tuner", figures["keras_tuner"], flush=True)
+    (where / "shared").mkdir(exist_ok=True)
+    figures["shared_study"] = shared(where / "shared", 8)
+    print("shared", figures["shared_study"], flush=True)
+    (where / "search.json").write_text(json.dumps(figures, indent=2))
+    print(f"figures: {where / 'search.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""`kerastrain sweep --search tpe|random`: the command line of a search (`sweep.py` parses
+the options and hands them here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kerastrain.cli.app import err, out, print_json
+from kerastrain.errors import UserError
+
+
+def run_search(config: Path, fixed: list[str], params: list[str], search: str, trials: int,
+               seed: int | None, metric: str, sweep_dir: Path | None, storage: str | None,
+               prune: str, jobs: int, gridded: bool, executor: Any, address: str | None,
+               dry_run: bool,
+               quiet: bool, json_: bool, render: Callable[[Any, bool, bool], None]) -> None:
+    """Check, run and report a search (`render`: the sweep's final table); exit 1 when a
+    trial failed, 130 interrupted."""
+    if gridded:
+        raise UserError(f"--search {search} draws from --param; --grid and --random are for "
+                        "--search grid (the default) and the plain random draw.")
+    if importlib.util.find_spec("optuna") is None:
+        raise UserError(f"--search {search} needs Optuna: pip install 'kerastrain[search]'")
+    from kerastrain.sweep.search import execute_search, plan_search
+
+    planned = plan_search(config, fixed, params, search, trials, seed, metric, sweep_dir,
+                          storage, prune, jobs, sys.argv, executor.value, address)
+    if dry_run:
+        if json_:
+            print_json({"sweep_dir": str(planned.dir.path), "study": planned.spec.study,
+                        "storage": planned.spec.storage, "seed": planned.record["seed"]})
+        else:
+            out.print(f"{search} search, {trials} trials over {', '.join(params)}: the "
+                      f"config checked at every bound; study {planned.spec.study} in "
+                      f"{planned.spec.storage}", markup=False)
+        return
+    display = None
+    if not quiet and not json_:
+        from kerastrain.cli.render import SweepProgress
+
+        display = SweepProgress(err)
+        err.print(f"sweep directory: {planned.dir.path}", markup=False)
+        display.start(trials)
+    try:
+        execute_search(planned, display)
+    except KeyboardInterrupt:
+        if display is not None:
+            display.stop()
+        message = ("interrupted. Run the same command again to continue the search: its "
+                   "finished trials are kept in the study, interrupted ones resumed.")
+        err.print(message, markup=False)
+        if json_:
+            print_json({"status": "interrupted", "exit_code": 130, "error": message,
+                        "sweep_dir": str(planned.dir.path)})
+        raise typer.Exit(130) from None
+    if display is not None:
+        display.stop()
+    render(planned, quiet, json_)
+    elsewhere = sum(r.status in ("running", "pending") for r in planned.rows)
+    if elsewhere and not json_:
+        err.print(f"{elsewhere} trials are still running in other processes on this study.",
+                  markup=False)
+    failed = [r for r in planned.rows if r.status in ("failed", "interrupted")]
+    if failed:
+        if not json_:
+            err.print(f"{len(failed)} of {len(planned.rows)} trials did not complete; run "
+                      "the same command again to retry them.", markup=False)
+        raise typer.Exit(1)

@@ -1,0 +1,80 @@
+"""Rows read as training goes: a memory-mapped source (`npy` with `mmap: true`) is given
+to Keras as a `RowStream`, whose batches are read from the file and put through the
+fitted preprocessing one at a time, so the model's float32 input is never held whole.
+
+A `RowStream` stands where the arrays of a fold's rows would (`Experiment.arrays`); the
+feed (`models/feed.py`) hands Keras its `keras_data` (a `keras.utils.PyDataset`). The
+targets are small and stay an array. Without shuffling, the batches are the in-memory
+path's, in the same order, so the history and scores are the same to the bit; with
+shuffling, each epoch's order is a NumPy permutation drawn from the run's seed (the
+in-memory path draws its order in tf.data), so the numbers differ as another seed's do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kerastrain import _keras
+from kerastrain.data.table import Table
+
+STREAM_ROWS = 4096  # fewer rows (a probe, a small fold) are transformed into arrays
+
+
+def is_streamed(table: Table, names: list[str]) -> bool:
+    """Whether any of these columns is read from a memory-mapped file."""
+    return any(isinstance(table.columns[n], np.memmap) for n in names)
+
+
+class RowStream:
+    """The model input of `rows` of a memory-mapped table, through `pre`."""
+
+    def __init__(self, pre: Any, table: Table, rows: np.ndarray) -> None:
+        self.pre, self.table, self.rows = pre, table, np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, positions: np.ndarray) -> np.ndarray:
+        """The transformed input of the rows at `positions` (rows read in file order)."""
+        return self.pre.transform_x(self.table, self.rows[positions])
+
+    def keras_data(self, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None,
+                   skip_epochs: int = 0) -> Any:
+        """A `keras.utils.PyDataset` of (input, target) batches; reshuffled after every
+        epoch when `shuffle_seed` is given (the first `skip_epochs` orders skipped)."""
+        return _dataset_class()(self, y, batch_size, shuffle_seed, skip_epochs)
+
+
+_classes: dict[str, type] = {}
+
+
+def _dataset_class() -> type:
+    if "batches" not in _classes:
+        keras = _keras.keras()
+
+        class RowBatches(keras.utils.PyDataset):
+            def __init__(self, stream: RowStream, y: np.ndarray, batch_size: int,
+                         seed: int | None, skip: int) -> None:
+                super().__init__()
+                self.stream, self.y, self.batch_size = stream, y, batch_size
+                self.rng = None if seed is None else np.random.default_rng(seed)
+                self.order = np.arange(len(stream))
+                for _ in range(skip + 1 if self.rng is not None else 0):
+                    self.order = self.rng.permutation(len(stream))
+
+            def __len__(self) -> int:
+                return math.ceil(len(self.stream) / self.batch_size)
+
+            def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+                positions = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+                return self.stream.batch(positions), self.y[positions]
+
+            def on_epoch_end(self) -> None:
+                if self.rng is not None:
+                    self.order = self.rng.permutation(len(self.stream))
+
+        _classes["batches"] = RowBatches
+    return _classes["batches"]
