@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 
-from kerastrain.cli import runs, sweep, tools, train  # noqa: F401  (they register the commands)
+from kerastrain.cli import deploy, runs, sweep, tools, train  # noqa: F401  (they register the commands)
 from kerastrain.cli.app import app
 
 

@@ -97,7 +97,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 # How the command line gets past an error whose library call would take this argument.
 OPTION_HINTS = {"force": "Pass --force.", "data": "Use --data FILE.",
                 "overwrite": "Pass --overwrite to replace it.",
-                "unsafe": "Pass --unsafe to load it anyway."}
+                "unsafe": "Pass --unsafe to load it anyway.",
+                "port": "Pass --port N.", "fold": "Pass --fold with one of them."}
 
 
 def guard(action: Callable[[], Any], as_json: bool = False, quiet: bool = False) -> Any:

@@ -1,0 +1,160 @@
+"""`serve` in a subprocess on a free port, real HTTP requests: predictions equal
+`kerastrain predict` (JSON rows and CSV, empty fields, unseen categories), a bad row is a
+422 naming its row and column, a missing or wrong API key a 401, SIGTERM stops it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import test_tables
+from conftest import Cli
+from test_tables import HEADER, messy_rows, write_csv
+
+messy_run = test_tables.messy_run   # the trained messy-table run, a module fixture here too
+KEY = "s3cret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, body: bytes | None = None, kind: str = "application/json",
+         key: str | None = KEY) -> tuple[int, dict]:
+    headers = {"Content-Type": kind, **({"X-API-Key": key} if key else {})}
+    request = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    run, tmp = request.getfixturevalue("messy_run")
+    port = free_port()
+    env = {**os.environ, "KERASTRAIN_API_KEY": KEY}
+    process = subprocess.Popen([sys.executable, "-m", "kerastrain", "serve", str(run),
+                                "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if call(url + "/health")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+        assert process.poll() is None, process.stderr.read()
+    yield url, process, run, tmp
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_predictions_equal_predict_for_json_and_csv_rows(cli: Cli, server) -> None:
+    url, _, run, tmp = server
+    rows = [r[:-1] for r in messy_rows(25, 5, year=2031, new=True)]
+    rows[0][1:7] = ["", "", "", "", "", ""]                 # every feature empty
+    rows[1][3] = "NA"                                      # a marker
+    data = write_csv(tmp / "serve.csv", rows, HEADER[:-1])
+    result = cli("predict", run, data, "--output", tmp / "serve_p.csv", "--overwrite")
+    assert result.exit_code == 0, result.output
+    with open(tmp / "serve_p.csv", newline="") as handle:
+        expected = list(csv.DictReader(handle))
+    body = json.dumps({"rows": [dict(zip(HEADER, r, strict=False)) for r in rows]})
+    status, answer = call(url + "/predict", body.encode())
+    assert status == 200, answer
+    by_csv = call(url + "/predict", data.read_bytes(), "text/csv")[1]["predictions"]
+    single = call(url + "/predict", json.dumps({"rows": [dict(zip(HEADER, rows[0],
+                                                                  strict=False))]}).encode())
+    for got in (answer["predictions"], by_csv, single[1]["predictions"]):
+        for mine, theirs in zip(got, expected, strict=False):
+            assert mine["churn"] == theirs["churn"]
+            for name in ("prob_leave", "prob_stay"):
+                assert mine[name] == pytest.approx(float(theirs[name]), abs=1e-5)
+    assert len(by_csv) == len(expected)
+
+
+def test_schema_lists_the_columns_with_their_kinds(server) -> None:
+    status, schema = call(server[0] + "/schema")
+    assert status == 200
+    assert {i["column"]: i["kind"] for i in schema["inputs"]}["signup"] == "date"
+
+
+def test_a_bad_row_is_a_422_naming_row_and_column(server) -> None:
+    rows = [dict(zip(HEADER, r, strict=False)) for r in messy_rows(3, 6)]
+    rows[1]["age"] = "old"
+    del rows[2]["plan"]
+    status, answer = call(server[0] + "/predict", json.dumps({"rows": rows}).encode())
+    assert status == 422
+    assert {(p["row"], p["column"]) for p in answer["detail"]} == {(1, "age"), (2, "plan")}
+    assert "expected a number, got 'old'" in answer["detail"][0]["message"]
+
+
+def test_a_missing_or_wrong_api_key_is_a_401(server) -> None:
+    body = json.dumps({"rows": []}).encode()
+    assert call(server[0] + "/predict", body, key=None)[0] == 401
+    assert call(server[0] + "/predict", body, key="wrong")[0] == 401
+    assert call(server[0] + "/schema", key=None)[0] == 401
+    assert call(server[0] + "/predict", body)[0] == 200
+
+
+def test_a_too_large_request_is_a_413(server) -> None:
+    body = json.dumps({"rows": [{"note": "x" * (11 * 1024 * 1024)}]}).encode()
+    try:
+        status = call(server[0] + "/predict", body)[0]
+    except (ConnectionError, urllib.error.URLError):   # the server may close on it
+        status = 413
+    assert status == 413
+    chunked = iter([b'{"rows": [{"note": "', b"x" * (11 * 1024 * 1024), b'"}]}'])
+    request = urllib.request.Request(server[0] + "/predict", data=chunked, headers={
+        "Content-Type": "application/json", "X-API-Key": KEY,
+        "Transfer-Encoding": "chunked"})
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        status = 200
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (ConnectionError, urllib.error.URLError):
+        status = 413
+    assert status == 413
+
+
+def test_a_port_in_use_is_refused_before_loading(cli: Cli, server) -> None:
+    url, _, run, _ = server
+    result = cli("serve", run, "--port", url.rsplit(":", 1)[1])
+    assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in result.stderr
+    assert "--port" in result.stderr
+
+
+def test_sigterm_stops_it_cleanly(server) -> None:
+    _, process, _, _ = server
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_serve_help_imports_neither_tensorflow_nor_fastapi() -> None:
+    code = ("import sys\nfrom kerastrain.cli import app\n"
+            "from typer.testing import CliRunner\n"
+            "r = CliRunner().invoke(app, ['serve', '--help'])\nassert r.exit_code == 0\n"
+            "r = CliRunner().invoke(app, ['export', '--help'])\nassert r.exit_code == 0\n"
+            "print(sorted(m for m in ('tensorflow', 'fastapi', 'uvicorn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parent)
+    assert done.stdout.strip() == "[]", done.stderr
