@@ -278,3 +278,49 @@ def test_one_number_format_per_output(cli, tmp_path) -> None:
     decimals = {len(n.split(".")[1]) for n in numbers}
     assert len(decimals) == 1 and decimals.pop() > 4, result.stdout
     assert "+0.00003" in result.stdout
+
+
+def _repeated_run(tmp: Path, name: str, per_fold: list[float]) -> Path:
+    """A completed repeated 3-fold x 3 run on 30 rows, as `compare` reads it: each repeat
+    partitions the rows anew (rows shifted by the repeat), 20 training rows, 10 scored."""
+    path = tmp / name
+    path.mkdir()
+    folds = [f"{r}-{i}" for r in range(3) for i in range(3)]
+    (path / "run.json").write_text(json.dumps({"status": "completed"}))
+    (path / "cv_summary.json").write_text(json.dumps({
+        "splitter": "RepeatedKFold", "folds": folds,
+        "metrics": {"loss": {"per_fold": dict(zip(folds, per_fold, strict=True))}}}))
+    entries = []
+    for fold in folds:
+        r, i = map(int, fold.split("-"))
+        order = [(k + 7 * r) % 30 for k in range(30)]
+        scored = order[i * 10:(i + 1) * 10]
+        entries.append({"name": fold, "validation": scored,
+                        "train": [k for k in order if k not in scored]})
+    (path / "splits.json").write_text(json.dumps({"test": [], "folds": entries}))
+    return path
+
+
+@pytest.mark.parametrize(("shift", "significant"), [(0.05, True), (0.002, False)])
+def test_repeated_kfold_is_tested_over_every_fold_and_said_in_words(
+        cli, tmp_path, shift: float, significant: bool) -> None:
+    """On repeated K-fold the test pairs all n_splits x n_repeats folds (J = 9) with the
+    correction n_test/n_train = 10/20; its t and p are those computed here by hand, and
+    the words say what the p-value says."""
+    base = [0.30, 0.34, 0.29, 0.33, 0.31, 0.35, 0.28, 0.32, 0.36]
+    noise = [0.004, -0.003, 0.002, -0.004, 0.003, -0.002, 0.001, -0.001, 0.0]
+    run_a = _repeated_run(tmp_path, "a", base)
+    run_b = _repeated_run(tmp_path, "b", [b - shift + e for b, e in zip(base, noise,
+                                                                      strict=True)])
+    words, data = _says(cli, run_a, run_b)
+    diffs = [b - a for a, b in zip(base, [b - shift + e for b, e in zip(base, noise,
+                                                                         strict=True)],
+                                   strict=True)]
+    mean = sum(diffs) / 9
+    var = sum((d - mean) ** 2 for d in diffs) / 8
+    t = mean / math.sqrt((1 / 9 + 10 / 20) * var)
+    p = 2 * stats.t.sf(abs(t), df=8)
+    assert data["test_train_ratio"] == pytest.approx(0.5)
+    assert data["t"] == pytest.approx(t, rel=1e-9) and data["p_value"] == pytest.approx(p)
+    assert data["significant"] is bool(p < 0.05) is significant and data["better"] == "B"
+    _assert_words_match(words, data)
