@@ -344,8 +344,8 @@ def test_skipped_outputs_are_said_and_tensorflow_logs_stay_quiet(tmp_path: Path)
 
 
 @pytest.mark.parametrize(("args", "order"), [
-    ((), ["init", "validate", "fit", "resume", "evaluate", "predict", "sweep", "runs",
-          "compare", "list", "schema"]),
+    ((), ["init", "validate", "fit", "resume", "evaluate", "predict", "export", "serve",
+          "sweep", "runs", "compare", "list", "schema"]),
     (("runs",), ["list", "show", "compare", "export"])])
 def test_help_lists_whole_summaries_in_workflow_order(runner, args, order) -> None:
     """At 80 columns each command is one line, in the order of the work, its summary the

@@ -22,8 +22,8 @@ from kerastrain.errors import UserError
 
 # `kerastrain --help` lists the commands in the order of the work: write a config, check
 # it, train, use the model, then look back; any command not named here comes last.
-WORKFLOW = ("init", "validate", "fit", "resume", "evaluate", "predict", "sweep", "runs",
-            "compare", "list", "schema")
+WORKFLOW = ("init", "validate", "fit", "resume", "evaluate", "predict", "export", "serve",
+            "sweep", "runs", "compare", "list", "schema")
 
 
 class Commands(TyperGroup):

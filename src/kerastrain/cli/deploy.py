@@ -36,7 +36,11 @@ def export(run_dir: Annotated[Path, typer.Argument(help="A completed run directo
            = False,
            unsafe: UnsafeOption = False, quiet: QuietOption = False,
            json_: JsonOption = False) -> None:
-    """Export the run's model with its fitted preprocessing inside: raw columns in."""
+    """Export the model with its preprocessing inside, for raw columns.
+
+    The run's fitted preprocessing layers go in front of its model, so the export takes
+    one raw value per column (strings, numbers, empty fields) and returns the labels and
+    probabilities, or the values. See docs/export.md."""
 
     def action() -> None:
         from kerastrain.export.formats import export as export_run
@@ -64,8 +68,10 @@ def serve(run_dir: Annotated[Path, typer.Argument(help="A completed run director
           max_bytes: Annotated[int, typer.Option(help="The largest request body taken "
                                                       "(413 above it).")] = 10 * 1024 * 1024,
           unsafe: UnsafeOption = False) -> None:
-    """Serve the run's model over HTTP: POST /predict, GET /health, GET /schema, /docs.
-    Set KERASTRAIN_API_KEY to require that key in every request's X-API-Key header."""
+    """Serve the run's model over HTTP (POST /predict).
+
+    Also GET /health, GET /schema and the API's docs at /docs. Set KERASTRAIN_API_KEY
+    to require that key in every request's X-API-Key header."""
 
     def action() -> None:
         from kerastrain.serving.app import API_KEY_ENV
