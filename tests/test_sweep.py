@@ -413,6 +413,65 @@ def test_a_sweep_starts_its_own_local_ray_and_runs_each_trial_as_a_ray_task(
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
+@pytest.mark.slow  # starts a Ray head (a few seconds), then a sweep on it
+def test_a_sweep_on_a_running_ray_cluster_at_its_address(config: Path, tmp_path: Path) -> None:
+    """`--address`: a Ray head started beforehand (as on a cluster) runs each trial as a
+    task in one of its workers, and the sweep leaves that cluster running when it ends (it
+    only disconnects). Only this test's own Ray processes are stopped afterwards."""
+    import socket
+
+    import ray  # noqa: F401  (the test extra installs it; not skipped when missing)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_tmp = Path(tempfile.mkdtemp(prefix="kt-rayh-", dir="/tmp"))
+    token = "kt" + os.urandom(16).hex()
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": token}
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    try:
+        head = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
+                               "--include-dashboard=false", "--disable-usage-stats",
+                               f"--temp-dir={ray_tmp / 'ray'}"], capture_output=True,
+                              text=True, timeout=120, env=env)
+        assert head.returncode == 0, head.stderr[-3000:]
+        sweep = [sys.executable, "-m", "kerastrain", "sweep", config, "--grid",
+                 "compile.optimizer.learning_rate=0.01,0.05", "--executor", "ray", "--jobs",
+                 "2", "--address", f"127.0.0.1:{port}", "--json"]
+        without = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
+        refused = subprocess.run(sweep, capture_output=True, text=True, timeout=400,
+                                 env={**without, "RAY_AUTH_MODE": "disabled"})
+        assert refused.returncode == 2, refused.stderr[-3000:]  # said, not a traceback
+        assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        done = subprocess.run(
+            [sys.executable, "-m", "kerastrain", "sweep", config, "--grid",
+             "compile.optimizer.learning_rate=0.01,0.05", "--executor", "ray", "--jobs", "2",
+             "--address", f"127.0.0.1:{port}", "--json"], capture_output=True, text=True,
+            timeout=400, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        rows = _manifest(Path(out["sweep_dir"]))
+        assert [r["status"] for r in rows] == ["completed", "completed"]
+        (session,) = (ray_tmp / "ray").glob("session_2*")  # the head's session
+        ray_workers = {int(p.stem.rsplit("-", 1)[1])
+                       for p in (session / "logs").glob("worker-*.out")}
+        trainers = {int((Path(r["run_dir"]) / ".lock").read_text()) for r in rows}
+        assert len(trainers) == 2 and trainers <= ray_workers, (trainers, ray_workers)
+        status = subprocess.run([ray_cli, "status", f"--address=127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert status.returncode == 0, status.stderr[-2000:]  # still up after the sweep
+    finally:
+        for proc in Path("/proc").glob("[0-9]*"):
+            if str(ray_tmp).encode() in _cmdline(proc):
+                try:
+                    os.kill(int(proc.name), 9)
+                except OSError:
+                    pass
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
 def _cmdline(proc: Path) -> bytes:
     try:
         return (proc / "cmdline").read_bytes()

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kerastrain.errors import UserError
 from kerastrain.sweep.trial import failure, run_trial
 from kerastrain.training.progress import Progress
 from kerastrain.training.worker import share_threads
@@ -40,7 +41,17 @@ def run_on_ray(specs: list[Any], jobs: int, address: str | None,
     if started:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "logging_level": logging.WARNING}
-        ray.init(address=address, **options) if address else ray.init(**options)
+        if not address:
+            ray.init(**options)
+        else:
+            try:
+                ray.init(address=address, **options)
+            except Exception as exc:  # refused, unreachable, or a token it lacks
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                raise UserError(f"cannot connect to the Ray cluster at {address}: {reason} "
+                                "Check the address (host:port of the head, or ray://host:"
+                                "port) and, where the cluster requires one, its auth token "
+                                "(RAY_AUTH_TOKEN).") from None
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1))
         per_trial = max(1, int(cpus // max(1, jobs)))
