@@ -441,7 +441,8 @@ def test_a_sweep_on_a_running_ray_cluster_at_its_address(config: Path, tmp_path:
                  "2", "--address", f"127.0.0.1:{port}", "--json"]
         without = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
         refused = subprocess.run(sweep, capture_output=True, text=True, timeout=400,
-                                 env={**without, "RAY_AUTH_MODE": "disabled"})
+                                 env={**without, "RAY_AUTH_MODE": "disabled",
+                                      "RAY_gcs_server_port_wait_time_s": "2"})  # 2 tries, not 20
         assert refused.returncode == 2, refused.stderr[-3000:]  # said, not a traceback
         assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}" in refused.stderr
         assert "Traceback" not in refused.stderr
