@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +41,10 @@ def run_search(config: Path, fixed: list[str], params: list[str], search: str, t
                       f"config checked at every bound; study {planned.spec.study} in "
                       f"{planned.spec.storage}", markup=False)
         return
-    display = None
-    if not quiet and not json_:
-        from kerastrain.cli.render import SweepProgress
-
-        display = SweepProgress(err)
-        err.print(f"sweep directory: {planned.dir.path}", markup=False)
-        display.start(trials)
-    try:
+    with trials_shown(planned.dir.path, quiet, json_, trials,
+                      "continue the search: its finished trials are kept in the study, "
+                      "interrupted ones resumed") as display:
         execute_search(planned, display)
-    except KeyboardInterrupt:
-        if display is not None:
-            display.stop()
-        message = ("interrupted. Run the same command again to continue the search: its "
-                   "finished trials are kept in the study, interrupted ones resumed.")
-        err.print(message, markup=False)
-        if json_:
-            print_json({"status": "interrupted", "exit_code": 130, "error": message,
-                        "sweep_dir": str(planned.dir.path)})
-        raise typer.Exit(130) from None
-    if display is not None:
-        display.stop()
     render(planned, quiet, json_)
     elsewhere = sum(r.status in ("running", "pending") for r in planned.rows)
     if elsewhere and not json_:
@@ -72,3 +56,31 @@ def run_search(config: Path, fixed: list[str], params: list[str], search: str, t
             err.print(f"{len(failed)} of {len(planned.rows)} trials did not complete; run "
                       "the same command again to retry them.", markup=False)
         raise typer.Exit(1)
+
+
+@contextmanager
+def trials_shown(sweep_dir: Path, quiet: bool, json_: bool, total: int,
+                 again: str) -> Iterator[Any]:
+    """The live display of a sweep's trials (None under --quiet or --json), stopped when
+    they end; Ctrl-C said (`again`: what running the same command again does), as one
+    JSON object under --json, and exit 130."""
+    display = None
+    if not quiet and not json_:
+        from kerastrain.cli.render import SweepProgress
+
+        display = SweepProgress(err)
+        err.print(f"sweep directory: {sweep_dir}", markup=False)
+        display.start(total)
+    try:
+        yield display
+    except KeyboardInterrupt:
+        if display is not None:
+            display.stop()
+        message = f"interrupted. Run the same command again to {again}."
+        err.print(message, markup=False)
+        if json_:
+            print_json({"status": "interrupted", "exit_code": 130, "error": message,
+                        "sweep_dir": str(sweep_dir)})
+        raise typer.Exit(130) from None
+    if display is not None:
+        display.stop()

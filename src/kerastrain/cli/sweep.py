@@ -121,31 +121,14 @@ def sweep(
         if dry_run:
             _render_plan(planned, quiet, json_)
             return
-        display = None
-        if not quiet and not json_:
-            from kerastrain.cli.render import SweepProgress
+        from kerastrain.cli.search import trials_shown
 
-            display = SweepProgress(err)
-            err.print(f"sweep directory: {planned.dir.path}", markup=False)
-            display.start(sum(1 for _ in planned.rows))
-        rows = []
-        try:
+        with trials_shown(planned.dir.path, quiet, json_, len(planned.rows),
+                          "resume the sweep: completed trials are skipped, interrupted "
+                          "ones resumed") as display:
             for row in execute(planned, jobs, fail_fast, executor.value, address, display):
-                rows.append(row)
                 if display is not None:
                     display.trial_end(_ended(row))
-        except KeyboardInterrupt:
-            if display is not None:
-                display.stop()
-            message = ("interrupted. Run the same command again to resume the sweep: "
-                       "completed trials are skipped, interrupted ones resumed.")
-            err.print(message, markup=False)
-            if json_:
-                print_json({"status": "interrupted", "exit_code": 130, "error": message,
-                            "sweep_dir": str(planned.dir.path)})
-            raise typer.Exit(130) from None
-        if display is not None:
-            display.stop()
         failed = [r for r in planned.rows if r.status not in ("completed", "pruned")]
         _render_result(planned, quiet, json_)
         if failed:
