@@ -5,7 +5,7 @@ transform, applied to the training arrays (in large batches, once per fold), by
 Each feature entry of preprocessing.json (its fitted state) maps to one layer here:
 
 - numeric, numeric binary, array: `NumericColumns` (impute, rescale, shift, divide in
-  float64, cast to float32; missing-indicator columns);
+  float64, cast to float32; missing-indicator columns; a TFLite export's in float32);
 - categorical: `keras.layers.StringLookup` (one_hot or int, one OOV bucket for unseen and
   rare values), or `keras.layers.Hashing`; binary strings: `StringLookup` of the second
   value (1) against the rest (0);
@@ -49,33 +49,37 @@ def _define(keras: Any) -> None:
     @register
     class NumericColumns(keras.layers.Layer):
         """(rows, k) numbers -> float32: NaN replaced by `fill` (where one is given),
-        times `rescale`, minus `shift`, divided by `divisor`, in float64; then 0/1
-        columns for the `indicator` columns that were missing."""
+        times `rescale`, minus `shift`, divided by `divisor`, in float64 (`exact`; in
+        float32 otherwise: what TFLite's built-in ops compute); then 0/1 columns for the
+        `indicator` columns that were missing."""
 
         def __init__(self, shift: list[float], divisor: list[float], rescale: float = 1.0,
                      fill: list[float] | None = None, indicator: list[int] | None = None,
-                     **kwargs: Any) -> None:
-            kwargs["dtype"] = "float64"   # float64 in, no float32 autocast on the way
+                     exact: bool = True, **kwargs: Any) -> None:
+            kwargs["dtype"] = "float64" if exact else "float32"   # no autocast on the way
             super().__init__(**kwargs)
             self.shift, self.divisor, self.rescale = list(shift), list(divisor), rescale
-            self.fill, self.indicator = fill, list(indicator or [])
+            self.fill, self.indicator, self.exact = fill, list(indicator or []), exact
 
         def call(self, x: Any) -> Any:
             return _numeric(ops, x, *self.constants())
 
         def constants(self) -> tuple:
-            """rescale, fill, shift, divisor (float64 tensors; fill None when there is
-            none) and the indicator columns: `_numeric`'s arguments."""
+            """rescale, fill, shift, divisor (float64 tensors, float32 unless `exact`;
+            fill None when there is none) and the indicator columns: `_numeric`'s
+            arguments."""
+            dtype = self.dtype
+
             def tensor(values: list[float]) -> Any:
-                return ops.convert_to_tensor(values[0] if len(values) == 1 else values,
-                                             "float64")
-            fill = None if self.fill is None else ops.convert_to_tensor(self.fill, "float64")
-            return (ops.convert_to_tensor(self.rescale, "float64"), fill, tensor(self.shift),
+                return ops.convert_to_tensor(values[0] if len(values) == 1 else values, dtype)
+            fill = None if self.fill is None else ops.convert_to_tensor(self.fill, dtype)
+            return (ops.convert_to_tensor(self.rescale, dtype), fill, tensor(self.shift),
                     tensor(self.divisor), tuple(self.indicator))
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "shift": self.shift, "divisor": self.divisor,
-                    "rescale": self.rescale, "fill": self.fill, "indicator": self.indicator}
+                    "rescale": self.rescale, "fill": self.fill, "indicator": self.indicator,
+                    "exact": self.exact}
 
     @register
     class DateParts(keras.layers.Layer):
@@ -146,9 +150,10 @@ def _define(keras: Any) -> None:
 
 def _numeric(ops: Any, x: Any, rescale: Any, fill: Any, shift: Any, divisor: Any,
              indicator: tuple[int, ...]) -> Any:
-    """`NumericColumns`' arithmetic, in float64: the one implementation, which
-    `apply` also runs compiled (XLA) over large arrays, the fitted numbers as arguments."""
-    x = ops.cast(x, "float64") * rescale
+    """`NumericColumns`' arithmetic, in the fitted numbers' dtype (float64; float32 for
+    TFLite): the one implementation, which `apply` also runs compiled (XLA) over large
+    arrays, the fitted numbers as arguments."""
+    x = ops.cast(x, rescale.dtype) * rescale
     missing = None
     if fill is not None:
         missing = ops.isnan(x)
@@ -226,8 +231,10 @@ def feature_layer(entry: dict[str, Any]) -> Any:
         output_mode="one_hot" if encoding == "one_hot" else "int")
 
 
-def numeric_layer(entries: list[dict[str, Any]], rescale: float | None) -> Any:
-    """One `NumericColumns` for these numeric entries, side by side (or one array's)."""
+def numeric_layer(entries: list[dict[str, Any]], rescale: float | None,
+                  exact: bool = True) -> Any:
+    """One `NumericColumns` for these numeric entries, side by side (or one array's);
+    computing in float32 unless `exact`."""
     shift, divisor = [], []
     for entry in entries:
         if entry["scale"] == "standardize":
@@ -244,7 +251,7 @@ def numeric_layer(entries: list[dict[str, Any]], rescale: float | None) -> Any:
                                                        for f in fills]
     indicator = [i for i, entry in enumerate(entries) if entry.get("indicator")]
     return classes()["NumericColumns"](shift, divisor, rescale or 1.0, fill, indicator,
-                                       name="numeric")
+                                       exact, name="numeric")
 
 
 def _name(entry: dict[str, Any]) -> str:

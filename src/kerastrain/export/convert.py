@@ -16,9 +16,10 @@ from kerastrain import _keras
 from kerastrain.errors import UserError
 
 
-def to_tflite(saved_model: Path) -> bytes:
+def to_tflite(saved_model: Path, strings: list[str]) -> bytes:
     """The TFLite flatbuffer of the SavedModel, in TFLite's built-in ops only (what every
-    TFLite runtime has); a `UserError` naming the ops that have none."""
+    TFLite runtime has); a `UserError` naming the ops that have none and the `strings`
+    columns ("name (kind)") that need them."""
     tf = _keras.tf()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -29,14 +30,17 @@ def to_tflite(saved_model: Path) -> bytes:
         text = str(exc)
         found = re.findall(r"(?:TF Select|Flex) ops: ([^\n]+)", text)
         ops = ", ".join(dict.fromkeys(o.strip() for line in found for o in line.split(",")))
+        dated = any(s.endswith(("(date)", "(datetime)")) for s in strings)
+        why = (f"the columns {', '.join(strings)} are read with TensorFlow's string ops"
+               + (" (dates computed in float64)" if dated else "")
+               + ", which TFLite's built-in ops lack. " if strings else "")
         raise UserError("TFLite cannot convert this model: its built-in ops have no "
-                        f"{ops or text.strip().splitlines()[0]}. " + TFLITE_WHY) from None
+                        f"{ops or text.strip().splitlines()[0]}; {why}" + TFLITE_WHY) from None
 
 
-TFLITE_WHY = ("The fitted preprocessing computes in float64 (numeric scaling, dates) and "
-              "reads strings (categories, text), which TFLite's built-in ops do not do; "
-              "TensorFlow's own (Select TF / Flex) ops would need a runtime built with them. "
-              "Export saved_model or keras instead (docs/export.md).")
+TFLITE_WHY = ("A runtime built with TensorFlow's own (Select TF / Flex) ops would be needed; "
+              "a model of numeric columns converts (scaled in float32). Export saved_model "
+              "or keras instead (docs/export.md).")
 
 
 @contextlib.contextmanager

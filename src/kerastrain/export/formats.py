@@ -70,7 +70,7 @@ def export(path: str | Path, fmt: str, output: str | Path, fold: str | None = No
     check_target(output, fmt, overwrite)
     if fmt == "onnx":
         convert.check_onnx()
-    raw = load_raw_model(path, fold, unsafe)
+    raw = load_raw_model(path, fold, unsafe, exact=fmt != "tflite")
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
@@ -104,7 +104,8 @@ def _write(raw: RawModel, fmt: str, work: Path) -> list[str]:
     staging = work / "saved_model"
     write_saved_model(raw, staging)
     try:
-        (work / "model.tflite").write_bytes(convert.to_tflite(staging))
+        (work / "model.tflite").write_bytes(convert.to_tflite(staging, [
+            f"{s.column} ({s.kind})" for s in raw.inputs if s.dtype == "string"]))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ["model.tflite"]

@@ -181,14 +181,15 @@ def raw_inputs(pre: Preprocessor | GraphPreprocessor) -> list[RawInput]:
     return list(found.values())
 
 
-def _feature(entry: dict[str, Any], raw: Any, pre: Preprocessor, prefix: str) -> Any:
+def _feature(entry: dict[str, Any], raw: Any, pre: Preprocessor, prefix: str,
+             exact: bool) -> Any:
     """One fitted feature of the input as (rows, width) float32; its layers' names start
     with `prefix` (a column may feed several inputs of a graph model)."""
     keras = _keras.keras()
     marks = sorted({m.strip().lower() for m in pre.missing_values})
     suffix = prefix + "".join(c if c.isalnum() else "_" for c in entry["name"])
     if "scale" in entry:   # numeric, numeric binary, array: one `NumericColumns` each
-        layer = layers.numeric_layer([entry], pre.rescale)
+        layer = layers.numeric_layer([entry], pre.rescale, exact)
         x = raw if entry["kind"] == "array" else keras.layers.Reshape(
             (1,), name=f"one_{suffix}")(raw)
     else:
@@ -202,10 +203,12 @@ def _feature(entry: dict[str, Any], raw: Any, pre: Preprocessor, prefix: str) ->
         keras.ops.cast(layer(x), "float32"))
 
 
-def _model_input(pre: Preprocessor, tensors: dict[str, Any], prefix: str = "") -> Any:
+def _model_input(pre: Preprocessor, tensors: dict[str, Any], prefix: str = "",
+                 exact: bool = True) -> Any:
     """The preprocessed array one model input takes, from the raw inputs."""
     keras = _keras.keras()
-    pieces = [_feature(entry, tensors[entry["name"]], pre, prefix) for entry in pre.features]
+    pieces = [_feature(entry, tensors[entry["name"]], pre, prefix, exact)
+              for entry in pre.features]
     x = pieces[0] if len(pieces) == 1 else keras.layers.Concatenate(
         name=f"{prefix}features")(pieces)
     if len(pre.features) == 1 and pre.features[0]["kind"] == "array" and \
@@ -232,15 +235,17 @@ def label_values(labels: list[Any]) -> list[Any]:
     return [str(c) for c in labels]
 
 
-def raw_model(pre: Preprocessor | GraphPreprocessor, model: Any) -> tuple[Any, list[RawInput]]:
+def raw_model(pre: Preprocessor | GraphPreprocessor, model: Any,
+              exact: bool = True) -> tuple[Any, list[RawInput]]:
     """The trained `model` behind the fitted preprocessing of `pre`: a Keras model from one
-    raw input per column (dict keyed by `RawInput.key`) to named outputs."""
+    raw input per column (dict keyed by `RawInput.key`) to named outputs. Unless `exact`,
+    numbers are scaled in float32, not float64 (TFLite has no float64 arithmetic)."""
     keras = _keras.keras()
     specs = raw_inputs(pre)
     inputs = {spec.column: keras.Input(shape=spec.shape, dtype=spec.dtype, name=spec.key)
               for spec in specs}
     if isinstance(pre, GraphPreprocessor):
-        fed = {name: _model_input(p, inputs, f"{name}_") for name, p in pre.inputs.items()}
+        fed = {name: _model_input(p, inputs, f"{name}_", exact) for name, p in pre.inputs.items()}
         out = model(fed if len(fed) > 1 else next(iter(fed.values())))
         if isinstance(out, dict):
             values = [out[name] for name in pre.outputs]
@@ -250,7 +255,7 @@ def raw_model(pre: Preprocessor | GraphPreprocessor, model: Any) -> tuple[Any, l
         for (name, out_pre), value in zip(pre.outputs.items(), values, strict=True):
             named.update(_named_outputs(out_pre, value, f"{name}_"))
     else:
-        named = _named_outputs(pre, model(_model_input(pre, inputs)), "")
+        named = _named_outputs(pre, model(_model_input(pre, inputs, "", exact)), "")
     wrapped = keras.Model({spec.key: inputs[spec.column] for spec in specs}, named,
                           name="raw_" + model.name)
     return wrapped, specs

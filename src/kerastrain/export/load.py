@@ -58,10 +58,12 @@ class RawModel:
         return sorted({m for pre in pres for m in pre.missing_values})
 
 
-def load_raw_model(path: str | Path, fold: str | None = None, unsafe: bool = False) -> RawModel:
+def load_raw_model(path: str | Path, fold: str | None = None, unsafe: bool = False,
+                   exact: bool = True) -> RawModel:
     """The run at `path` (its model: for a cross-validation run the refit one, or the fold
     named `fold`) behind its fitted preprocessing, raw columns in. The saved model is
-    loaded in Keras's safe mode unless `unsafe`."""
+    loaded in Keras's safe mode unless `unsafe`; numbers are scaled in float32 unless
+    `exact` (TFLite's built-in ops have no float64)."""
     loaded = load_run(path, unsafe=unsafe)
     pre, model = loaded.pre, loaded.model
     if fold is not None:
@@ -82,5 +84,5 @@ def load_raw_model(path: str | Path, fold: str | None = None, unsafe: bool = Fal
             raise UserError(f"{place.model}: refused to load the model: {UNSAFE_REASON}",
                             option="unsafe") from None
     classes()
-    wrapped, inputs = raw_model(pre, model)
+    wrapped, inputs = raw_model(pre, model, exact)
     return RawModel(loaded.run.path.resolve(), fold, pre, wrapped, inputs)
