@@ -7,12 +7,18 @@ called per request through `model.predict` in-process, as a ratio.
     python benchmarks/serve.py --json out.json
 
 Targets: single-row p50 <= 10 ms and p99 <= 30 ms; 1,000 rows <= 100 ms; no failure.
+Besides latency (which other work on the machine inflates) it reports the server's CPU
+time per single-row request under the concurrent load (`server_cpu_ms_per_request`, from
+/proc) and, in-process, the CPU per request of the ASGI app called directly, one request
+at a time and from 8 concurrent clients (`asgi_cpu_us`): figures that depend far less on
+the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import socket
@@ -60,6 +66,15 @@ def post(connection: http.client.HTTPConnection, rows: list[dict]) -> float:
     if response.status != 200:
         raise RuntimeError(response.status)
     return time.perf_counter() - start
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(port: int, clients: int, requests: int) -> dict:
@@ -118,7 +133,52 @@ def in_process(run: Path, calls: int) -> dict:
         return 1000 * statistics.median(times)
 
     return {"model_predict_ms": median(lambda: loaded.model.predict(x, verbose=0)),
-            "compiled_call_ms": median(lambda: predictor.predict(row))}
+            "compiled_call_ms": median(lambda: predictor.predict(row)),
+            "asgi_cpu_us": asgi_cpu(predictor, row[0], 10 * calls)}
+
+
+def asgi_cpu(predictor, row: dict, calls: int) -> dict:
+    """CPU microseconds per single-row POST /predict of the app called in-process (no
+    sockets): `calls` requests one at a time, then from 8 concurrent clients."""
+    import asyncio
+
+    from kerastrain.serving.app import build_app
+
+    app = build_app(predictor)
+    body = json.dumps({"rows": [row]}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/predict", "raw_path": b"/predict",
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 8000),
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+
+    async def one() -> None:
+        sent = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app(dict(scope), receive, send)
+        if sent[0]["status"] != 200:
+            raise RuntimeError(sent)
+
+    async def clients(k: int, n: int) -> float:
+        async def client() -> None:
+            for _ in range(n // k):
+                await one()
+        start = time.process_time()
+        await asyncio.gather(*(client() for _ in range(k)))
+        return 1e6 * (time.process_time() - start) / (n // k * k)
+
+    async def run() -> dict:
+        await clients(1, 100)   # warm-up
+        return {"one_at_a_time": await clients(1, calls), "clients_8": await clients(8, calls)}
+
+    return asyncio.run(run())
 
 
 def main() -> None:
@@ -145,7 +205,10 @@ def main() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for _ in range(50):                       # warm-up
             post(connection, iris_rows(1))
+        before = cpu_seconds(server.pid)
         result = {"single_row": load(port, args.clients, args.requests)}
+        result["server_cpu_ms_per_request"] = (1000 * (cpu_seconds(server.pid) - before)
+                                               / result["single_row"]["requests"])
         big = iris_rows(1000)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # a fresh one
         result["rows_1000_ms"] = 1000 * statistics.median(post(connection, big)
@@ -157,6 +220,8 @@ def main() -> None:
     result["model_predict_over_serve_p50"] = (result["model_predict_ms"]
                                              / result["single_row"]["p50_ms"])
     result["cores"] = os.cpu_count()
+    result["uvicorn"] = {"http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+                         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

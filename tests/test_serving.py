@@ -158,3 +158,79 @@ def test_serve_help_imports_neither_tensorflow_nor_fastapi() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).parent)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+class CountingModel:
+    """A stand-in for `Predictor`: rows are numbers, a prediction is the row doubled;
+    each call's row count is kept; 'bad' is a bad row, 'boom' makes the call fail."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def pack(self, rows: list) -> list:
+        import numpy as np
+
+        from kerastrain.serving.rows import RowProblems
+
+        if "bad" in rows:
+            raise RowProblems([{"row": rows.index("bad"), "column": "x", "message": "bad"}])
+        return [np.array([0 if r == "boom" else r for r in rows]), np.array(rows, object)]
+
+    def run(self, packed: list) -> list:
+        self.calls.append(len(packed[0]))
+        if "boom" in list(packed[1]):
+            raise RuntimeError("the model failed")
+        return [{"y": 2 * int(v)} for v in packed[0]]
+
+
+def test_concurrent_requests_run_as_one_call_each_with_its_own_rows() -> None:
+    import asyncio
+
+    from kerastrain.serving.predictor import Batcher
+    from kerastrain.serving.rows import RowProblems
+
+    async def go(requests: list, max_rows: int = 4096) -> tuple[list, list]:
+        model = CountingModel()
+        batcher = Batcher(model, max_rows)
+        out = await asyncio.gather(*(batcher.predict(r) for r in requests),
+                                   return_exceptions=True)
+        return out, model.calls
+
+    out, calls = asyncio.run(go([[1], [2, 3], [4], [], [5]]))
+    assert out == [[{"y": 2}], [{"y": 4}, {"y": 6}], [{"y": 8}], [], [{"y": 10}]]
+    assert calls == [5]                                  # five rows, one call
+    out, calls = asyncio.run(go([[1, 2], [3, 4], [5, 6, 7]], max_rows=5))
+    assert calls == [4, 3] and out[2] == [{"y": 10}, {"y": 12}, {"y": 14}]
+    out, calls = asyncio.run(go([[1], [2, "bad"], [3]]))   # a bad row: its request alone
+    assert isinstance(out[1], RowProblems) and out[1].problems[0]["row"] == 1
+    assert out[0] == [{"y": 2}] and out[2] == [{"y": 6}] and calls == [2]
+    out, calls = asyncio.run(go([[1], ["boom"]]))         # a failed call: its requests
+    assert all(isinstance(o, RuntimeError) for o in out) and calls == [2]
+
+
+def test_batched_rows_equal_each_request_run_alone(request) -> None:
+    import asyncio
+
+    from kerastrain.export.load import load_raw_model
+    from kerastrain.serving.predictor import Batcher, Predictor
+
+    run, _ = request.getfixturevalue("messy_run")
+    predictor = Predictor(load_raw_model(run))
+    rows = [dict(zip(HEADER, r, strict=False)) for r in messy_rows(12, 7, year=2031, new=True)]
+    rows[3].update(age="", plan="NA", signup="", note="")
+    requests = [rows[:1], rows[1:5], rows[5:6], rows[6:12]]
+    alone = [predictor.predict(r) for r in requests]
+    calls = []
+    run_once = predictor.run
+    predictor.run = lambda packed: calls.append(len(packed[0])) or run_once(packed)
+
+    async def together() -> list:
+        batcher = Batcher(predictor)
+        return await asyncio.gather(*(batcher.predict(r) for r in requests))
+
+    batched = asyncio.run(together())
+    assert calls == [12]
+    for mine, theirs in zip(batched, alone, strict=True):
+        assert [p["churn"] for p in mine] == [p["churn"] for p in theirs]
+        for a, b in zip(mine, theirs, strict=True):
+            assert a["prob_leave"] == pytest.approx(b["prob_leave"], abs=1e-6)

@@ -1,7 +1,7 @@
 """`serve`: a run's raw-input model behind FastAPI. POST /predict (JSON rows or CSV),
-GET /health, GET /schema, OpenAPI docs at /docs. Every request runs the model as one
-call of a compiled `tf.function` (no `model.predict`, whose per-call setup costs tens of
-milliseconds); the predictions have the fields of `kerastrain predict`'s CSV."""
+GET /health, GET /schema, OpenAPI docs at /docs. The model runs as one concrete
+TensorFlow function, the requests that wait while it runs batched into one call
+(`serving/predictor.py`); the predictions have the fields of `kerastrain predict`'s CSV."""
 
 import hmac
 import json
@@ -9,20 +9,14 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from kerastrain import _keras
-from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.errors import UserError
-from kerastrain.export.formats import signature_fn
-from kerastrain.export.load import RawModel, load_raw_model
-from kerastrain.inference import graph_prediction_columns, prediction_columns
-from kerastrain.serving.rows import RowProblems, columns, csv_rows
+from kerastrain.export.load import load_raw_model
+from kerastrain.serving.predictor import Batcher, Predictor
+from kerastrain.serving.rows import RowProblems, csv_rows
 
 API_KEY_ENV = "KERASTRAIN_API_KEY"
 MAX_BYTES = 10 * 1024 * 1024
 KEY_HEADER = "X-API-Key"
-INLINE_ROWS = 64
 
 
 class Guard:
@@ -53,49 +47,14 @@ class Guard:
         await self.app(scope, receive, send)
 
 
-class Predictor:
-    """The compiled model and what turns its outputs into `predict`'s fields."""
-
-    def __init__(self, raw: RawModel) -> None:
-        tf = _keras.tf()
-        self.raw = raw
-        serve, specs = signature_fn(raw)
-        self.fn = tf.function(serve, input_signature=[specs])
-        self.marks = frozenset(m.strip().lower() for m in raw.missing_markers)
-        self.predict([{spec.column: None for spec in raw.inputs}])  # traced once, now
-
-    def predict(self, rows: list[Any]) -> list[dict[str, Any]]:
-        if not rows:
-            return []
-        out = {k: v.numpy() for k, v in self.fn(columns(rows, self.raw.inputs,
-                                                         self.marks)).items()}
-        pre = self.raw.pre
-        if isinstance(pre, GraphPreprocessor):
-            fields = graph_prediction_columns(pre, {
-                name: out[f"{name}_probabilities" if p.task == "classification" else name]
-                for name, p in pre.outputs.items()})
-        else:
-            fields = prediction_columns(pre, out["probabilities" if pre.task ==
-                                                 "classification" else "value"])
-        names = list(fields)
-        return [{name: _plain(fields[name][i]) for name in names} for i in range(len(rows))]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def build_app(predictor: Predictor, api_key: str | None = None,
               max_bytes: int = MAX_BYTES) -> Any:
     """The FastAPI app serving `predictor`; with `api_key`, every request but /health
     must carry it in the X-API-Key header (401 otherwise)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
 
-    raw = predictor.raw
+    raw, batcher = predictor.raw, Batcher(predictor)
     app = FastAPI(title=f"kerastrain: {raw.run_dir.name}",
                   description="Predictions of a kerastrain run: raw columns in, the run's "
                               "fitted preprocessing inside. See GET /schema.")
@@ -129,10 +88,7 @@ def build_app(predictor: Predictor, api_key: str | None = None,
         data = b"".join(chunks)
         try:
             rows = _rows(request.headers.get("content-type", ""), data)
-            if len(rows) <= INLINE_ROWS:   # a millisecond: the thread hop would cost more
-                predictions = predictor.predict(rows)
-            else:
-                predictions = await run_in_threadpool(predictor.predict, rows)
+            predictions = await batcher.predict(rows)
         except RowProblems as problems:
             return JSONResponse({"detail": problems.problems}, status_code=422)
         return JSONResponse({"predictions": predictions})   # no re-encoding pass
