@@ -32,6 +32,8 @@ def obj(values) -> np.ndarray:
     (obj(["a", "b", "c"] * 10), "x", "categorical"),
     (obj([f"2020-01-{d:02d}" for d in range(1, 31)]), "x", "date"),
     (obj([f"2020-01-{d:02d} 10:{d:02d}:00" for d in range(1, 31)]), "x", "datetime"),
+    (obj([f"{d} March 2024" for d in range(1, 31)]), "x", "date"),      # month names, full
+    (obj([f"Sep {d}, 2024" for d in range(1, 31)]), "x", "date"),
     (obj([f"the {w} cat sat on mat {i}" for i, w in enumerate("abcdefghij" * 3)]), "x",
      "text"),
     (obj([f"K{i:04d}" for i in range(30)]), "code", "identifier"),     # near-unique strings

@@ -32,9 +32,14 @@ MANY_CATEGORIES = 100
 ID_NAME = re.compile(r"(^|[_\s.-])(id|uuid|guid|key|index)$|^(id|index|rowid|row_id)$|[a-z]Id$|ID$",
                      re.IGNORECASE)
 DATE_FORMATS = ("%m/%d/%Y", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S",
-                "%d %b %Y", "%b %d, %Y")
-DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|^\d{1,2} [A-Za-z]{3} \d{4}$|"
-                       r"^[A-Za-z]{3} \d{1,2}, \d{4}$")
+                "%d %b %Y", "%b %d, %Y", "%d %B %Y", "%B %d, %Y")   # month names: Mar, March
+ISO_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d*)?)?)?"
+                      r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?")
+# ISO 8601 as NumPy reads it (a year, a month, a day, a time, an offset to UTC), not NumPy's
+# other words and forms ('today', 'now', 'NaT', 20240517 as a year): what the exported
+# graph reads too (export/dates.py)
+DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|^\d{1,2} [A-Za-z]{3,9} \d{4}$|"
+                       r"^[A-Za-z]{3,9} \d{1,2}, \d{4}$")
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
 
 
@@ -88,10 +93,11 @@ def as_strings(values: np.ndarray, marks: frozenset[str]) -> np.ndarray:
 
 
 def _parse_date(text: str) -> np.datetime64 | None:
-    try:
-        return np.datetime64(text, "s")
-    except ValueError:
-        pass
+    if ISO_DATE.fullmatch(text):
+        try:
+            return np.datetime64(text, "s")
+        except ValueError:
+            return None
     for fmt in DATE_FORMATS:
         try:
             return np.datetime64(datetime.strptime(text, fmt), "s")
@@ -105,10 +111,12 @@ def as_days(values: np.ndarray, marks: frozenset[str]) -> tuple[np.ndarray, np.n
     date) and the rows that held text that is no date."""
     out = np.full(len(values), np.nan)
     present = np.flatnonzero(~missing_mask(values, marks))
+    texts = [str(values[i]).strip() for i in present]
     try:  # the common case, ISO dates throughout, parsed at once
-        stamps = np.array([str(values[i]).strip() for i in present], dtype="datetime64[s]")
-        out[present] = (stamps - _EPOCH).astype(np.int64) / 86400.0
-        return out, np.empty(0, dtype=np.int64)
+        if all(map(ISO_DATE.fullmatch, texts)):
+            stamps = np.array(texts, dtype="datetime64[s]")
+            out[present] = (stamps - _EPOCH).astype(np.int64) / 86400.0
+            return out, np.empty(0, dtype=np.int64)
     except ValueError:
         pass
     bad = []
@@ -191,7 +199,8 @@ def _strings(name: str, texts: np.ndarray) -> Choice:
     sample = present[:1000]
     dated = sum(1 for t in sample if DATE_LIKE.match(t) and _parse_date(t) is not None)
     if len(sample) and dated >= DATE_SHARE * len(sample):
-        timed = any(_parse_date(t) != _parse_date(t[:10]) for t in sample[:200] if len(t) > 10)
+        stamps = (_parse_date(t) for t in sample[:200])   # a time of day other than 00:00
+        timed = any(s is not None and s != s.astype("datetime64[D]") for s in stamps)
         kind = "datetime" if timed else "date"
         return Choice(name, kind, f"{dated} of the first {len(sample)} values read as dates")
     words = np.array([len(t.split()) for t in sample]) if len(sample) else np.zeros(1)

@@ -9,10 +9,10 @@ here in the graph:
 - numbers come in as float32, NaN where missing;
 - strings (categories, text) as tf.string: stripped, and the run's missing markers
   ("", NA, ?, ...) read as missing (`RawStrings`);
-- dates as tf.string, ISO (2024-05-17, 2024-05-17T08:30[:00]) or the numeric forms
-  kerastrain reads (05/17/2024[ 08:30[:00]], 2024/05/17, 17.05.2024), parsed into days
-  since 1970-01-01 (`ParseDays`); anything else counts as missing, as in `predict`
-  (which also reads month names, 17 May 2024, and ISO months, 2024-05: not here).
+- dates as tf.string, in every form `predict` reads (ISO 8601 with an offset to UTC,
+  05/17/2024, 2024/05/17, 17.05.2024, 5 Mar 2024, March 5, 2024: `export/dates.py`),
+  parsed into days since 1970-01-01 (`ParseDays`); anything else counts as missing, as in
+  `predict`.
 
 Outputs: a classifier gives `probabilities` (rows, classes) and `label` (the training
 labels: int64 when every class is an integer, else strings); a regressor gives `value`.
@@ -31,16 +31,9 @@ from kerastrain import _keras
 from kerastrain.data import columns, layers
 from kerastrain.data.graphdata import GraphPreprocessor
 from kerastrain.data.preprocess import Preprocessor
+from kerastrain.export import dates
 
 _classes: dict[str, type] = {}
-TIME = r"(?: (\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?"
-DATE_FORMS = (   # what `predict` reads as dates, each rewritten as "Y-M-D h:m:s"
-    (r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.\d*)?)?)?Z?)?$",
-     r"\1-\2-\3 \4:\5:\6"),                                     # ISO 8601 (NumPy's)
-    (r"^(\d{1,2})/(\d{1,2})/(\d{4})" + TIME + "$", r"\3-\1-\2 \4:\5:\6"),  # 05/17/2024
-    (r"^(\d{4})/(\d{1,2})/(\d{1,2})$", r"\1-\2-\3 ::"),                   # 2024/05/17
-    (r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$", r"\3-\2-\1 ::"))                 # 17.05.2024
-NORMAL = r"^(\d+)-(\d+)-(\d+) (\d*):(\d*):(\d*)$"
 
 
 @dataclass(frozen=True)
@@ -87,35 +80,7 @@ def _define(keras: Any, tf: Any) -> None:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "markers": self.markers}
 
-    @register
-    class ParseDays(keras.layers.Layer):
-        """Date strings -> days since 1970-01-01 (float64; NaN where missing or no date)."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            kwargs["dtype"] = "float64"
-            super().__init__(**kwargs)
-
-        def call(self, x: Any) -> Any:
-            ok = tf.zeros_like(x, dtype=tf.bool)
-            text = tf.fill(tf.shape(x), "1970-1-1 ::")
-            for pattern, form in DATE_FORMS:
-                match = tf.strings.regex_full_match(x, pattern) & ~ok
-                text = tf.where(match, tf.strings.regex_replace(x, pattern, form), text)
-                ok = ok | match
-
-            def group(k: int) -> Any:   # "0" before an empty (absent) part: 0
-                return tf.strings.to_number(tf.strings.regex_replace(
-                    text, NORMAL, "0\\" + str(k)), tf.float64)
-
-            year, month, day = group(1), group(2), group(3)
-            hour, minute, second = group(4), group(5), group(6)
-            start = _days(tf, year, month)
-            length = _days(tf, year + tf.cast(month == 12, tf.float64),
-                           tf.where(month == 12, tf.ones_like(month), month + 1)) - start
-            valid = ok & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length) & \
-                (hour < 24) & (minute < 60) & (second < 60)
-            days = start + day - 1.0 + (hour * 3600.0 + minute * 60.0 + second) / 86400.0
-            return tf.where(valid, days, tf.constant(np.nan, tf.float64))
+    ParseDays = dates.parse_days_class(keras, tf, register)
 
     @register
     class ClassScores(keras.layers.Layer):
@@ -141,17 +106,6 @@ def _define(keras: Any, tf: Any) -> None:
 
     _classes.update(RawStrings=RawStrings, ParseDays=ParseDays, ClassScores=ClassScores,
                     ClassLabels=ClassLabels)
-
-
-def _days(tf: Any, year: Any, month: Any) -> Any:
-    """Days since 1970-01-01 of the first of `month` in `year` (Hinnant's days-from-civil)."""
-    y = year - tf.cast(month <= 2, tf.float64)
-    era = tf.floor(y / 400.0)
-    yoe = y - era * 400.0
-    mp = tf.where(month > 2, month - 3.0, month + 9.0)
-    doy = tf.floor((153.0 * mp + 2.0) / 5.0)
-    doe = yoe * 365.0 + tf.floor(yoe / 4.0) - tf.floor(yoe / 100.0) + doy
-    return era * 146097.0 + doe - 719468.0
 
 
 def _key(name: str, taken: set[str]) -> str:
