@@ -96,6 +96,16 @@ def test_schema_lists_the_columns_with_their_kinds(server) -> None:
     assert {i["column"]: i["kind"] for i in schema["inputs"]}["signup"] == "date"
 
 
+def test_openapi_documents_predict_with_its_bodies_and_answers(server) -> None:
+    status, spec = call(server[0] + "/openapi.json")
+    assert status == 200
+    post = spec["paths"]["/predict"]["post"]
+    assert sorted(post["requestBody"]["content"]) == ["application/json", "text/csv"]
+    assert "signup" in post["requestBody"]["content"]["application/json"]["example"]["rows"][0]
+    assert sorted(post["responses"]) == ["200", "401", "413", "422"]
+    assert {"/health", "/schema"} <= set(spec["paths"])
+
+
 def test_a_bad_row_is_a_422_naming_row_and_column(server) -> None:
     rows = [dict(zip(HEADER, r, strict=False)) for r in messy_rows(3, 6)]
     rows[1]["age"] = "old"

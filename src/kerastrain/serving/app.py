@@ -1,7 +1,8 @@
 """`serve`: a run's raw-input model behind FastAPI. POST /predict (JSON rows or CSV),
 GET /health, GET /schema, OpenAPI docs at /docs. The model runs as one concrete
 TensorFlow function, the requests that wait while it runs batched into one call
-(`serving/predictor.py`); the predictions have the fields of `kerastrain predict`'s CSV."""
+(`serving/predictor.py`); the predictions have the fields of `kerastrain predict`'s CSV.
+POST /predict is plain ASGI in front of FastAPI (`Guard`), documented in its OpenAPI."""
 
 import hmac
 import json
@@ -21,45 +22,84 @@ KEY_HEADER = "X-API-Key"
 
 class Guard:
     """ASGI middleware: 401 without the API key (when one is set; /health is open), 413
-    for a body declared larger than `max_bytes`. Plain ASGI, not a BaseHTTPMiddleware,
-    which costs a task per request."""
+    for a body declared larger than `max_bytes`; POST /predict answered here by
+    `predict`. Plain ASGI, not a BaseHTTPMiddleware (a task per request), and /predict
+    not a FastAPI route: its request and response objects and dependency solving cost as
+    much as the rest of a single-row request (`build_app` documents it in OpenAPI)."""
 
-    def __init__(self, app: Any, api_key: str | None, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, api_key: str | None, max_bytes: int, predict: Any) -> None:
+        self.app, self.max_bytes, self.predict = app, max_bytes, predict
         self.key = api_key.encode() if api_key is not None else None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            from fastapi.responses import JSONResponse
-
             headers = dict(scope["headers"])
             if self.key is not None and scope["path"] != "/health" and \
                     not hmac.compare_digest(headers.get(b"x-api-key", b""), self.key):
-                await JSONResponse({"detail": f"a valid {KEY_HEADER} header is required"},
-                                   status_code=401)(scope, receive, send)
+                await _reply(send, 401, {"detail": f"a valid {KEY_HEADER} header is required"})
                 return
             size = headers.get(b"content-length", b"0")
             if not size.isdigit() or int(size) > self.max_bytes:
-                await JSONResponse({"detail": "the request is larger than "
-                                    f"{self.max_bytes} bytes"}, status_code=413)(
-                    scope, receive, send)
+                await _reply(send, 413, {"detail": f"the request is larger than "
+                                         f"{self.max_bytes} bytes"})
+                return
+            if scope["path"] == "/predict" and scope["method"] == "POST":
+                await self.predict(headers.get(b"content-type", b""), receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+async def _reply(send: Any, status: int, content: Any) -> None:
+    """A JSON response, as FastAPI's JSONResponse writes it."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def predict_endpoint(batcher: Batcher, max_bytes: int) -> Any:
+    """POST /predict in plain ASGI: the body (with or without Content-Length) read up to
+    `max_bytes` (413 above), its rows' predictions (422 naming the bad rows)."""
+
+    async def predict(content_type: bytes, receive: Any, send: Any) -> None:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > max_bytes:
+                await _reply(send, 413, {"detail": f"the request is larger than {max_bytes} "
+                                         "bytes"})
+                return
+            more = message.get("more_body", False)
+        try:
+            rows = _rows(content_type.decode("latin-1"), b"".join(chunks))
+            predictions = await batcher.predict(rows)
+        except RowProblems as problems:
+            await _reply(send, 422, {"detail": problems.problems})
+            return
+        await _reply(send, 200, {"predictions": predictions})
+
+    return predict
 
 
 def build_app(predictor: Predictor, api_key: str | None = None,
               max_bytes: int = MAX_BYTES) -> Any:
     """The FastAPI app serving `predictor`; with `api_key`, every request but /health
     must carry it in the X-API-Key header (401 otherwise)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi import FastAPI
+    from fastapi.openapi.utils import get_openapi
 
-    raw, batcher = predictor.raw, Batcher(predictor)
+    raw = predictor.raw
     app = FastAPI(title=f"kerastrain: {raw.run_dir.name}",
                   description="Predictions of a kerastrain run: raw columns in, the run's "
                               "fitted preprocessing inside. See GET /schema.")
-
-    app.add_middleware(Guard, api_key=api_key, max_bytes=max_bytes)
+    app.add_middleware(Guard, api_key=api_key, max_bytes=max_bytes,
+                       predict=predict_endpoint(Batcher(predictor), max_bytes))
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -69,31 +109,34 @@ def build_app(predictor: Predictor, api_key: str | None = None,
     def schema() -> dict[str, Any]:
         return raw.describe()
 
-    body = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {
-            "type": "object", "required": ["rows"],
-            "properties": {"rows": {"type": "array", "items": {"type": "object"}}}},
-            "example": {"rows": [{spec.column: None for spec in raw.inputs}]}},
-        "text/csv": {"schema": {"type": "string"}}}}}
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            spec["paths"]["/predict"] = {"post": _predict_doc(raw)}
+            app.openapi_schema = spec
+        return app.openapi_schema
 
-    @app.post("/predict", openapi_extra=body)
-    async def predict(request: Request) -> Any:
-        chunks, size = [], 0
-        async for chunk in request.stream():   # a body without Content-Length, too
-            size += len(chunk)
-            if size > max_bytes:
-                return JSONResponse({"detail": f"the request is larger than {max_bytes} "
-                                     "bytes"}, status_code=413)
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        try:
-            rows = _rows(request.headers.get("content-type", ""), data)
-            predictions = await batcher.predict(rows)
-        except RowProblems as problems:
-            return JSONResponse({"detail": problems.problems}, status_code=422)
-        return JSONResponse({"predictions": predictions})   # no re-encoding pass
-
+    app.openapi = openapi
     return app
+
+
+def _predict_doc(raw: Any) -> dict[str, Any]:
+    """POST /predict in OpenAPI."""
+    return {"summary": "Predict", "operationId": "predict", "requestBody": {
+        "required": True, "content": {
+            "application/json": {"schema": {
+                "type": "object", "required": ["rows"],
+                "properties": {"rows": {"type": "array", "items": {"type": "object"}}}},
+                "example": {"rows": [{spec.column: None for spec in raw.inputs}]}},
+            "text/csv": {"schema": {"type": "string"}}}},
+        "responses": {
+            "200": {"description": '{"predictions": [...]}: one object per row, the fields '
+                                   "of `kerastrain predict`'s CSV"},
+            "401": {"description": f"no valid {KEY_HEADER} header (when a key is set)"},
+            "413": {"description": "a body larger than the limit"},
+            "422": {"description": '{"detail": [{"row", "column", "message"}, ...]}: the '
+                                   "rows the model cannot take"}}}
 
 
 def _rows(content_type: str, data: bytes) -> list[Any]:
