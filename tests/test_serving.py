@@ -244,3 +244,20 @@ def test_batched_rows_equal_each_request_run_alone(request) -> None:
         assert [p["churn"] for p in mine] == [p["churn"] for p in theirs]
         for a, b in zip(mine, theirs, strict=True):
             assert a["prob_leave"] == pytest.approx(b["prob_leave"], abs=1e-6)
+
+
+def test_the_loaded_model_is_out_of_the_garbage_collectors_way(request, monkeypatch) -> None:
+    import gc
+
+    import uvicorn
+
+    from kerastrain.serving import app
+
+    run, _ = request.getfixturevalue("messy_run")
+    frozen = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: frozen.append(gc.get_freeze_count()))
+    try:
+        app.serve(run, port=free_port())
+    finally:
+        gc.unfreeze()
+    assert frozen[0] > 100_000     # TensorFlow's and the model's objects, before listening
