@@ -113,7 +113,7 @@ def as_days(values: np.ndarray, marks: frozenset[str]) -> tuple[np.ndarray, np.n
     present = np.flatnonzero(~missing_mask(values, marks))
     texts = [str(values[i]).strip() for i in present]
     try:  # the common case, ISO dates throughout, parsed at once
-        if all(map(ISO_DATE.fullmatch, texts)):
+        if all(map(ISO_DATE.fullmatch, set(texts))):   # each distinct text checked once
             stamps = np.array(texts, dtype="datetime64[s]")
             out[present] = (stamps - _EPOCH).astype(np.int64) / 86400.0
             return out, np.empty(0, dtype=np.int64)
