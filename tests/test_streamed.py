@@ -26,7 +26,7 @@ def run_numbers(cli: Cli, tmp_path: Path, name: str, mmap: bool, shuffle: bool) 
     x, y = npy_files(tmp_path)
     source = {"type": "npy", "path": str(x), "target_path": str(y)}
     if mmap:
-        source["mmap"] = True
+        source["stream"] = True
     cfg = iris_config(tmp_path / name, data={"source": source},
                       validation={"validation_split": 0.2, "test_split": 0.0})
     cfg["model"]["layers"][-1] = {"type": "Dense", "units": 2, "activation": "softmax"}
@@ -54,7 +54,7 @@ def test_rows_are_read_as_training_goes(tmp_path: Path) -> None:
 
     x, y = npy_files(tmp_path)
     cfg = iris_config(tmp_path / "runs", data={"source": {
-        "type": "npy", "path": str(x), "target_path": str(y), "mmap": True}},
+        "type": "npy", "path": str(x), "target_path": str(y), "stream": True}},
         validation={"validation_split": 0.2})
     experiment = load_experiment(load_config(write_config(tmp_path / "c.yaml", cfg)))
     rows = experiment.plan.folds[0].fit_rows

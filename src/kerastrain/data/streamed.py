@@ -18,14 +18,23 @@ from typing import Any
 import numpy as np
 
 from kerastrain import _keras
+from kerastrain.data.filearray import FileArray
 from kerastrain.data.table import Table
 
 STREAM_ROWS = 4096  # fewer rows (a probe, a small fold) are transformed into arrays
 
 
 def is_streamed(table: Table, names: list[str]) -> bool:
-    """Whether any of these columns is read from a memory-mapped file."""
-    return any(isinstance(table.columns[n], np.memmap) for n in names)
+    """Whether any of these columns is left in its file (`stream: true`)."""
+    return any(isinstance(table.columns[n], FileArray) for n in names)
+
+
+def hold(table: Table, names: list[str]) -> None:
+    """Read these columns (targets, split columns: one value per row) into memory, where
+    their whole is needed (task inference, stratified splits, labels)."""
+    for name in names:
+        if isinstance(table.columns[name], FileArray):
+            table.columns[name] = np.asarray(table.columns[name])
 
 
 class RowStream:
