@@ -84,7 +84,8 @@ def _write(path: Path, kind: str, delimiter: str, folder: Path) -> None:
         (partial / "manifest.json").write_text(json.dumps(
             {"rows": rows, "columns": columns, "header_lines": int(kind == "csv")}))
         for old in folder.parent.glob(folder.name.split("-")[0] + "-*"):
-            shutil.rmtree(old, ignore_errors=True)   # the file's earlier versions
+            if ".partial-" not in old.name:          # the file's earlier versions
+                shutil.rmtree(old, ignore_errors=True)
         os.replace(partial, folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
