@@ -46,6 +46,7 @@ def test_rows_read_from_the_file_equal_the_array(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mapped[::7], x[::7])
     np.testing.assert_array_equal(mapped[x[:, 0, 0] > 0], x[x[:, 0, 0] > 0])
     np.testing.assert_array_equal(mapped[-1], x[-1])
+    np.testing.assert_array_equal(mapped[rows, 1:, 0], x[rows, 1:, 0])
     np.testing.assert_array_equal(np.asarray(mapped), x)
     assert [start for start, _ in mapped.blocks()] == [0]
     with pytest.raises(IndexError):
@@ -164,3 +165,17 @@ def test_shards_of_a_folder_or_a_glob_are_one_table(tmp_path: Path) -> None:
         load_files(SourceSpec(type="npz", path=str(tmp_path / "parts"), stream=True))
     with pytest.raises(DataError, match="no files match"):
         load_files(SourceSpec(type="npz", path=str(tmp_path / "none*.npz")))
+
+
+def test_stream_is_the_one_key(tmp_path: Path) -> None:
+    from conftest import iris_config, write_config
+    from kerastrain.config import load_config
+    from kerastrain.errors import ConfigError
+
+    for source, said in (({"type": "npy", "path": "x.npy", "target_path": "y.npy",
+                           "mmap": True}, "mmap is now written stream: true"),
+                         ({"type": "sklearn", "name": "iris", "stream": True},
+                          "takes no stream")):
+        cfg = iris_config(tmp_path / "runs", data={"source": source})
+        with pytest.raises(ConfigError, match=said):
+            load_config(write_config(tmp_path / "c.yaml", cfg))

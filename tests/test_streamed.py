@@ -134,7 +134,8 @@ def test_every_scheme_streams_with_the_in_memory_numbers(cli: Cli, tmp_path: Pat
 
 def test_a_streamed_csv_run_equals_the_in_memory_run(cli: Cli, tmp_path: Path,
                                                      monkeypatch) -> None:
-    """A CSV's numeric columns from the column cache, its text labels in memory."""
+    """A CSV's numeric columns from the column cache, its text labels in memory; the run
+    is evaluated again from the file."""
     monkeypatch.setenv("KERASTRAIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("kerastrain.experiment.STREAM_ROWS", 50)
     rng = np.random.default_rng(4)
@@ -155,6 +156,8 @@ def test_a_streamed_csv_run_equals_the_in_memory_run(cli: Cli, tmp_path: Path,
         numbers.append(fold_files(next((tmp_path / name).iterdir())))
     assert numbers[0] == numbers[1]
     assert any((tmp_path / "cache").iterdir())
+    scored = cli("evaluate", next((tmp_path / "streamed").iterdir()), "--json")
+    assert scored.exit_code == 0, scored.output  # the fingerprint of the streamed columns holds
 
 
 def test_a_bad_shard_is_exit_2_naming_the_file(cli: Cli, tmp_path: Path) -> None:

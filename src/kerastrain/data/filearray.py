@@ -73,6 +73,8 @@ class FileArray:
         return whole if dtype is None else whole.astype(dtype)
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, tuple):  # rows first, then within the rows read
+            return self[key[0]][(slice(None), *key[1:])] if len(key) > 1 else self[key[0]]
         if isinstance(key, (int, np.integer)):
             index = int(key) + (len(self) if key < 0 else 0)
             if not 0 <= index < len(self):
