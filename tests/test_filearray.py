@@ -60,7 +60,11 @@ def test_runs_of_rows_are_read_at_once(tmp_path: Path, monkeypatch) -> None:
     real = os.preadv
     monkeypatch.setattr(filearray.os, "preadv", lambda *a: reads.append(a) or real(*a))
     np.testing.assert_array_equal(mapped[np.array([9, 3, 4, 5, 8, 20])], x[[9, 3, 4, 5, 8, 20]])
-    assert len(reads) == 3  # 3-5, 8-9, 20
+    assert len(reads) == 3  # 3-5, 8-9, 20, each row straight to its place
+    monkeypatch.setattr(filearray, "IOV_MAX", 2)
+    reads.clear()
+    np.testing.assert_array_equal(mapped[np.array([9, 3, 4, 5, 8])], x[[9, 3, 4, 5, 8]])
+    assert len(reads) == 3  # 3-4, 5, 8-9: at most IOV_MAX rows a read
 
 
 def test_whole_column_passes_read_a_block_at_a_time(tmp_path: Path, monkeypatch) -> None:
@@ -179,3 +183,18 @@ def test_stream_is_the_one_key(tmp_path: Path) -> None:
         cfg = iris_config(tmp_path / "runs", data={"source": source})
         with pytest.raises(ConfigError, match=said):
             load_config(write_config(tmp_path / "c.yaml", cfg))
+
+
+def test_short_reads_are_continued(tmp_path: Path, monkeypatch) -> None:
+    """The kernel may return fewer bytes than asked: the read goes on where it stopped."""
+    x = shards(tmp_path, 1)
+    mapped = open_npy(tmp_path / "x0.npy", "x")
+    real = os.preadv
+
+    def short(fd: int, views: list, offset: int) -> int:
+        first = memoryview(views[0])
+        return real(fd, [first[:max(1, len(first) // 3)]], offset)
+
+    monkeypatch.setattr(filearray.os, "preadv", short)
+    np.testing.assert_array_equal(mapped[np.array([7, 2, 3, 29])], x[[7, 2, 3, 29]])
+    np.testing.assert_array_equal(mapped[10:20], x[10:20])

@@ -29,6 +29,7 @@ import numpy as np
 from kerastrain.errors import DataError
 
 BLOCK_BYTES = 4 << 20      # rows per block of a whole-column pass: about 4 MiB
+IOV_MAX = 1024             # buffers one preadv fills at most (Linux's IOV_MAX)
 _fds: dict[str, int] = {}  # one read-only descriptor per file, shared by every array
 
 
@@ -104,40 +105,52 @@ class FileArray:
             return out
         if rows.min() < 0 or rows.max() >= len(self):
             raise IndexError(f"row index out of range for {len(self)} rows")
-        ascending = bool(np.all(rows[1:] >= rows[:-1]))
-        order = None if ascending else np.argsort(rows, kind="stable")
-        wanted = rows if order is None else rows[order]
-        target = out if order is None else np.empty_like(out)
-        self._read_sorted(wanted, target)
-        if order is not None:
-            out[order] = target
+        if bool(np.all(rows[1:] >= rows[:-1])):
+            self._read_sorted(rows, None, out)
+        else:
+            order = np.argsort(rows, kind="stable")
+            self._read_sorted(rows[order], order, out)
         return out
 
-    def _read_sorted(self, rows: np.ndarray, out: np.ndarray) -> None:
-        """Read ascending `rows` into `out`, one read per run of consecutive rows within
-        one segment (a repeated row is read again)."""
+    def _read_sorted(self, rows: np.ndarray, order: np.ndarray | None, out: np.ndarray) -> None:
+        """Read ascending `rows` into `out` (row k into out[order[k]] where `order` is
+        given), one read per run of consecutive rows within one segment (a repeated row is
+        read again); a run's rows are scattered straight to their places."""
         segment_of = np.searchsorted(self.starts, rows, side="right") - 1
         breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(segment_of) != 0)) + 1
         firsts = np.concatenate([[0], breaks])
         lasts = np.concatenate([breaks, [len(rows)]])
-        flat = out.reshape(len(rows), -1).view(np.uint8).reshape(-1) if out.size else out
+        flat = out.reshape(-1).view(np.uint8) if out.size else out.reshape(-1)
+        size = self.row_bytes
         for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
             seg = self.segments[int(segment_of[first])]
-            local = int(rows[first]) - int(self.starts[segment_of[first]])
-            self._pread(seg, seg.offset + local * self.row_bytes,
-                        flat[first * self.row_bytes:last * self.row_bytes])
+            offset = seg.offset + (int(rows[first]) - int(self.starts[segment_of[first]])) * size
+            if order is None:
+                self._pread(seg, offset, [flat[first * size:last * size]])
+                continue
+            places = order[first:last].tolist()
+            for start in range(0, len(places), IOV_MAX):
+                self._pread(seg, offset + start * size, [
+                    flat[p * size:(p + 1) * size] for p in places[start:start + IOV_MAX]])
 
-    def _pread(self, seg: Segment, offset: int, buffer: np.ndarray) -> None:
-        view, done = memoryview(buffer), 0
-        while done < len(view):
+    def _pread(self, seg: Segment, offset: int, buffers: list[np.ndarray]) -> None:
+        """Fill `buffers` with the bytes of `seg`'s file from `offset` on (one `preadv`,
+        more where the kernel returns fewer bytes)."""
+        views = [memoryview(b) for b in buffers]
+        while views:
             try:
-                got = os.preadv(_descriptor(seg.path), [view[done:]], offset + done)
+                got = os.preadv(_descriptor(seg.path), views, offset)
             except OSError as exc:
                 raise DataError(f"{seg.path}: cannot read it: {exc.strerror or exc}.") from None
             if got == 0:
                 raise DataError(f"{seg.path}: the file ends before its last row: it changed "
                                 "or was cut short after it was opened.")
-            done += got
+            offset += got
+            while views and got >= len(views[0]):
+                got -= len(views[0])
+                views.pop(0)
+            if views and got:
+                views[0] = views[0][got:]
 
 
 def _descriptor(path: str) -> int:

@@ -12,6 +12,8 @@ in-memory path draws its order in tf.data), so the numbers differ as another see
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 from typing import Any
 
@@ -22,6 +24,7 @@ from kerastrain.data.filearray import FileArray
 from kerastrain.data.table import Table
 
 STREAM_ROWS = 4096  # fewer rows (a probe, a small fold) are transformed into arrays
+TRIM_EVERY = 256    # batches between hand-backs of freed heap memory (glibc's malloc_trim)
 
 
 def is_streamed(table: Table, names: list[str]) -> bool:
@@ -60,6 +63,18 @@ class RowStream:
 _classes: dict[str, type] = {}
 
 
+def _trimmer() -> Any:
+    """glibc's `malloc_trim`, or None elsewhere. Each batch's arrays are freed once Keras
+    has used them, but glibc keeps such freed pages in its heaps, split among threads, so
+    without a trim the resident memory creeps up with the batches read (about 30 MiB over
+    30,000 batches of 784 floats); `malloc_trim(0)` hands them back."""
+    if "trim" not in _classes:
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        _classes["trim"] = getattr(libc, "malloc_trim", None)  # type: ignore[assignment]
+    return _classes["trim"]
+
+
 def _dataset_class() -> type:
     if "batches" not in _classes:
         keras = _keras.keras()
@@ -78,6 +93,8 @@ def _dataset_class() -> type:
                 return math.ceil(len(self.stream) / self.batch_size)
 
             def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+                if index % TRIM_EVERY == TRIM_EVERY - 1 and _trimmer() is not None:
+                    _trimmer()(0)
                 positions = self.order[index * self.batch_size:(index + 1) * self.batch_size]
                 return self.stream.batch(positions), self.y[positions]
 
