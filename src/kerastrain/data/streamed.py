@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from kerastrain.data.filearray import FileArray
 from kerastrain.data.table import Table
 
 STREAM_ROWS = 4096  # fewer rows (a probe, a small fold) are transformed into arrays
+QUEUE = 8           # batches read ahead of training at most
 TRIM_EVERY = 256    # batches between hand-backs of freed heap memory (glibc's malloc_trim)
 
 
@@ -82,7 +84,11 @@ def _dataset_class() -> type:
         class RowBatches(keras.utils.PyDataset):
             def __init__(self, stream: RowStream, y: np.ndarray, batch_size: int,
                          seed: int | None, skip: int) -> None:
-                super().__init__()
+                # two reader threads and a queue of QUEUE batches (Keras's enqueuer): the
+                # next batches are read while the model trains, and no more are held;
+                # without it tf.data's autotuned prefetch holds as many as it likes
+                super().__init__(workers=2, max_queue_size=QUEUE)
+                self.lock = threading.Lock()  # one batch read at a time, in order
                 self.stream, self.y, self.batch_size = stream, y, batch_size
                 self.rng = None if seed is None else np.random.default_rng(seed)
                 self.order = np.arange(len(stream))
@@ -96,7 +102,8 @@ def _dataset_class() -> type:
                 if index % TRIM_EVERY == TRIM_EVERY - 1 and _trimmer() is not None:
                     _trimmer()(0)
                 positions = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-                return self.stream.batch(positions), self.y[positions]
+                with self.lock:
+                    return self.stream.batch(positions), self.y[positions]
 
             def on_epoch_end(self) -> None:
                 if self.rng is not None:
