@@ -118,25 +118,26 @@ class FileArray:
         read again); a run's rows are scattered straight to their places."""
         segment_of = np.searchsorted(self.starts, rows, side="right") - 1
         breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(segment_of) != 0)) + 1
-        firsts = np.concatenate([[0], breaks])
-        lasts = np.concatenate([breaks, [len(rows)]])
-        flat = out.reshape(-1).view(np.uint8) if out.size else out.reshape(-1)
-        size = self.row_bytes
-        for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
-            seg = self.segments[int(segment_of[first])]
-            offset = seg.offset + (int(rows[first]) - int(self.starts[segment_of[first]])) * size
-            if order is None:
-                self._pread(seg, offset, [flat[first * size:last * size]])
+        firsts = [0, *breaks.tolist()]
+        lasts = [*breaks.tolist(), len(rows)]
+        view = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")
+        size, starts = self.row_bytes, self.starts.tolist()
+        heads, segs = rows[firsts].tolist(), segment_of[firsts].tolist()
+        places = None if order is None else order.tolist()
+        for first, last, head, s in zip(firsts, lasts, heads, segs, strict=True):
+            seg = self.segments[s]
+            offset = seg.offset + (head - starts[s]) * size
+            if places is None:
+                self._pread(seg, offset, [view[first * size:last * size]])
                 continue
-            places = order[first:last].tolist()
-            for start in range(0, len(places), IOV_MAX):
-                self._pread(seg, offset + start * size, [
-                    flat[p * size:(p + 1) * size] for p in places[start:start + IOV_MAX]])
+            for start in range(first, last, IOV_MAX):
+                stop = min(last, start + IOV_MAX)
+                self._pread(seg, offset + (start - first) * size,
+                            [view[p * size:(p + 1) * size] for p in places[start:stop]])
 
-    def _pread(self, seg: Segment, offset: int, buffers: list[np.ndarray]) -> None:
-        """Fill `buffers` with the bytes of `seg`'s file from `offset` on (one `preadv`,
+    def _pread(self, seg: Segment, offset: int, views: list[memoryview]) -> None:
+        """Fill `views` with the bytes of `seg`'s file from `offset` on (one `preadv`,
         more where the kernel returns fewer bytes)."""
-        views = [memoryview(b) for b in buffers]
         while views:
             try:
                 got = os.preadv(_descriptor(seg.path), views, offset)

@@ -26,6 +26,7 @@ from kerastrain.data.table import Table
 
 STREAM_ROWS = 4096  # fewer rows (a probe, a small fold) are transformed into arrays
 QUEUE = 8           # batches read ahead of training at most
+READERS = 2         # threads that read them
 TRIM_EVERY = 256    # batches between hand-backs of freed heap memory (glibc's malloc_trim)
 
 
@@ -87,7 +88,7 @@ def _dataset_class() -> type:
                 # two reader threads and a queue of QUEUE batches (Keras's enqueuer): the
                 # next batches are read while the model trains, and no more are held;
                 # without it tf.data's autotuned prefetch holds as many as it likes
-                super().__init__(workers=2, max_queue_size=QUEUE)
+                super().__init__(workers=READERS, max_queue_size=QUEUE)
                 self.lock = threading.Lock()  # one batch read at a time, in order
                 self.stream, self.y, self.batch_size = stream, y, batch_size
                 self.rng = None if seed is None else np.random.default_rng(seed)
