@@ -198,3 +198,19 @@ def test_short_reads_are_continued(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(filearray.os, "preadv", short)
     np.testing.assert_array_equal(mapped[np.array([7, 2, 3, 29])], x[[7, 2, 3, 29]])
     np.testing.assert_array_equal(mapped[10:20], x[10:20])
+
+
+def test_files_already_split_stay_in_their_files(tmp_path: Path) -> None:
+    """data.source and data.test streamed: one table whose wide column reads from both."""
+    from kerastrain.config.schema import DataSpec
+    from kerastrain.data.presplit import load_parts
+
+    x = np.arange(48, dtype=np.float32).reshape(12, 4)
+    np.savez(tmp_path / "train.npz", x=x[:8], y=np.arange(8))
+    np.savez(tmp_path / "test.npz", x=x[8:], y=np.arange(8, 12))
+    data = DataSpec(source={"type": "npz", "path": str(tmp_path / "train.npz"), "stream": True},
+                    test={"type": "npz", "path": str(tmp_path / "test.npz"), "stream": True})
+    table, parts = load_parts(data, 0)
+    assert isinstance(table.columns["x"], FileArray) and len(table.columns["x"].segments) == 2
+    np.testing.assert_array_equal(table.columns["x"][[11, 0, 8]], x[[11, 0, 8]])
+    np.testing.assert_array_equal(parts["test"], np.arange(8, 12))

@@ -84,9 +84,13 @@ def _write(path: Path, kind: str, delimiter: str, folder: Path) -> None:
         (partial / "manifest.json").write_text(json.dumps(
             {"rows": rows, "columns": columns, "header_lines": int(kind == "csv")}))
         for old in folder.parent.glob(folder.name.split("-")[0] + "-*"):
-            if ".partial-" not in old.name:          # the file's earlier versions
+            if ".partial-" not in old.name and old != folder:  # the file's earlier versions
                 shutil.rmtree(old, ignore_errors=True)
-        os.replace(partial, folder)
+        try:
+            os.replace(partial, folder)
+        except OSError:  # another process wrote it meanwhile: theirs is the same
+            if not (folder / "manifest.json").exists():
+                raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
 
