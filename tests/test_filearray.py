@@ -214,3 +214,31 @@ def test_files_already_split_stay_in_their_files(tmp_path: Path) -> None:
     assert isinstance(table.columns["x"], FileArray) and len(table.columns["x"].segments) == 2
     np.testing.assert_array_equal(table.columns["x"][[11, 0, 8]], x[[11, 0, 8]])
     np.testing.assert_array_equal(parts["test"], np.arange(8, 12))
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux's /proc")
+def test_reading_every_row_leaves_the_process_memory_as_it_was(tmp_path: Path) -> None:
+    """A 64 MiB file read whole a block at a time, and in shuffled batches: the resident
+    memory hardly moves; a memory map of it (the control) grows by the file's size."""
+    rows = 16_384
+    with open(tmp_path / "big.npy", "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (rows, 1024)})
+        for _ in range(16):
+            handle.write(np.ones((rows // 16, 1024), np.float32).tobytes())
+    column = open_npy(tmp_path / "big.npy", "x")
+    before = _resident_mib()
+    total = sum(float(block.sum()) for _, block in column.blocks())
+    for positions in np.array_split(np.random.default_rng(0).permutation(rows), 512):
+        column[positions]
+    assert total == rows * 1024 and _resident_mib() - before < 16
+    mapped = np.load(tmp_path / "big.npy", mmap_mode="r")
+    before = _resident_mib()
+    assert sum(float(mapped[k:k + 1024].sum()) for k in range(0, rows, 1024)) == total
+    assert _resident_mib() - before > 48

@@ -1,6 +1,7 @@
-"""Rows read as training goes: a memory-mapped source (`npy` with `mmap: true`) is given
-to Keras as a `RowStream`, whose batches are read from the file and put through the
-fitted preprocessing one at a time, so the model's float32 input is never held whole.
+"""Rows read as training goes: the rows of a source left in its files (`stream: true`,
+`data/filearray.py`) are given to Keras as a `RowStream`, whose batches are read from the
+file and put through the fitted preprocessing one at a time, so neither the data nor the
+model's float32 input is ever held whole.
 
 A `RowStream` stands where the arrays of a fold's rows would (`Experiment.arrays`); the
 feed (`models/feed.py`) hands Keras its `keras_data` (a `keras.utils.PyDataset`). The
@@ -44,7 +45,7 @@ def hold(table: Table, names: list[str]) -> None:
 
 
 class RowStream:
-    """The model input of `rows` of a memory-mapped table, through `pre`."""
+    """The model input of `rows` of a table left in its files, through `pre`."""
 
     def __init__(self, pre: Any, table: Table, rows: np.ndarray) -> None:
         self.pre, self.table, self.rows = pre, table, np.asarray(rows)
