@@ -191,3 +191,19 @@ def test_split_columns_are_not_default_features(option: str, features: list[str]
     experiment = load_experiment(load_config(config))
     assert experiment.features == features
     assert splitter in experiment.plan.splitter
+
+
+def test_splits_json_is_written_a_line_of_rows_at_a_time(monkeypatch) -> None:
+    """splits.json's text, written from the arrays in pieces, reads back as `to_json`."""
+    import json
+
+    from kerastrain.data import plan as plan_module
+    from kerastrain.data.plan import Fold, SplitPlan
+
+    monkeypatch.setattr(plan_module, "LINE_ROWS", 3)
+    plan = SplitPlan("kfold", np.arange(5), [
+        Fold("0-0", np.arange(7), np.array([9, 8]), np.array([1])),
+        Fold("0-1", np.array([], dtype=np.int64), np.arange(2))], "KFold", 2, 1, ('a "note"',))
+    text = "".join(plan.json_pieces())
+    assert json.loads(text) == plan.to_json()
+    assert "[0,1,2,\n3,4,5,\n6]" in text

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import Cli, iris_config, write_config
 
@@ -26,7 +27,7 @@ def run_numbers(cli: Cli, tmp_path: Path, name: str, mmap: bool, shuffle: bool) 
     x, y = npy_files(tmp_path)
     source = {"type": "npy", "path": str(x), "target_path": str(y)}
     if mmap:
-        source["mmap"] = True
+        source["stream"] = True
     cfg = iris_config(tmp_path / name, data={"source": source},
                       validation={"validation_split": 0.2, "test_split": 0.0})
     cfg["model"]["layers"][-1] = {"type": "Dense", "units": 2, "activation": "softmax"}
@@ -54,7 +55,7 @@ def test_rows_are_read_as_training_goes(tmp_path: Path) -> None:
 
     x, y = npy_files(tmp_path)
     cfg = iris_config(tmp_path / "runs", data={"source": {
-        "type": "npy", "path": str(x), "target_path": str(y), "mmap": True}},
+        "type": "npy", "path": str(x), "target_path": str(y), "stream": True}},
         validation={"validation_split": 0.2})
     experiment = load_experiment(load_config(write_config(tmp_path / "c.yaml", cfg)))
     rows = experiment.plan.folds[0].fit_rows
@@ -68,3 +69,107 @@ def test_rows_are_read_as_training_goes(tmp_path: Path) -> None:
     seen = np.sort(np.concatenate([batches.order[i * 500:(i + 1) * 500]
                                    for i in range(len(batches))]))
     np.testing.assert_array_equal(seen, np.arange(len(rows)))
+
+
+SCHEMES = {"holdout": {"validation_split": 0.25},
+           "kfold": {"scheme": "kfold", "n_splits": 3, "refit": False},
+           "repeated_kfold": {"scheme": "repeated_kfold", "n_splits": 2, "n_repeats": 2,
+                              "refit": False}}
+
+
+def places(run: Path) -> dict[str, Path]:
+    """Each fold's folder by name, or the run's own for a hold-out."""
+    if not (run / "folds").is_dir():
+        return {"holdout": run}
+    return {p.name: p for p in sorted((run / "folds").iterdir())}
+
+
+def fold_files(run: Path) -> dict[str, tuple]:
+    """Each fold's (or the run's) history, scores and fitted features."""
+    return {name: ((p / "history.csv").read_text(), (p / "metrics.json").read_text(),
+                   json.loads((p / "preprocessing.json").read_text())["features"])
+            for name, p in places(run).items()}
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+def test_every_scheme_streams_with_the_in_memory_numbers(cli: Cli, tmp_path: Path, monkeypatch,
+                                                         scheme: str) -> None:
+    """Hold-out, K-fold and repeated K-fold on an NPZ left in its file (every fold's rows
+    streamed: the threshold lowered to 50 rows), the wide column never read whole: each
+    fold's history, scores and fitted statistics equal the in-memory run's, and the
+    statistics are those of the fold's own training rows."""
+    from kerastrain.data.filearray import FileArray
+    from kerastrain.data.splits import SplitPlan
+
+    monkeypatch.setattr("kerastrain.experiment.STREAM_ROWS", 50)
+    real = FileArray.__array__
+    monkeypatch.setattr(FileArray, "__array__", lambda self, *a, **k: pytest.fail(
+        "a wide column read whole") if self.ndim > 1 else real(self, *a, **k))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, 8)).astype(np.float32) * 2 + 5
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] + x[:, 1] > 10).astype(np.int64))
+    runs = {}
+    for name, stream in (("memory", False), ("streamed", True)):
+        source = {"type": "npz", "path": str(tmp_path / "d.npz"), **({"stream": True} if stream
+                                                                    else {})}
+        cfg = iris_config(tmp_path / name, data={"source": source, "target": "y"},
+                          validation={**SCHEMES[scheme], "test_split": 0.0})
+        cfg["model"]["layers"][-1] = {"type": "Dense", "units": 2, "activation": "softmax"}
+        cfg["training"] = {"epochs": 1, "batch_size": 32, "shuffle": False}
+        cfg["runtime"] = {"workers": 1}
+        result = cli("fit", write_config(tmp_path / f"{name}.yaml", cfg), "--quiet")
+        assert result.exit_code == 0, result.output
+        runs[name] = next((tmp_path / name).iterdir())
+    assert fold_files(runs["streamed"]) == fold_files(runs["memory"])
+    plan = SplitPlan.from_json(json.loads((runs["streamed"] / "splits.json").read_text()))
+    folds = places(runs["streamed"])
+    assert list(folds) == [f.name for f in plan.folds]
+    assert len(folds) == {"holdout": 1, "kfold": 3, "repeated_kfold": 4}[scheme]
+    for fold in plan.folds:
+        [entry] = json.loads((folds[fold.name] / "preprocessing.json").read_text())["features"]
+        train = x[fold.fit_rows].astype(np.float64)
+        assert entry["mean"] == pytest.approx(train.mean(), abs=1e-12)
+        assert entry["std"] == pytest.approx(train.std(), abs=1e-12)
+
+
+def test_a_streamed_csv_run_equals_the_in_memory_run(cli: Cli, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    """A CSV's numeric columns from the column cache, its text labels in memory; the run
+    is evaluated again from the file."""
+    monkeypatch.setenv("KERASTRAIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("kerastrain.experiment.STREAM_ROWS", 50)
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=300), rng.normal(size=300)
+    lines = ["a,b,label"] + [f"{u:.6f},{v:.6f},{'yes' if u + v > 0 else 'no'}"
+                             for u, v in zip(a, b, strict=True)]
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    numbers = []
+    for name, stream in (("memory", False), ("streamed", True)):
+        source = {"type": "csv", "path": str(tmp_path / "d.csv"), **({"stream": True} if stream
+                                                                    else {})}
+        cfg = iris_config(tmp_path / name, data={"source": source, "target": "label"},
+                          validation={"validation_split": 0.25, "test_split": 0.2})
+        cfg["model"]["layers"][-1] = {"type": "Dense", "units": 2, "activation": "softmax"}
+        cfg["training"] = {"epochs": 2, "batch_size": 32, "shuffle": False}
+        result = cli("fit", write_config(tmp_path / f"{name}.yaml", cfg), "--quiet")
+        assert result.exit_code == 0, result.output
+        numbers.append(fold_files(next((tmp_path / name).iterdir())))
+    assert numbers[0] == numbers[1]
+    assert any((tmp_path / "cache").iterdir())
+    scored = cli("evaluate", next((tmp_path / "streamed").iterdir()), "--json")
+    assert scored.exit_code == 0, scored.output  # the fingerprint of the streamed columns holds
+
+
+def test_a_bad_shard_is_exit_2_naming_the_file(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    x = np.zeros((10, 3), np.float32)
+    np.savez(tmp_path / "parts" / "a.npz", x=x, y=np.arange(10) % 2)
+    np.savez(tmp_path / "parts" / "b.npz", x=x, y=np.arange(10) % 2)
+    data = (tmp_path / "parts" / "b.npz").read_bytes()
+    (tmp_path / "parts" / "b.npz").write_bytes(data[:len(data) // 2])
+    cfg = iris_config(tmp_path / "runs", data={"source": {
+        "type": "npz", "path": str(tmp_path / "parts"), "stream": True}, "target": "y"})
+    result = cli("fit", write_config(tmp_path / "c.yaml", cfg))
+    assert result.exit_code == 2, result.output
+    assert "b.npz" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -17,7 +17,7 @@ from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.presplit import check_parts, load_parts, split_parts
 from kerastrain.data.sources import default_target
 from kerastrain.data.splits import SplitPlan
-from kerastrain.data.streamed import STREAM_ROWS, RowStream, is_streamed
+from kerastrain.data.streamed import STREAM_ROWS, RowStream, hold, is_streamed
 from kerastrain.data.table import Table
 from kerastrain.data.targets import TargetHints, infer_target_encoding, infer_task
 from kerastrain.data.values import check_column
@@ -123,7 +123,8 @@ class Experiment:
     def arrays(self, pre: Preprocessor | GraphPreprocessor, rows: np.ndarray,
                where: str) -> tuple[Any, Any]:
         """Model inputs and targets of `rows` (dicts by input/output name for a graph); the
-        inputs of many rows of a memory-mapped source as a `RowStream`."""
+        inputs of many rows of a source left in its files (`stream: true`) as a
+        `RowStream`."""
         y = pre.transform_y(self.table, rows, where)
         if (self.graph is None and len(rows) > STREAM_ROWS
                 and is_streamed(self.table, self.features)):
@@ -204,6 +205,7 @@ def load_experiment(loaded: LoadedConfig) -> Experiment:
         check_parts(cfg.data, cfg.validation)
         table, parts = load_parts(cfg.data, int(cfg.seed))
         features, target = _columns(loaded, table)
+        hold(table, [target, *_split_columns(loaded, table).values()])
         if not features:
             raise KeyProblem(("data", "features"), "no feature columns are left.")
         target_values = table.columns[target]
@@ -245,6 +247,7 @@ def _load_graph_experiment(loaded: LoadedConfig) -> Experiment:
         check_parts(cfg.data, cfg.validation)
         table, parts = load_parts(cfg.data, int(cfg.seed))
         steering = tuple(_split_columns(loaded, table).values())
+        hold(table, [*steering, *(n for n in table.names if table.columns[n].ndim == 1)])
         graph = graph_columns(cfg.data, cfg.model, table, _output_hints(cfg), steering)
         labels = next((table.columns[t.column] for t in graph.targets
                        if t.task == "classification"), None)

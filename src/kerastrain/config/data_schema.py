@@ -14,10 +14,10 @@ SKLEARN_SETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
 GENERATORS = ("gaussian_clouds", "classification", "regression", "tickets")
 SOURCE_FIELDS: dict[str, set[str]] = {
     "sklearn": {"name"},
-    "csv": {"path", "delimiter", "package"},
-    "parquet": {"path"},
-    "npz": {"path"},
-    "npy": {"path", "target_path", "mmap"},
+    "csv": {"path", "delimiter", "package", "stream"},
+    "parquet": {"path", "stream"},
+    "npz": {"path", "stream"},
+    "npy": {"path", "target_path", "stream"},
     "synthetic": {"name", "n_samples", "n_features", "n_classes", "noise"},
     "fashion_mnist": set(),
     "image_folder": {"path", "image_size", "color_mode", "interpolation", "crop_to_aspect_ratio",
@@ -47,10 +47,13 @@ class SourceSpec(Strict):
     name: str | None = Field(default=None, description="sklearn: the bundled set (iris, digits, "
                              "wine, breast_cancer, diabetes); synthetic: the generator.")
     path: str | None = Field(default=None, description="csv, parquet, npz, npy: the file, "
-                             "relative to the config file.")
-    target_path: str | None = Field(default=None, description="npy: the file of targets.")
-    mmap: bool | None = Field(default=None, description="npy: read the features from the "
-                              "file as training goes (memory-mapped), not into memory.")
+                             "relative to the config file; or a folder or glob pattern of "
+                             "such files (shards, read one after another in name order).")
+    target_path: str | None = Field(default=None, description="npy: the file of targets (a "
+                                    "folder or glob of them for shards, paired in name order).")
+    stream: bool | None = Field(default=None, description="npy, npz, csv, parquet: leave the "
+                                "rows in the file and read them a batch at a time as training "
+                                "goes, not into memory (docs/data.md).")
     package: str | None = Field(default=None, description="csv: an installed Python package "
                                 "that ships the file; path is then inside it.")
     delimiter: str | None = Field(default=None, min_length=1, max_length=1,
@@ -75,6 +78,14 @@ class SourceSpec(Strict):
                                           "folder, text_folder: the class subfolders to read "
                                           "(default: every subfolder).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and "mmap" in data and "stream" not in data:
+            raise ValueError("mmap is now written stream: true (the rows are read from the "
+                             "file a batch at a time).")
+        return data
+
     @model_validator(mode="after")
     def _fields_fit_type(self) -> SourceSpec:
         given = {k for k in type(self).model_fields if k != "type" and getattr(self, k) is not None}
@@ -86,6 +97,9 @@ class SourceSpec(Strict):
         missing = SOURCE_REQUIRED[self.type] - given
         if missing:
             raise ValueError(f"a '{self.type}' source needs {', '.join(sorted(missing))}.")
+        if self.stream and self.package:
+            raise ValueError("stream reads a file by its path; a file a package ships is read "
+                             "into memory (remove stream or package).")
         if self.crop_to_aspect_ratio and self.pad_to_aspect_ratio:
             raise ValueError("crop_to_aspect_ratio and pad_to_aspect_ratio cannot both be true.")
         if self.image_size is not None and min(self.image_size) < 1:

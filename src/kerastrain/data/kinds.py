@@ -68,9 +68,10 @@ def _is_marker(value: object, marks: frozenset[str]) -> bool:
 
 def as_numbers(values: np.ndarray, marks: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
     """float64 values (NaN where missing or not a number) and the rows that held text
-    that is neither a number nor a missing marker."""
+    that is neither a number nor a missing marker (a column left in its file is read:
+    one number per row)."""
     if values.dtype.kind in "iufb":
-        return values.astype(np.float64, copy=False), np.empty(0, dtype=np.int64)
+        return np.asarray(values).astype(np.float64, copy=False), np.empty(0, dtype=np.int64)
     out = np.full(len(values), np.nan)
     bad = []
     for i, value in enumerate(values):

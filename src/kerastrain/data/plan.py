@@ -3,12 +3,15 @@ indices into the one loaded table, saved as splits.json and read back."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 EMPTY = np.empty(0, dtype=np.int64)
+LINE_ROWS = 1 << 14  # row indices per line of splits.json
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,30 @@ class SplitPlan:
         return {"scheme": self.scheme, "splitter": self.splitter, "n_splits": self.n_splits,
                 "n_repeats": self.n_repeats, "notes": list(self.notes),
                 "test": self.test.tolist(), "folds": [fold_json(f) for f in self.folds]}
+
+    def json_pieces(self) -> Iterator[str]:
+        """`to_json`'s content as JSON text, a piece at a time: the row lists are written
+        from the arrays, LINE_ROWS indices a line, never held as one list of Python ints
+        (a million rows would be about 100 MiB of them)."""
+        arrays: list[np.ndarray] = []
+
+        def mark(rows: np.ndarray) -> str:
+            arrays.append(rows)
+            return f"\x00{len(arrays) - 1}\x00"
+
+        data = {"scheme": self.scheme, "splitter": self.splitter, "n_splits": self.n_splits,
+                "n_repeats": self.n_repeats, "notes": list(self.notes), "test": mark(self.test),
+                "folds": [{"name": f.name, "train": mark(f.train),
+                           "validation": mark(f.validation),
+                           **({"inner_validation": mark(f.inner)} if len(f.inner) else {})}
+                          for f in self.folds]}
+        for i, part in enumerate(json.dumps(data, indent=2).split('"\\u0000')):
+            if i:
+                index, part = part.split('\\u0000"', 1)
+                rows = arrays[int(index)]
+                yield "[" + ",\n".join(",".join(map(str, rows[k:k + LINE_ROWS].tolist()))
+                                       for k in range(0, len(rows), LINE_ROWS)) + "]"
+            yield part
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SplitPlan:

@@ -20,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from kerastrain.config.schema import DataSpec, SourceSpec, ValidationSpec
+from kerastrain.data.filearray import concatenate
 from kerastrain.data.plan import EMPTY
 from kerastrain.data.sources import load_configured_source, load_source
 from kerastrain.data.splits import Fold, SplitPlan, make_splits
@@ -59,7 +60,7 @@ def load_parts(data: DataSpec, seed: int) -> tuple[Table, dict[str, np.ndarray]]
         tables.append(table)
         parts[name] = np.arange(start, start + table.n_rows, dtype=np.int64)
         start += table.n_rows
-    columns = {c: np.concatenate([t.columns[c] for t in tables]) for c in first.names}
+    columns = {c: concatenate([t.columns[c] for t in tables]) for c in first.names}
     origin = " + ".join(t.origin for t in tables)
     return Table(columns, origin), parts
 

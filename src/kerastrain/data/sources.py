@@ -18,7 +18,8 @@ import numpy as np
 from kerastrain import _keras
 from kerastrain.config.schema import SourceSpec
 from kerastrain.data.folders import is_folder_source, read_folder
-from kerastrain.data.table import Table, read_csv, read_npy, read_npz, read_parquet
+from kerastrain.data.shards import SUFFIXES, load_files
+from kerastrain.data.table import Table, read_csv
 from kerastrain.errors import DataError, KeyProblem
 
 FASHION_MNIST_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
@@ -37,17 +38,10 @@ def default_target(spec: SourceSpec) -> str | None:
 
 def load_source(spec: SourceSpec, seed: int) -> Table:
     """The rows of `spec`; generators draw them from `seed`."""
-    if spec.type == "csv":
-        return read_csv(_package_file(spec) if spec.package else Path(spec.path),
-                        spec.delimiter or ",")
-    if spec.type == "parquet":
-        return read_parquet(Path(spec.path))
-    if spec.type == "npz":
-        return read_npz(Path(spec.path))
-    if spec.type == "npy":
-        features = read_npy(Path(spec.path), "features", bool(spec.mmap))
-        target = read_npy(Path(spec.target_path), "target")
-        return Table({"features": features, "target": target}, f"{spec.path}")
+    if spec.type in SUFFIXES and not spec.package:  # a file, or shards of files
+        return load_files(spec)
+    if spec.type == "csv":  # a file a package ships
+        return read_csv(_package_file(spec), spec.delimiter or ",")
     if is_folder_source(spec):
         return read_folder(spec)
     if spec.type == "sklearn":

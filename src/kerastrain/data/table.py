@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerastrain.data.filearray import FileArray
 from kerastrain.errors import DataError, KeyProblem, did_you_mean
 
 MISSING_TOKENS = {"", "na", "nan", "null", "none", "n/a"}
@@ -84,8 +85,9 @@ def fingerprint_columns(table: Table, names: list[str]) -> str:
     """A hash of the named columns, so a later command can tell if the data changed.
 
     SHA-256 (hex) over each column's name, dtype and shape, then its values: numeric
-    arrays are hashed straight from their buffer, without a copy (a non-contiguous one in
-    slices of a few MiB), strings as their text joined by a unit separator."""
+    arrays are hashed straight from their buffer, without a copy (a non-contiguous one, or
+    one left in its file, in slices of a few MiB), strings as their text joined by a unit
+    separator."""
     digest = hashlib.sha256()
     for name in names:
         values = table.columns[name]
@@ -94,7 +96,7 @@ def fingerprint_columns(table: Table, names: list[str]) -> str:
             digest.update("\x1f".join(map(str, values)).encode())
             continue
         digest.update(f"\x1f{values.dtype.str}{values.shape}\x1f".encode())
-        if values.flags.c_contiguous:
+        if not isinstance(values, FileArray) and values.flags.c_contiguous:
             digest.update(values)
             continue
         step = max(1, (4 << 20) // max(1, values[:1].nbytes))
@@ -251,10 +253,10 @@ def _numpy_reason(exc: Exception) -> str:
     return str(exc)
 
 
-def read_npy(path: Path, name: str, mmap: bool = False) -> np.ndarray:
-    """One NPY array; `mmap`: memory-mapped, read from the file when indexed."""
+def read_npy(path: Path, name: str) -> np.ndarray:
+    """One NPY array, read into memory."""
     try:
-        values = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        values = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such data file.") from None
     except (OSError, ValueError, EOFError) as exc:

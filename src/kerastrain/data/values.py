@@ -4,10 +4,12 @@ and labels as JSON keeps them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from kerastrain.data.filearray import FileArray
 from kerastrain.data.table import MISSING_TOKENS, Table
 from kerastrain.errors import DataError
 
@@ -19,7 +21,20 @@ def all_finite(values: np.ndarray) -> bool:
     return values.dtype.kind == "f" and bool(np.isfinite(np.sum(values, dtype=values.dtype)))
 
 
-def is_missing(values: np.ndarray) -> np.ndarray:
+def _pieces(values: np.ndarray | FileArray) -> Iterator[np.ndarray]:
+    """The column whole, or a column left in its file a few MiB of rows at a time."""
+    if isinstance(values, FileArray):
+        yield from (block for _, block in values.blocks())
+    else:
+        yield values
+
+
+def is_missing(values: np.ndarray | FileArray) -> np.ndarray:
+    """Per row: whether it misses a value (any NaN of an array row)."""
+    return np.concatenate([_missing(piece) for piece in _pieces(values)])
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f" and all_finite(values):
         return np.zeros(len(values), dtype=bool)
     if values.dtype == object:
@@ -46,6 +61,17 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
                         "Fill or drop those rows first.")
     if not numeric:
         return
+    finite = np.concatenate([_finite(piece, table, name) for piece in _pieces(values)])
+    infinite = np.flatnonzero(~finite)
+    if infinite.size:
+        raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
+                        f"{table.row_ref(int(infinite[0]))} ({_rows(infinite.size)} in all); "
+                        "only finite numbers can be scaled and trained on. Fix or drop those "
+                        "rows first.")
+
+
+def _finite(values: np.ndarray, table: Table, name: str) -> np.ndarray:
+    """Per row: whether its numbers are all finite; a DataError for text."""
     finite = np.ones(len(values), dtype=bool)
     if values.dtype == object:
         for i, value in enumerate(values):
@@ -57,12 +83,7 @@ def check_column(table: Table, name: str, numeric: bool) -> None:
                                 f"the column in data.preprocessing.categorical_columns.") from None
     elif values.dtype.kind == "f" and not all_finite(values):
         finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
-    infinite = np.flatnonzero(~finite)
-    if infinite.size:
-        raise DataError(f"{table.origin}: column {name!r} holds an infinite value at "
-                        f"{table.row_ref(int(infinite[0]))} ({_rows(infinite.size)} in all); "
-                        "only finite numbers can be scaled and trained on. Fix or drop those "
-                        "rows first.")
+    return finite
 
 
 def labels(values: np.ndarray) -> set[Any]:

@@ -11,6 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kerastrain import _keras
 from kerastrain.config.schema import Config, KerasObject, OutputSpec
 from kerastrain.data.streamed import RowStream
@@ -211,6 +213,8 @@ class HeldOutCurves(keras.callbacks.Callback):
         super().__init__()
         self.x, self.y, self.batch_size, self.into = x, y, batch_size, into
         self.one_batch = len(x) <= _ONE_BATCH_ROWS
+        if self.one_batch and isinstance(x, RowStream):  # a few rows: read them once
+            self.x = x.batch(np.arange(len(x)))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
@@ -220,7 +224,7 @@ class HeldOutCurves(keras.callbacks.Callback):
             self.into.setdefault(f"heldout_{key}", []).append(float(value))
 
     def _rows(self) -> dict[str, Any]:
-        if isinstance(self.x, RowStream):  # read from a memory-mapped file as it goes
+        if isinstance(self.x, RowStream):  # read from the file as it goes
             return scoring_input(self.x, self.y, self.batch_size)
         return {"x": self.x, "y": self.y, "batch_size": self.batch_size}
 

@@ -14,7 +14,7 @@ import numpy as np
 from kerastrain import __version__, _keras
 from kerastrain.config import LoadedConfig
 from kerastrain.errors import RunInterrupted, RunPruned
-from kerastrain.rundir import RunDir, now, write_json
+from kerastrain.rundir import RunDir, atomic_path, now
 from kerastrain.training import reuse
 from kerastrain.training.callbacks import tensorboard_status
 from kerastrain.training.check import Checked, check
@@ -75,7 +75,8 @@ def record_start(checked: Checked, run: RunDir, command: list[str] | None,
                     warnings=warnings,
                     leakage=checked.leakage.to_json() if checked.leakage else "not checked",
                     tensorboard=tensorboard_status(cfg.output), **(extra or {}))
-    write_json(run.splits, experiment.plan.to_json())
+    with atomic_path(run.splits) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        out.writelines(experiment.plan.json_pieces())
     return warnings
 
 
