@@ -172,17 +172,26 @@ def test_shards_of_a_folder_or_a_glob_are_one_table(tmp_path: Path) -> None:
 
 
 def test_stream_is_the_one_key(tmp_path: Path) -> None:
+    """`mmap` (last release's name, npy only) still reads as `stream`; both at once, or
+    either on a source that cannot stream, is refused."""
     from conftest import iris_config, write_config
     from kerastrain.config import load_config
     from kerastrain.errors import ConfigError
 
     for source, said in (({"type": "npy", "path": "x.npy", "target_path": "y.npy",
-                           "mmap": True}, "mmap is now written stream: true"),
+                           "mmap": True, "stream": True}, "older name of stream"),
+                         ({"type": "sklearn", "name": "iris", "mmap": True},
+                          "takes no stream"),
                          ({"type": "sklearn", "name": "iris", "stream": True},
                           "takes no stream")):
         cfg = iris_config(tmp_path / "runs", data={"source": source})
         with pytest.raises(ConfigError, match=said):
             load_config(write_config(tmp_path / "c.yaml", cfg))
+    np.save(tmp_path / "x.npy", np.zeros((4, 2), np.float32))
+    np.save(tmp_path / "y.npy", np.zeros(4, np.float32))
+    cfg = iris_config(tmp_path / "runs", data={"source": {
+        "type": "npy", "path": "x.npy", "target_path": "y.npy", "mmap": True}})
+    assert load_config(write_config(tmp_path / "c.yaml", cfg)).config.data.source.stream is True
 
 
 def test_short_reads_are_continued(tmp_path: Path, monkeypatch) -> None:

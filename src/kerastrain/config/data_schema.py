@@ -81,9 +81,10 @@ class SourceSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: object) -> object:
-        if isinstance(data, dict) and "mmap" in data and "stream" not in data:
-            raise ValueError("mmap is now written stream: true (the rows are read from the "
-                             "file a batch at a time).")
+        if isinstance(data, dict) and "mmap" in data:   # the first name of stream (npy)
+            if "stream" in data:
+                raise ValueError("mmap is the older name of stream: give one of them.")
+            data = {("stream" if k == "mmap" else k): v for k, v in data.items()}
         return data
 
     @model_validator(mode="after")
