@@ -104,6 +104,8 @@ def test_openapi_documents_predict_with_its_bodies_and_answers(server) -> None:
     assert "signup" in post["requestBody"]["content"]["application/json"]["example"]["rows"][0]
     assert sorted(post["responses"]) == ["200", "401", "413", "422"]
     assert {"/health", "/schema"} <= set(spec["paths"])
+    assert call(server[0] + "/predict")[0] == 405   # GET: the path is there, not the method
+    assert call(server[0] + "/nowhere")[0] == 404
 
 
 def test_a_bad_row_is_a_422_naming_row_and_column(server) -> None:

@@ -44,19 +44,24 @@ class Guard:
                 await _reply(send, 413, {"detail": f"the request is larger than "
                                          f"{self.max_bytes} bytes"})
                 return
-            if scope["path"] == "/predict" and scope["method"] == "POST":
-                await self.predict(headers.get(b"content-type", b""), receive, send)
+            if scope["path"] == "/predict":
+                if scope["method"] == "POST":
+                    await self.predict(headers.get(b"content-type", b""), receive, send)
+                else:
+                    await _reply(send, 405, {"detail": "Method Not Allowed"},
+                                 [(b"allow", b"POST")])
                 return
         await self.app(scope, receive, send)
 
 
-async def _reply(send: Any, status: int, content: Any) -> None:
+async def _reply(send: Any, status: int, content: Any,
+                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
     """A JSON response, as FastAPI's JSONResponse writes it."""
     body = json.dumps(content, ensure_ascii=False, allow_nan=False,
                       separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode())] + (extra or [])})
     await send({"type": "http.response.body", "body": body})
 
 
