@@ -259,6 +259,7 @@ def test_search_and_export_help_import_neither_optuna_nor_mlflow(tmp_path, args)
     assert code == 0 and heavy == []
 
 
+@pytest.mark.tensorboard
 def test_each_trial_writes_an_hparams_summary(cli, config: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from kerastrain import _keras
