@@ -1,24 +1,28 @@
 """Search that learns (issue 18): on the digits MLP over learning rate, units and dropout,
 kerastrain's TPE search with Hyperband pruning against a 27-point grid (target: within 1%
-of the grid's best validation loss, spending at most a third of its epochs) and against
-Keras Tuner's Hyperband on the same space; then two `kerastrain sweep --storage` processes
-sharing one SQLite study (target: N trials together, none twice).
+of the grid's best validation loss, spending at most a third of its epochs), one search per
+seed, each beside Keras Tuner's Hyperband on the same space with the same seed; then two
+`kerastrain sweep --storage` processes sharing one SQLite study (target: N trials
+together, none twice).
 
-    python benchmarks/search.py                       # 15 epochs, 24 TPE trials
-    python benchmarks/search.py --epochs 30 --trials 30 --jobs 2
+    python benchmarks/search.py                 # 15 epochs, 20 TPE trials, seeds 0,1,2
+    python benchmarks/search.py --seeds 0,1,2,3,4 --search-args "--reduction-factor 3"
     python benchmarks/search.py --skip-tuner    # without Keras Tuner (the [bench] extra)
 
-The grid and the search run through the CLI (`--jobs` lanes); Keras Tuner runs in this
-process on the same rows kerastrain trains and validates on (its splits.json), rescaled the
-same way. Epochs spent: the grid's 27 x epochs; the search's `epochs_spent` (sweep.json,
-pruned trials' epochs included); Keras Tuner's epochs counted by a callback. The figures
-land in `--out`/search.json.
+The grid runs through the CLI (`--jobs` lanes), each search through the CLI one trial at a
+time (`--jobs 1`: the epochs it spends do not depend on which trial ends first); Keras
+Tuner runs in this process on the same rows kerastrain trains and validates on (its
+splits.json), rescaled the same way. Epochs spent: the grid's 27 x epochs; the search's
+`epochs_spent` (sweep.json, pruned trials' epochs included); Keras Tuner's epochs counted
+by a callback. The figures land in `--out`/search.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,7 +73,7 @@ def best(result: dict) -> float:
     return min(t["metric"] for t in result["trials"] if t["status"] == "completed")
 
 
-def keras_tuner(runs: Path, epochs: int) -> dict:
+def keras_tuner(runs: Path, epochs: int, seed: int, factor: int) -> dict:
     """Keras Tuner's Hyperband on the rows of one of kerastrain's runs."""
     import keras
     import keras_tuner as kt
@@ -100,9 +104,9 @@ def keras_tuner(runs: Path, epochs: int) -> dict:
         return model
 
     start = time.perf_counter()
-    tuner = kt.Hyperband(build, objective="val_loss", max_epochs=epochs, factor=3, seed=0,
-                         directory=str(runs.parent / "kt"), project_name="digits",
-                         overwrite=True)
+    tuner = kt.Hyperband(build, objective="val_loss", max_epochs=epochs, factor=factor,
+                         seed=seed, directory=str(runs.parent / "kt"),
+                         project_name=f"digits-{seed}-{factor}", overwrite=True)
     tuner.search(x[train], y[train], validation_data=(x[valid], y[valid]), batch_size=32,
                  callbacks=[Count()], verbose=0)
     took = time.perf_counter() - start
@@ -142,42 +146,62 @@ def shared(where: Path, trials: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seeds", default="0,1,2", help="the search's seeds, one search each")
+    parser.add_argument("--jobs", type=int, default=2, help="the grid's --jobs")
     parser.add_argument("--prune", default="hyperband")
+    parser.add_argument("--search-args", default="", help="more `kerastrain sweep` options "
+                        "for the search (e.g. '--min-epochs 2 --reduction-factor 3')")
+    parser.add_argument("--tuner-factors", default="3,4", help="Keras Tuner's Hyperband "
+                        "factors, one run each (15 epochs: 3 spends 166, 4 spends 91)")
     parser.add_argument("--skip-tuner", action="store_true")
+    parser.add_argument("--skip-shared", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    where = Path(args.out or tempfile.mkdtemp(prefix="kerastrain-search-"))
+    # A fixed folder: the study's name hashes the config's path, and Optuna's Hyperband
+    # puts each trial in a bracket by a hash of that name (so the same --out, the same
+    # brackets, the same figures).
+    where = Path(args.out or Path(tempfile.gettempdir()) / "kerastrain-search")
+    if (where / "digits.yaml").is_file():  # an earlier run of this benchmark: start afresh
+        shutil.rmtree(where)
     where.mkdir(parents=True, exist_ok=True)
     cfg = config(where, args.epochs)
-    figures: dict = {"epochs": args.epochs, "jobs": args.jobs}
+    figures: dict = {"epochs": args.epochs, "jobs": args.jobs, "searches": []}
     grid, took = sweep([str(cfg), "--jobs", str(args.jobs),
                         *[part for key, values in GRID.items()
                           for part in ("--grid", f"{key}={','.join(values)}")]])
     figures["grid"] = {"trials": 27, "best_val_loss": best(grid),
                        "epochs": 27 * args.epochs, "wall_s": round(took, 1)}
     print("grid", figures["grid"], flush=True)
-    search, took = sweep([str(cfg), "--search", "tpe", "--trials", str(args.trials),
-                          "--prune", args.prune, "--seed", "0", "--jobs", str(args.jobs),
-                          *[part for key, dist in SPACE.items()
-                            for part in ("--param", f"{key}={dist}")]])
-    record = json.loads((Path(search["sweep_dir"]) / "sweep.json").read_text())
-    figures["tpe"] = {"trials": args.trials, "prune": args.prune,
-                      "best_val_loss": best(search), "epochs": record["epochs_spent"],
-                      "pruned": search["pruned"], "wall_s": round(took, 1),
-                      "importances": record["importances"]}
-    figures["tpe"]["within_1pct"] = (figures["tpe"]["best_val_loss"]
-                                     <= 1.01 * figures["grid"]["best_val_loss"])
-    figures["tpe"]["epochs_share"] = round(figures["tpe"]["epochs"]
-                                           / figures["grid"]["epochs"], 3)
-    print("tpe", figures["tpe"], flush=True)
-    if not args.skip_tuner:
-        figures["keras_tuner"] = keras_tuner(where / "runs", args.epochs)
-        print("keras-tuner", figures["keras_tuner"], flush=True)
-    (where / "shared").mkdir(exist_ok=True)
-    figures["shared_study"] = shared(where / "shared", 8)
-    print("shared", figures["shared_study"], flush=True)
+    budget, target = figures["grid"]["epochs"], figures["grid"]["best_val_loss"]
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        # One trial at a time: what each trial learns from, and so the epochs the search
+        # spends, do not depend on which trial ends first.
+        search, took = sweep([str(cfg), "--search", "tpe", "--trials", str(args.trials),
+                              "--prune", args.prune, "--seed", str(seed), "--jobs", "1",
+                              *shlex.split(args.search_args),
+                              *[part for key, dist in SPACE.items()
+                                for part in ("--param", f"{key}={dist}")]])
+        record = json.loads((Path(search["sweep_dir"]) / "sweep.json").read_text())
+        found = {"seed": seed, "trials": args.trials, "prune": args.prune,
+                 "best_val_loss": best(search), "epochs": record["epochs_spent"],
+                 "pruned": search["pruned"], "wall_s": round(took, 1),
+                 "importances": record["importances"]}
+        found["gap_pct"] = round(100 * (found["best_val_loss"] / target - 1), 1)
+        found["epochs_share"] = round(found["epochs"] / budget, 3)
+        found["targets_met"] = found["gap_pct"] <= 1 and found["epochs"] * 3 <= budget
+        print("tpe", found, flush=True)
+        for factor in [] if args.skip_tuner else map(int, args.tuner_factors.split(",")):
+            tuner = keras_tuner(where / "runs", args.epochs, seed, factor)
+            tuner["gap_pct"] = round(100 * (tuner["best_model_val_loss"] / target - 1), 1)
+            tuner["epochs_share"] = round(tuner["epochs"] / budget, 3)
+            found[f"keras_tuner_factor_{factor}"] = tuner
+            print(f"keras-tuner factor {factor}", tuner, flush=True)
+        figures["searches"].append(found)
+    if not args.skip_shared:
+        (where / "shared").mkdir(exist_ok=True)
+        figures["shared_study"] = shared(where / "shared", 8)
+        print("shared", figures["shared_study"], flush=True)
     (where / "search.json").write_text(json.dumps(figures, indent=2))
     print(f"figures: {where / 'search.json'}")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,15 @@ from kerastrain.cli import app
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
+
+# TensorBoard's logs cost about 0.2 s of CPU per tiny fit (`output.tensorboard: auto` with
+# the package installed, as the `test` extra installs it): the suite trains as if the
+# package were absent, in its own processes and in every process it starts (the
+# sitecustomize first on PYTHONPATH), except the tests marked `tensorboard`.
+WITHOUT_TENSORBOARD = str(HERE / "without_tensorboard")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (WITHOUT_TENSORBOARD, os.environ.get("PYTHONPATH")) if p)
+sys.modules.setdefault("tensorboard", None)
 
 
 class Cli:
@@ -29,6 +40,18 @@ def pytest_collection_modifyitems(config, items) -> None:
     """The slow tests first (in their order): run side by side (`-n 2`), the longest start
     early and the quick ones fill in at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(autouse=True)
+def _tensorboard_when_marked(request, monkeypatch) -> None:
+    """A test marked `tensorboard` sees the package as installed, here and in the
+    processes it starts."""
+    if request.node.get_closest_marker("tensorboard") is None:
+        return
+    if sys.modules.get("tensorboard", 0) is None:
+        monkeypatch.delitem(sys.modules, "tensorboard")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in os.environ["PYTHONPATH"].split(os.pathsep) if p != WITHOUT_TENSORBOARD))
 
 
 @pytest.fixture
@@ -79,7 +102,6 @@ def shared_by_workers(tmp_path_factory: pytest.TempPathFactory, name: str, make)
     """`make(folder)`'s result (JSON), made once per test session: run side by side
     (`-n 2`), the first worker that needs it makes it and the other waits and reads it."""
     import fcntl
-    import os
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -123,9 +145,7 @@ with open(os.environ["KT_MODULES_OUT"], "w") as out:
 def heavy_modules_after(tmp_path: Path, *args: str, cwd: Path | None = None) -> tuple[int, list]:
     """Run `kerastrain ARGS` through its entry point in a fresh interpreter; its exit code
     and which of the slow packages (`HEAVY`) it imported."""
-    import os
     import subprocess
-    import sys
 
     report = tmp_path / "modules.json"
     env = {**os.environ, "KT_MODULES_OUT": str(report), "KT_HEAVY": ",".join(HEAVY)}

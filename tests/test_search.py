@@ -71,12 +71,47 @@ def test_search_arguments_that_cannot_be_used(cli, config: Path, tmp_path: Path)
                "--metric", "test.loss"), "--prune"),
              (("--search", "tpe", "--trials", "2", "--param", "training.epochs=int:0,3"),
               "training.epochs=0"),
-             (("--grid", "training.epochs=1,2", "--prune", "median"), "--search tpe")]
+             (("--grid", "training.epochs=1,2", "--prune", "median"), "--search tpe"),
+             (("--search", "tpe", "--trials", "2", "--param", LR, "--min-epochs", "1"),
+              "--prune median or hyperband"),
+             (("--search", "tpe", "--trials", "2", "--param", LR, "--prune", "median",
+               "--reduction-factor", "2"), "--prune hyperband"),
+             (("--search", "tpe", "--trials", "2", "--param", LR, "--prune", "hyperband",
+               "--min-epochs", "3"), "1 to the config's training.epochs (2)"),
+             (("--search", "random", "--trials", "2", "--param", LR, "--startup-trials",
+               "1"), "--search tpe")]
     for args, message in cases:
         result = cli("sweep", config, *args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_pruning_and_startup_settings_default_from_the_config_and_can_be_given(
+        config: Path, tmp_path: Path) -> None:
+    from kerastrain.sweep.study import PerTrialSeed, pruner
+
+    def planned(prune: str, trials: int = 20, **given) -> tuple:
+        spec = plan_search(config, ["training.epochs=30"], [LR], "tpe", trials, 0,
+                           sweep_dir=tmp_path / "s", prune=prune, **given).spec
+        return spec, pruner(spec), PerTrialSeed(spec)._for(0)
+
+    spec, hyperband, tpe = planned("hyperband")  # rungs at 1, 4, 16 of 30 epochs
+    assert (spec.min_epochs, spec.factor, spec.startup) == (1, 4, 6)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
+    assert (hyperband._min_resource, hyperband._max_resource,
+            hyperband._reduction_factor) == (1, 30, 4)
+    assert tpe._n_startup_trials == 6
+    spec, median, _ = planned("median", trials=60)
+    assert (spec.min_epochs, spec.startup) == (6, 10)  # epochs // 5; trials // 3, at most 10
+    assert isinstance(median, optuna.pruners.MedianPruner) and median._n_warmup_steps == 6
+    spec, hyperband, tpe = planned("hyperband", min_epochs=2, factor=3, startup=3)
+    assert (hyperband._min_resource, hyperband._reduction_factor) == (2, 3)
+    assert tpe._n_startup_trials == 3
+    record = plan_search(config, ["training.epochs=30"], [LR], "tpe", 20, 0,
+                         prune="hyperband", factor=3).record
+    assert record["tuning"] == {"min_epochs": 3, "factor": 3, "startup": 6}  # 30 // 3**2
+    assert record["definition"]["factor"] == 3  # another study than the default's
 
 
 def test_a_pruned_trial_is_recorded_with_its_epochs(cli, config: Path) -> None:
@@ -259,6 +294,7 @@ def test_search_and_export_help_import_neither_optuna_nor_mlflow(tmp_path, args)
     assert code == 0 and heavy == []
 
 
+@pytest.mark.tensorboard
 def test_each_trial_writes_an_hparams_summary(cli, config: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from kerastrain import _keras

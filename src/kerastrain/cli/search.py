@@ -19,10 +19,12 @@ from kerastrain.errors import UserError
 def run_search(config: Path, fixed: list[str], params: list[str], search: str, trials: int,
                seed: int | None, metric: str, sweep_dir: Path | None, storage: str | None,
                prune: str, jobs: int, gridded: bool, executor: Any, address: str | None,
-               dry_run: bool,
-               quiet: bool, json_: bool, render: Callable[[Any, bool, bool], None]) -> None:
-    """Check, run and report a search (`render`: the sweep's final table); exit 1 when a
-    trial failed, 130 interrupted."""
+               dry_run: bool, quiet: bool, json_: bool,
+               render: Callable[[Any, bool, bool], None],
+               tuning: tuple[int | None, int | None, int | None] = (None, None, None)) -> None:
+    """Check, run and report a search (`render`: the sweep's final table; `tuning`:
+    --min-epochs, --reduction-factor, --startup-trials); exit 1 when a trial failed, 130
+    interrupted."""
     if gridded:
         raise UserError(f"--search {search} draws from --param; --grid and --random are for "
                         "--search grid (the default) and the plain random draw.")
@@ -31,11 +33,12 @@ def run_search(config: Path, fixed: list[str], params: list[str], search: str, t
     from kerastrain.sweep.search import execute_search, plan_search
 
     planned = plan_search(config, fixed, params, search, trials, seed, metric, sweep_dir,
-                          storage, prune, jobs, sys.argv, executor.value, address)
+                          storage, prune, jobs, sys.argv, executor.value, address, *tuning)
     if dry_run:
         if json_:
             print_json({"sweep_dir": str(planned.dir.path), "study": planned.spec.study,
-                        "storage": planned.spec.storage, "seed": planned.record["seed"]})
+                        "storage": planned.spec.storage, "seed": planned.record["seed"],
+                        "tuning": planned.record["tuning"]})
         else:
             out.print(f"{search} search, {trials} trials over {', '.join(params)}: the "
                       f"config checked at every bound; study {planned.spec.study} in "

@@ -67,6 +67,17 @@ def sweep(
         prune: Annotated[Prune, typer.Option(
             help="Stop unpromising trials early, from the validation metric after each "
                  "epoch (--search tpe|random).")] = Prune.none,
+        min_epochs: Annotated[int | None, typer.Option(
+            "--min-epochs", metavar="K",
+            help="The first epoch a trial can be pruned at (hyperband: its first rung, "
+                 "default epochs // F^2; median: default epochs // 5).")] = None,
+        reduction_factor: Annotated[int | None, typer.Option(
+            "--reduction-factor", metavar="F",
+            help="Hyperband keeps 1 in F trials at each rung (default 4).")] = None,
+        startup_trials: Annotated[int | None, typer.Option(
+            "--startup-trials", metavar="N",
+            help="Random trials before TPE models the scores (default trials // 3, from 2 "
+                 "to 10).")] = None,
         storage: Annotated[str | None, typer.Option(
             help="The study's database URL, shared by every process on it (default: "
                  "sqlite:///<sweep dir>/study.db).")] = None,
@@ -110,10 +121,13 @@ def sweep(
 
             run_search(config, set_ or [], param or [], search.value, trials, seed, metric,
                        sweep_dir, storage, prune.value, jobs, bool(grid) or bool(random),
-                       executor, address, dry_run, quiet, json_, _render_result)
+                       executor, address, dry_run, quiet, json_, _render_result,
+                       (min_epochs, reduction_factor, startup_trials))
             return
-        if trials or storage or prune != Prune.none:
-            raise UserError("--trials, --storage and --prune are for --search tpe|random.")
+        if trials or storage or prune != Prune.none or any(
+                v is not None for v in (min_epochs, reduction_factor, startup_trials)):
+            raise UserError("--trials, --storage, --prune, --min-epochs, --reduction-factor "
+                            "and --startup-trials are for --search tpe|random.")
         from kerastrain.sweep.run import execute, plan
 
         planned = plan(config, set_ or [], grid or [], random, param or [], seed, metric,

@@ -27,6 +27,7 @@ from kerastrain.training.progress import Progress
 SEARCHES = ("random", "tpe")
 PRUNERS = ("none", "median", "hyperband")
 STUDY_FILE = "study.db"
+FACTOR = 4  # Hyperband's default reduction factor (Ray Tune ASHA's)
 
 
 @dataclass
@@ -60,12 +61,39 @@ def _corners(params: list[Param]) -> list[dict[str, str]]:
     return [{**first, p.key: text} for p in params for text in texts(p)]
 
 
+def tuning(search: str, prune: str, epochs: int, trials: int, min_epochs: int | None,
+           factor: int | None, startup: int | None) -> dict[str, int]:
+    """The pruner's and TPE's settings: those given (checked), the others' defaults."""
+    if (min_epochs is not None or factor is not None) and prune == "none":
+        raise SweepError("--min-epochs and --reduction-factor are --prune's: give --prune "
+                         "median or hyperband.")
+    if factor is not None and prune != "hyperband":
+        raise SweepError("--reduction-factor is Hyperband's: give --prune hyperband.")
+    if startup is not None and search != "tpe":
+        raise SweepError("--startup-trials is TPE's: give --search tpe.")
+    factor = FACTOR if factor is None else factor
+    if factor < 2:
+        raise SweepError(f"--reduction-factor {factor}: give 2 or more.")
+    if min_epochs is None:  # Hyperband: rungs at min, min*F, min*F^2 ~ epochs
+        min_epochs = max(1, epochs // factor**2 if prune == "hyperband" else epochs // 5)
+    if not 1 <= min_epochs <= epochs:
+        raise SweepError(f"--min-epochs {min_epochs}: give 1 to the config's training.epochs "
+                         f"({epochs}).")
+    startup = max(2, min(10, trials // 3)) if startup is None else startup
+    if startup < 0:
+        raise SweepError(f"--startup-trials {startup}: give 0 or more.")
+    return {"min_epochs": min_epochs, "factor": factor, "startup": startup}
+
+
 def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
                 trials: int, seed: int | None = None, metric: str = "val_loss",
                 sweep_dir: Path | None = None, storage: str | None = None,
                 prune: str = "none", jobs: int = 1, command: list[str] | None = None,
-                executor: str = "local", address: str | None = None) -> SearchSweep:
-    """Every check before a search trains; the sweep directory is named, not written."""
+                executor: str = "local", address: str | None = None,
+                min_epochs: int | None = None, factor: int | None = None,
+                startup: int | None = None) -> SearchSweep:
+    """Every check before a search trains; the sweep directory is named, not written.
+    `min_epochs`, `factor`, `startup`: the pruner's and TPE's settings (`tuning`)."""
     if search not in SEARCHES:
         raise SweepError(f"--search {search!r}: use grid, random or tpe.")
     if prune not in PRUNERS:
@@ -100,9 +128,13 @@ def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
             load_config(config, [*fixed, *sets])
         except ConfigError as exc:
             raise SweepError(f"the search space at {' '.join(sets)}: {exc.render()}") from None
+    tuned = tuning(search, prune, int(base.config.training.epochs), trials, min_epochs,
+                   factor, startup)
     definition = {"config": str(config), "config_sha256": file_sha256(config),
                   "set": list(fixed), "params": list(params), "search": search,
-                  "prune": prune, "metric": metric, "seed": seed}
+                  "prune": prune, "metric": metric, "seed": seed,
+                  **{k: v for k, v in (("min_epochs", min_epochs), ("factor", factor),
+                                       ("startup", startup)) if v is not None}}
     sid = definition_id(definition)
     runs_dir = Path(base.config.output.runs_dir).absolute()
     where = SweepDir(Path(sweep_dir).absolute() if sweep_dir else
@@ -121,10 +153,11 @@ def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
     direction = "minimize" if metric_direction(name)[0] == "lower" else "maximize"
     spec = SearchSpec(storage, f"{base.config.name}-{sid}", tuple(drawn), search, prune,
                       int(seed), trials, direction, int(base.config.training.epochs),
-                      lock_file(storage))
+                      lock_file(storage), **tuned)
     record = {"id": sid, "definition": definition, "seed": seed, "command": command or [],
               "config": str(config), "set": list(fixed), "params": list(params),
-              "search": search, "trials": trials, "prune": prune, "metric": metric,
+              "search": search, "trials": trials, "prune": prune, "tuning": tuned,
+              "metric": metric,
               "direction": direction, "storage": storage, "study": spec.study, "jobs": jobs,
               "executor": executor, "address": address, "runs_dir": str(runs_dir)}
     return SearchSweep(config, list(fixed), where, metric, record, spec, runs_dir, jobs,

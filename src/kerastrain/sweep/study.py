@@ -46,6 +46,9 @@ class SearchSpec:
     direction: str  # "minimize" or "maximize"
     epochs: int  # the config's epochs: Hyperband's largest resource
     lock: str | None  # a SQLite database's lock file
+    min_epochs: int  # the first epoch a trial can be pruned at (`--min-epochs`)
+    factor: int  # Hyperband's reduction factor (`--reduction-factor`)
+    startup: int  # TPE's random start-up trials (`--startup-trials`)
 
 
 def lock_file(storage: str) -> str | None:
@@ -98,7 +101,7 @@ class PerTrialSeed(optuna.samplers.BaseSampler):
                 self.made = {number: optuna.samplers.RandomSampler(seed=seed)
                              if self.spec.search == "random" else optuna.samplers.TPESampler(
                                  seed=seed, multivariate=True,
-                                 n_startup_trials=max(2, min(10, self.spec.trials // 3)))}
+                                 n_startup_trials=self.spec.startup)}
         return self.made[number]
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
@@ -112,16 +115,16 @@ class PerTrialSeed(optuna.samplers.BaseSampler):
 
 
 def pruner(spec: SearchSpec) -> Any:
-    """`--prune`: median (a trial below the median of the others at the same epoch, after
-    a warm-up), hyperband (successive halving brackets from 1 epoch to the config's), or
-    none."""
+    """`--prune`: median (a trial worse than the median of the others at the same epoch,
+    from epoch `min_epochs` on, once a few trials have finished), hyperband (successive
+    halving brackets from `min_epochs` to the config's epochs), or none."""
     if spec.prune == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=max(1, min(5, spec.trials // 4)),
-            n_warmup_steps=max(1, spec.epochs // 5))
+        return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 4)),
+                                           n_warmup_steps=spec.min_epochs)
     if spec.prune == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, spec.epochs),
-                                              reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=spec.min_epochs,
+                                              max_resource=max(1, spec.epochs),
+                                              reduction_factor=spec.factor)
     return optuna.pruners.NopPruner()
 
 
