@@ -13,9 +13,8 @@ from typing import Any
 
 from kerastrain import _keras
 from kerastrain.config.schema import Config, KerasObject, OutputSpec
-from kerastrain.data.streamed import RowStream
 from kerastrain.errors import KeyProblem, TrainingDiverged, did_you_mean
-from kerastrain.models.feed import scoring_input
+from kerastrain.models.feed import is_stream, scoring_input
 from kerastrain.registry import create_object
 from kerastrain.rundir import RunDir, atomic_path
 from kerastrain.training.progress import Progress
@@ -210,7 +209,7 @@ class HeldOutCurves(keras.callbacks.Callback):
     def __init__(self, x: Any, y: Any, batch_size: int, into: dict[str, list[float]]):
         super().__init__()
         self.x, self.y, self.batch_size, self.into = x, y, batch_size, into
-        self.one_batch = len(x) <= _ONE_BATCH_ROWS
+        self.one_batch = len(x) <= _ONE_BATCH_ROWS and not is_stream(x)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
@@ -220,7 +219,7 @@ class HeldOutCurves(keras.callbacks.Callback):
             self.into.setdefault(f"heldout_{key}", []).append(float(value))
 
     def _rows(self) -> dict[str, Any]:
-        if isinstance(self.x, RowStream):  # read from a memory-mapped file as it goes
+        if is_stream(self.x):  # read from files as it goes
             return scoring_input(self.x, self.y, self.batch_size)
         return {"x": self.x, "y": self.y, "batch_size": self.batch_size}
 

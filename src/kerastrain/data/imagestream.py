@@ -1,0 +1,93 @@
+"""An image folder's rows streamed into Keras: the files decoded a batch at a time.
+
+An `ImageStream` stands where the arrays of an image folder's rows would
+(`Experiment.arrays`, `evaluate`, `predict`). Its `keras_data` is the tf.data pipeline
+`image_dataset_from_directory` builds, on the rows' file paths: shuffled every epoch from
+the run's seed when asked, each file read and decoded in parallel (`map`, AUTOTUNE),
+batched, put through the fitted preprocessing (the in-memory path's `NumericColumns`
+layer), prefetched. The decoded images are never held whole, so memory does not grow
+with the number of files.
+
+The numbers are the in-memory path's: tf.data's `shuffle` draws its order from the seed
+and the number of elements alone, so the shuffled paths come in the order in which the
+in-memory pipeline of the same rows (`models/feed.py`, data under 64 MiB) gives the
+arrays; the pixels and the arithmetic are the same (a test holds a folder's history and
+scores equal to an NPZ of its images). Arrays over 64 MiB are shuffled by Keras's array
+adapter instead, in another order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from kerastrain import _keras
+from kerastrain.data.images import ImageFiles, decoder, is_decode_failure
+from kerastrain.data.layers import numeric_layer
+from kerastrain.data.preprocess import Preprocessor
+from kerastrain.data.table import Table
+from kerastrain.errors import DataError
+
+
+class ImageStream:
+    """The model input of `rows` of an image column (all rows: None), through `pre`."""
+
+    def __init__(self, pre: Preprocessor, files: ImageFiles, rows: np.ndarray | None) -> None:
+        self.files = files if rows is None else files.take(rows)
+        self.layer = numeric_layer(pre.features, pre.rescale)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def keras_data(self, y: np.ndarray | None, batch_size: int,
+                   shuffle_seed: int | None = None) -> Any:
+        """A tf.data pipeline of (input, target) batches, or of inputs when `y` is None;
+        reshuffled on every iteration when `shuffle_seed` is given."""
+        tf = _keras.tf()
+        paths = tf.constant(list(self.files.paths), dtype=tf.string)
+        data = tf.data.Dataset.from_tensor_slices(paths if y is None else (paths, y))
+        if shuffle_seed is not None:
+            data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
+        load, layer, auto = decoder(self.files.decoding), self.layer, tf.data.AUTOTUNE
+        if y is None:
+            data = data.map(load, num_parallel_calls=auto).batch(batch_size)
+            data = data.map(layer, num_parallel_calls=auto)
+        else:
+            data = data.map(lambda path, target: (load(path), target), num_parallel_calls=auto)
+            data = data.batch(batch_size).map(lambda x, target: (layer(x), target),
+                                              num_parallel_calls=auto)
+        return data.prefetch(auto)
+
+
+def image_input(pre: Any, table: Table, rows: np.ndarray | None) -> ImageStream | None:
+    """A stream of `rows` when the model's one input is an image folder's files."""
+    if not isinstance(pre, Preprocessor) or len(pre.features) != 1:
+        return None
+    column = table.columns[pre.features[0]["name"]]
+    return ImageStream(pre, column, rows) if isinstance(column, ImageFiles) else None
+
+
+def model_input(pre: Preprocessor, table: Table, rows: np.ndarray | None = None) -> Any:
+    """The model's input of `rows` (all by default): a stream of image files, else arrays."""
+    stream = image_input(pre, table, rows)
+    return stream if stream is not None else pre.transform_x(table, rows)
+
+
+@contextmanager
+def files_named(table: Table) -> Iterator[None]:
+    """A file of the table that TensorFlow fails to decode while Keras reads a pipeline
+    (its header was fine) is a `DataError` naming it: the files are decoded again, in
+    order, up to the first that fails."""
+    try:
+        yield
+    except Exception as exc:
+        images = [c for c in table.columns.values() if isinstance(c, ImageFiles)]
+        if not images or not is_decode_failure(exc):
+            raise
+        message = images[0].unreadable()
+        if message is None:
+            raise
+        raise DataError(message) from None
