@@ -15,6 +15,7 @@ output.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def _suffixes(spec: SourceSpec) -> tuple[str, ...]:
 
 
 def _files_under(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    """The files below `folder` with these suffixes, sorted (os.walk: no stat per file)."""
+    return sorted(Path(top) / name for top, _, names in os.walk(folder) for name in names
+                  if os.path.splitext(name)[1].lower() in suffixes)
 
 
 def class_files(root: Path, spec: SourceSpec) -> tuple[list[Path], list[str]]:

@@ -38,6 +38,7 @@ DEFAULT_SIZE = (256, 256)
 DECODE_BATCH = 256   # files decoded per batch outside training (statistics, a few rows)
 DIGEST_BYTES = 16
 READERS = 8          # threads reading files (I/O and hashing release the GIL)
+EXACT_AT_SCALE_1 = ("bilinear", "nearest", "area")   # resizing to the same size: identity
 OP_NAMES = ("read_image_file", "decode_image_file")   # in a failed op's message
 
 
@@ -172,14 +173,13 @@ class ImageFiles:
 
 
 def decoder(decoding: Decoding) -> Callable[[Any], Any]:
-    """path -> uint8 image tensor (height, width, channels), as Keras decodes, rounded."""
+    """path -> uint8 image tensor (height, width, channels), as Keras decodes, rounded.
+    An image of the size asked is not resized where resizing it would leave every pixel
+    as it is (an interpolating method, sampled at the pixels' own centres)."""
     tf, keras = _keras.tf(), _keras.keras()
     height, width = decoding.size
 
-    def load(path: Any) -> Any:
-        image = tf.io.decode_image(tf.io.read_file(path, name=OP_NAMES[0]),
-                                   channels=decoding.channels, expand_animations=False,
-                                   name=OP_NAMES[1])
+    def resized(image: Any) -> Any:
         if decoding.pad:
             image = tf.image.resize_with_pad(image, height, width,
                                              method=decoding.interpolation)
@@ -189,6 +189,17 @@ def decoder(decoding: Decoding) -> Callable[[Any], Any]:
                 interpolation=decoding.interpolation, crop_to_aspect_ratio=decoding.crop,
                 data_format="channels_last")
         return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), "uint8")
+
+    def load(path: Any) -> Any:
+        image = tf.io.decode_image(tf.io.read_file(path, name=OP_NAMES[0]),
+                                   channels=decoding.channels, expand_animations=False,
+                                   name=OP_NAMES[1])
+        if decoding.interpolation not in EXACT_AT_SCALE_1:
+            return resized(image)
+        same = tf.reduce_all(tf.shape(image)[:2] == (height, width))
+        image = tf.cond(same, lambda: image, lambda: resized(image))
+        image.set_shape((height, width, decoding.channels))
+        return image
 
     return load
 
