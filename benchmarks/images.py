@@ -9,7 +9,9 @@ run over the same folder.
 
 The images are written once by peers/make_images.py into `--data` (kept between runs;
 about 20 s). Each round runs kerastrain, then the script, one after the other (the
-harness of compare.py: medians of alternating runs, peak memory from `ru_maxrss`). The
+harness of compare.py: medians of alternating runs, peak memory from `ru_maxrss`), in
+two forms: `steps_per_execution` 32 (kerastrain's default; the target's peer) and 1
+(Keras's default, as scripts are usually written). The
 k-fold run (3 folds, 1 epoch each, refit off) is measured once and judged only on
 finishing. Targets: wall time at most 1.0x the script's, peak memory at most 1.1x.
 """
@@ -35,6 +37,8 @@ _spec.loader.exec_module(compare)
 
 PEERS = HERE / "peers"
 COMPARISONS = ("holdout", "kfold")
+TUNED = "image_dataset_from_directory script, SPE=32"
+PLAIN = "image_dataset_from_directory script, SPE=1"
 
 
 def comparisons(args: argparse.Namespace, work: Path) -> list:
@@ -45,20 +49,23 @@ def comparisons(args: argparse.Namespace, work: Path) -> list:
     config = str(work / "images.yaml")
     fit = [*args.kerastrain, "fit", config, "--quiet", *runs, "--set",
            f"training.epochs={epochs}"]
-    count = f"{args.count:,} images" + (" (--quick: 1 epoch)" if args.quick else "")
+    count = f"{args.count:,} 64x64 PNGs"
+    quick = " (--quick)" if args.quick else ""
     chosen = []
     if "holdout" in args.only:
         chosen.append(compare.Comparison(
-            "images", f"CNN on {count} 64x64 PNGs, {epochs} epochs, bs 32, Adam, "
-            "20% validation", [
+            "images", f"CNN on {count}, {epochs} epochs, bs 32, Adam, 20% validation{quick}", [
                 compare.Variant("kerastrain", [*fit, *sets], kerastrain=True),
-                compare.Variant("image_dataset_from_directory script",
-                                [args.python, str(PEERS / "images_hand.py"), str(args.data)],
-                                {"EPOCHS": epochs, "OUT": str(work / "hand.keras")})],
-            [compare.Target("kerastrain", "image_dataset_from_directory script", 1.0, 1.1)]))
+                *[compare.Variant(label, [args.python, str(PEERS / "images_hand.py"),
+                                          str(args.data)],
+                                  {"EPOCHS": epochs, "SPE": spe,
+                                   "OUT": str(work / f"hand{spe}.keras")})
+                  for label, spe in ((TUNED, "32"), (PLAIN, "1"))]],
+            [compare.Target("kerastrain", TUNED, 1.0, 1.1),
+             compare.Target("kerastrain", PLAIN, 1.0, 1.1)]))
     if "kfold" in args.only:
         chosen.append(compare.Comparison(
-            "ikfold", f"the same, 3-fold, 1 epoch per fold, no refit ({count})", [
+            "ikfold", f"the same CNN, {count}, 3-fold, 1 epoch per fold, no refit{quick}", [
                 compare.Variant("kerastrain", [
                     *args.kerastrain, "fit", config, "--quiet", *runs, "--set",
                     "training.epochs=1", "--set", "validation.scheme=kfold", "--set",

@@ -38,6 +38,7 @@ DEFAULT_SIZE = (256, 256)
 DECODE_BATCH = 256   # files decoded per batch outside training (statistics, a few rows)
 DIGEST_BYTES = 16
 READERS = 8          # threads reading files (I/O and hashing release the GIL)
+SCAN_BATCH = 1024    # files handed to them at a time
 EXACT_AT_SCALE_1 = ("bilinear", "nearest", "area")   # resizing to the same size: identity
 OP_NAMES = ("read_image_file", "decode_image_file")   # in a failed op's message
 
@@ -73,9 +74,13 @@ def _digest(path: Path) -> bytes:
 def scan(files: list[Path]) -> np.ndarray:
     """Every file's digest, (files, 16) uint8; a `DataError` for the first file (in the
     given order) that cannot be read or is no image."""
+    out = np.empty((len(files), DIGEST_BYTES), dtype=np.uint8)
     with ThreadPoolExecutor(READERS) as pool:
-        digests = b"".join(pool.map(_digest, files))
-    return np.frombuffer(digests, dtype=np.uint8).reshape(len(files), DIGEST_BYTES)
+        for start in range(0, len(files), SCAN_BATCH):   # a few futures alive at a time
+            digests = b"".join(pool.map(_digest, files[start:start + SCAN_BATCH]))
+            out[start:start + SCAN_BATCH] = np.frombuffer(digests, np.uint8).reshape(
+                -1, DIGEST_BYTES)
+    return out
 
 
 class ImageFiles:
