@@ -3,10 +3,11 @@
 An `ImageStream` stands where the arrays of an image folder's rows would
 (`Experiment.arrays`, `evaluate`, `predict`). Its `keras_data` is the tf.data pipeline
 `image_dataset_from_directory` builds, on the rows' file paths: shuffled every epoch from
-the run's seed when asked, each file read and decoded in parallel (`map`, AUTOTUNE),
-batched, put through the fitted preprocessing (the in-memory path's `NumericColumns`
-layer), prefetched. The decoded images are never held whole, so memory does not grow
-with the number of files.
+the run's seed when asked, each file read, decoded and put through the fitted
+preprocessing in parallel (`map`, AUTOTUNE), batched, prefetched. The preprocessing is
+the in-memory path's `NumericColumns` layer, applied once to the 256 values a pixel can
+take: each pixel is looked up (`tf.gather`) instead of computed in float64. The decoded
+images are never held whole, so memory does not grow with the number of files.
 
 The numbers are the in-memory path's: tf.data's `shuffle` draws its order from the seed
 and the number of elements alone, so the shuffled paths come in the order in which the
@@ -37,7 +38,11 @@ class ImageStream:
 
     def __init__(self, pre: Preprocessor, files: ImageFiles, rows: np.ndarray | None) -> None:
         self.files = files if rows is None else files.take(rows)
-        self.layer = numeric_layer(pre.features, pre.rescale)
+        # the fitted layer's output for each of the 256 pixel values: it acts on each value
+        # alone, so looking a pixel up gives what applying it gives, to the bit
+        levels = np.arange(256, dtype=np.uint8)
+        self.lookup = np.asarray(numeric_layer(pre.features, pre.rescale)(levels),
+                                 dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -51,15 +56,17 @@ class ImageStream:
         data = tf.data.Dataset.from_tensor_slices(paths if y is None else (paths, y))
         if shuffle_seed is not None:
             data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
-        load, layer, auto = decoder(self.files.decoding), self.layer, tf.data.AUTOTUNE
+        load, lookup = decoder(self.files.decoding), tf.constant(self.lookup)
+
+        def image(path: Any) -> Any:
+            return tf.gather(lookup, tf.cast(load(path), "int32"))
+
         if y is None:
-            data = data.map(load, num_parallel_calls=auto).batch(batch_size)
-            data = data.map(layer, num_parallel_calls=auto)
+            data = data.map(image, num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            data = data.map(lambda path, target: (load(path), target), num_parallel_calls=auto)
-            data = data.batch(batch_size).map(lambda x, target: (layer(x), target),
-                                              num_parallel_calls=auto)
-        return data.prefetch(auto)
+            data = data.map(lambda path, target: (image(path), target),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+        return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def image_input(pre: Any, table: Table, rows: np.ndarray | None) -> ImageStream | None:
