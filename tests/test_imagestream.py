@@ -119,3 +119,28 @@ def test_predict_streams_a_folder_and_names_files(cli: Cli, tmp_path: Path,
     _truncated(tmp_path / "imgs" / "circle" / "005.png")
     refused(cli("predict", run, tmp_path / "imgs" / "circle", "-o", out, "--overwrite"),
             "circle/005.png: not a readable image")
+
+
+def test_a_test_folder_beside_the_source_folder(cli: Cli, tmp_path: Path) -> None:
+    """data.test as a second image folder: one table of both folders' files (still
+    undecoded), the test files scored once."""
+    image_folder(tmp_path / "train", per_class=8)
+    image_folder(tmp_path / "test", per_class=4, seed=1)
+    source = folder_source(tmp_path / "train")
+    config = image_config(tmp_path, source,
+                          data={"source": source, "test": folder_source(tmp_path / "test"),
+                                "preprocessing": {"numeric": "none", "rescale": 1 / 255}},
+                          validation={"validation_split": 0.25, "test_split": 0.0},
+                          training={"epochs": 2, "batch_size": 8})
+    from kerastrain.config import load_config
+    from kerastrain.data.images import ImageFiles
+    from kerastrain.experiment import load_experiment
+
+    images = load_experiment(load_config(config)).table.columns["image"]
+    assert isinstance(images, ImageFiles) and len(images) == 36
+    assert images.paths[24].endswith("test/circle/000.png")
+    result = cli("fit", config)
+    assert result.exit_code == 0, result.output
+    run = run_dir(tmp_path)
+    assert json.loads((run / "splits.json").read_text())["test"] == list(range(24, 36))
+    assert "accuracy" in json.loads((run / "metrics.json").read_text())["test"]
