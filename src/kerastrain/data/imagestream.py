@@ -5,9 +5,11 @@ An `ImageStream` stands where the arrays of an image folder's rows would
 `image_dataset_from_directory` builds, on the rows' file paths: shuffled every epoch from
 the run's seed when asked, each file read, decoded and put through the fitted
 preprocessing in parallel (`map`, AUTOTUNE), batched, prefetched. The preprocessing is
-the in-memory path's `NumericColumns` layer, applied once to the 256 values a pixel can
-take: each pixel is looked up (`tf.gather`) instead of computed in float64. The decoded
-images are never held whole, so memory does not grow with the number of files.
+the in-memory path's `NumericColumns` layer, checked once on the 256 values a pixel can
+take: where the same arithmetic in float32 gives its float64 results on all 256 to the
+bit (`numeric: none` with `rescale: 1/255` does), the pipeline computes in float32, else
+in the layer's float64. The decoded images are never held whole, so memory does not grow
+with the number of files.
 
 The numbers are the in-memory path's: tf.data's `shuffle` draws its order from the seed
 and the number of elements alone, so the shuffled paths come in the order in which the
@@ -19,7 +21,7 @@ adapter instead, in another order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,11 +40,8 @@ class ImageStream:
 
     def __init__(self, pre: Preprocessor, files: ImageFiles, rows: np.ndarray | None) -> None:
         self.files = files if rows is None else files.take(rows)
-        # the fitted layer's output for each of the 256 pixel values: it acts on each value
-        # alone, so looking a pixel up gives what applying it gives, to the bit
-        levels = np.arange(256, dtype=np.uint8)
-        self.lookup = np.asarray(numeric_layer(pre.features, pre.rescale)(levels),
-                                 dtype=np.float32)
+        layer = numeric_layer(pre.features, pre.rescale)
+        self.scale = _float32_form(layer) or layer
 
     def __len__(self) -> int:
         return len(self.files)
@@ -56,10 +55,10 @@ class ImageStream:
         data = tf.data.Dataset.from_tensor_slices(paths if y is None else (paths, y))
         if shuffle_seed is not None:
             data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
-        load, lookup = decoder(self.files.decoding), tf.constant(self.lookup)
+        load, scale = decoder(self.files.decoding), self.scale
 
         def image(path: Any) -> Any:
-            return tf.gather(lookup, tf.cast(load(path), "int32"))
+            return scale(load(path))
 
         if y is None:
             data = data.map(image, num_parallel_calls=tf.data.AUTOTUNE)
@@ -67,6 +66,31 @@ class ImageStream:
             data = data.map(lambda path, target: (image(path), target),
                             num_parallel_calls=tf.data.AUTOTUNE)
         return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _float32_form(layer: Any) -> Callable[[Any], Any] | None:
+    """The fitted layer's arithmetic in float32 (`x * rescale` or `x / (1 / rescale)`,
+    then `- shift` and `/ divisor` where they are not 0 and 1), if it gives the layer's
+    float64 results bit for bit on all 256 values a pixel can take (then on every image);
+    None if neither form does."""
+    tf = _keras.tf()
+    levels = np.arange(256, dtype=np.uint8)
+    exact = np.asarray(layer(levels), dtype=np.float32).view(np.uint32)
+    rescale, _, shift, divisor, _ = layer.constants()
+    rescale, shift, divisor = (np.asarray(c, dtype=np.float64) for c in (rescale, shift,
+                                                                         divisor))
+    if shift.size != 1 or divisor.size != 1:
+        return None
+    rescale, shift, divisor = float(rescale), float(shift), float(divisor)
+    for form in ("times", "over"):
+        def scale(x: Any, form: str = form) -> Any:
+            x = tf.cast(x, "float32")
+            x = x * np.float32(rescale) if form == "times" else x / np.float32(1 / rescale)
+            x = x - np.float32(shift) if shift != 0.0 else x
+            return x / np.float32(divisor) if divisor != 1.0 else x
+        if np.array_equal(np.asarray(scale(tf.constant(levels))).view(np.uint32), exact):
+            return scale
+    return None
 
 
 def image_input(pre: Any, table: Table, rows: np.ndarray | None) -> ImageStream | None:
