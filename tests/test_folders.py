@@ -117,8 +117,9 @@ def _predict_all(cli: Cli, run: Path, tmp_path: Path):
 
 
 def test_a_folder_trains_as_the_same_images_in_memory(cli: Cli, tmp_path: Path) -> None:
-    """The folder's rows (class folders sorted, then files) and an NPZ of the same images
-    and labels in that order give the same splits and the same model, to the bit."""
+    """The folder's rows (class folders sorted, then files), streamed from the files, and
+    an NPZ of the same images and labels in that order, held in memory, give the same
+    splits, history and scores (shuffled from the same seed), to the bit."""
     images, labels = image_folder(tmp_path / "imgs")
     np.savez(tmp_path / "same.npz", image=images, label=np.asarray(labels))
     scores = []
@@ -133,22 +134,34 @@ def test_a_folder_trains_as_the_same_images_in_memory(cli: Cli, tmp_path: Path) 
         assert cli("fit", config).exit_code == 0
         run = next((tmp_path / name).iterdir())
         scores.append((json.loads((run / "metrics.json").read_text()),
-                       json.loads((run / "splits.json").read_text())))
+                       json.loads((run / "splits.json").read_text()),
+                       (run / "history.csv").read_text()))
     assert scores[0] == scores[1]
 
 
 def test_kfold_over_files(cli: Cli, tmp_path: Path) -> None:
-    image_folder(tmp_path / "imgs", per_class=6)
-    config = image_config(tmp_path, folder_source(tmp_path / "imgs"),
+    """Folds of files, stratified; each fold's standardization fitted on its own training
+    files (the hand computation on their pixels)."""
+    images, _ = image_folder(tmp_path / "imgs", per_class=6)
+    source = folder_source(tmp_path / "imgs")
+    config = image_config(tmp_path, source,
+                          data={"source": source, "preprocessing": {
+                              "numeric": "standardize", "rescale": 1 / 255}},
                           validation={"scheme": "kfold", "n_splits": 3},
                           training={"epochs": 2, "batch_size": 8})
     result = cli("fit", config)
     assert result.exit_code == 0, result.output
-    splits = json.loads((run_dir(tmp_path) / "splits.json").read_text())
+    run = run_dir(tmp_path)
+    splits = json.loads((run / "splits.json").read_text())
     held = sorted(i for fold in splits["folds"] for i in fold["validation"])
     assert held == list(range(18))                    # every file scored once
     for fold in splits["folds"]:                       # stratified: 2 files per class
         assert sorted(np.bincount(np.asarray(fold["validation"]) // 6)) == [2, 2, 2]
+        fitted = json.loads((run / "folds" / fold["name"] / "preprocessing.json").read_text())
+        fit_rows = np.setdiff1d(fold["train"], fold.get("inner_validation", []))
+        pixels = images[fit_rows].astype(np.float64) * (1 / 255)
+        assert fitted["features"][0]["mean"] == pytest.approx(pixels.mean(), rel=1e-12)
+        assert fitted["features"][0]["std"] == pytest.approx(pixels.std(), rel=1e-12)
 
 
 def test_a_corrupt_image_is_refused_naming_the_file(cli: Cli, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from kerastrain.config import LoadedConfig
 from kerastrain.data.graphdata import GraphColumns, GraphPreprocessor, graph_columns
+from kerastrain.data.imagestream import image_input
 from kerastrain.data.kinds import usable_rows
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.presplit import check_parts, load_parts, split_parts
@@ -124,8 +125,11 @@ class Experiment:
                where: str) -> tuple[Any, Any]:
         """Model inputs and targets of `rows` (dicts by input/output name for a graph); the
         inputs of many rows of a source left in its files (`stream: true`) as a
-        `RowStream`."""
+        `RowStream`, of an image folder as an `ImageStream`."""
         y = pre.transform_y(self.table, rows, where)
+        stream = image_input(pre, self.table, rows) if self.graph is None else None
+        if stream is not None:
+            return stream, y
         if (self.graph is None and len(rows) > STREAM_ROWS
                 and is_streamed(self.table, self.features)):
             return RowStream(pre, self.table, rows), y

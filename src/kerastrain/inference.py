@@ -13,6 +13,7 @@ from kerastrain.config import LoadedConfig, load_config
 from kerastrain.data import layers
 from kerastrain.data.folders import FILE_COLUMN, FolderTable, read_rows
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
+from kerastrain.data.imagestream import files_named, model_input
 from kerastrain.data.kinds import markers, missing_mask
 from kerastrain.data.outputs import check_output, write_table
 from kerastrain.data.preprocess import Preprocessor
@@ -21,6 +22,7 @@ from kerastrain.data.sources import bundled_class_names, with_class_names
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table, fingerprint_columns
 from kerastrain.errors import DataError, KeyProblem, RunDirError, UserError
+from kerastrain.models.feed import prediction_input
 from kerastrain.models.model import evaluate_model
 from kerastrain.plugins import import_plugins
 from kerastrain.rundir import RunDir, read_json
@@ -155,7 +157,7 @@ def evaluate(path: str | Path, data: str | Path | None = None,
         rows, split = np.arange(table.n_rows), str(data)
     else:
         table, rows, split = _run_rows(loaded_run)
-    x = pre.transform_x(table, rows)
+    x = model_input(pre, table, rows)
     try:
         y = pre.transform_y(table, rows, "the evaluated rows")
     except DataError as exc:  # a label never seen in training: say how to write them
@@ -165,7 +167,8 @@ def evaluate(path: str | Path, data: str | Path | None = None,
         raise DataError(f"{exc} Write each label as one of these classes{codes}.",
                         option=exc.option) from None
     size = batch_size or loaded_run.loaded.config.training.batch_size
-    scores = evaluate_model(loaded_run.model, x, y, size)
+    with files_named(table):
+        scores = evaluate_model(loaded_run.model, x, y, size)
     return {"run_dir": str(loaded_run.run.path), "split": split, "rows": int(len(rows)),
             "metrics": scores, "notes": notes}
 
@@ -220,9 +223,10 @@ def predict(path: str | Path, input_file: str | Path | list[Path], output: str |
     if isinstance(table, FolderTable):  # samples read from files: each row's file name
         kept = {FILE_COLUMN: np.asarray(table.files, dtype=object), **kept}
     notes = pre.check_values(table, with_target=False)
-    x = pre.transform_x(table)
+    x = model_input(pre, table)
     size = batch_size or loaded_run.loaded.config.training.batch_size
-    outputs = loaded_run.model.predict(x, batch_size=size, verbose=0)
+    with files_named(table):
+        outputs = loaded_run.model.predict(**prediction_input(x, size), verbose=0)
     if isinstance(pre, GraphPreprocessor):
         columns = graph_prediction_columns(pre, outputs)
     else:

@@ -4,7 +4,9 @@ whole-array copies.
 Statistics and scaled model inputs of a large array (60k x 784 images) are computed
 over chunks of about 64k values: the temporaries stay small and in cache, and the
 arithmetic is the float64 arithmetic of a whole-array computation, so the results are
-the same. Rows selected as a contiguous range are read through views.
+the same. Rows selected as a contiguous range are read through views; an image folder's
+files are decoded a block at a time and cut into the same chunks, so the statistics are
+those of the decoded array.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 from collections.abc import Iterator
 
 import numpy as np
+
+from kerastrain.data.images import ImageFiles
 
 CHUNK_ELEMENTS = 1 << 16   # values per chunk (512 KiB in float64): temporaries stay in cache
 
@@ -46,6 +50,12 @@ def row_chunks(values: np.ndarray, rows: np.ndarray | None,
     n = len(values) if rows is None else len(rows)
     width = max(1, int(np.prod(values.shape[1:], dtype=np.int64)))
     step = max(1, CHUNK_ELEMENTS // width)
+    if isinstance(values, ImageFiles):  # files, decoded a block of chunks at a time
+        for first, block in values.blocks(rows, step):
+            for start in range(0, len(block), step):
+                stop = min(len(block), start + step)
+                yield first + start, first + stop, block[start:stop].reshape(stop - start, -1)
+        return
     offset = 0 if rows is None else contiguous_start(rows)
     for start in range(0, n, step):
         stop = min(n, start + step)

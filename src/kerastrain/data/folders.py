@@ -3,12 +3,10 @@ layout): `image_folder` (PNG, JPEG, BMP, GIF) and `text_folder` (one .txt per sa
 
 A folder becomes a `FolderTable`: a row per file, in the order of the sorted class
 folders and then of the sorted file paths, the label (the class folder's name) in
-`label` and the sample in `image` (uint8, (rows, height, width, channels)) or `text`.
-Splits, folds and preprocessing then work on the rows as on any table, so a fold is a
-set of files. Images are decoded and resized in a `tf.data` pipeline a batch of files at
-a time, as Keras's function does (`tf.io.decode_image`, then `keras.ops.image.resize`, or
-`tf.image.resize_with_pad` for `pad_to_aspect_ratio`), and kept as 8 bits per channel
-(resized values rounded); a file that cannot be decoded is a `DataError` naming it.
+`label` and the sample in `image` or `text`. Splits, folds and preprocessing then work on
+the rows as on any table, so a fold is a set of files. The `image` column is an
+`ImageFiles` (`images.py`): the files' paths, each header checked, decoded only when the
+rows are used (`imagestream.py` streams them into Keras); text is read whole.
 
 `read_rows` reads what `evaluate --data` and `predict` are given for a run on a folder:
 a class folder (labelled), a folder of files, or one file; the file names go in the
@@ -17,22 +15,19 @@ output.
 
 from __future__ import annotations
 
-import re
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kerastrain import _keras
 from kerastrain.config.schema import SourceSpec
+from kerastrain.data.images import Decoding, ImageFiles
 from kerastrain.data.table import Table, read_file
 from kerastrain.errors import DataError
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 TEXT_SUFFIXES = (".txt",)
-CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
-DEFAULT_SIZE = (256, 256)
-DECODE_BATCH = 256
 FILE_COLUMN = "file"
 
 
@@ -52,7 +47,9 @@ def _suffixes(spec: SourceSpec) -> tuple[str, ...]:
 
 
 def _files_under(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    """The files below `folder` with these suffixes, sorted (os.walk: no stat per file)."""
+    return sorted(Path(top) / name for top, _, names in os.walk(folder) for name in names
+                  if os.path.splitext(name)[1].lower() in suffixes)
 
 
 def class_files(root: Path, spec: SourceSpec) -> tuple[list[Path], list[str]]:
@@ -89,7 +86,7 @@ def read_folder(spec: SourceSpec) -> FolderTable:
 
 def _samples(spec: SourceSpec, files: list[Path], origin: str, root: Path) -> FolderTable:
     if spec.type == "image_folder":
-        columns = {"image": decode_images(files, spec)}
+        columns = {"image": ImageFiles.read(files, Decoding.of(spec))}
     else:
         columns = {"text": np.asarray([_read_text(f) for f in files], dtype=object)}
     names = [str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in files]
@@ -103,54 +100,6 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read it: {exc.strerror}.") from None
-
-
-def decode_images(files: list[Path], spec: SourceSpec) -> np.ndarray:
-    """The images of `files` as uint8 (rows, height, width, channels), decoded and resized
-    in a tf.data pipeline a batch of files at a time."""
-    tf, keras = _keras.tf(), _keras.keras()
-    height, width = spec.image_size or DEFAULT_SIZE
-    channels = CHANNELS[spec.color_mode or "rgb"]
-    out = np.empty((len(files), height, width, channels), dtype=np.uint8)
-
-    def load(path: object) -> object:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=channels,
-                                   expand_animations=False)
-        method = spec.interpolation or "bilinear"
-        if spec.pad_to_aspect_ratio:
-            image = tf.image.resize_with_pad(image, height, width, method=method)
-        else:
-            image = keras.ops.image.resize(
-                tf.cast(image, "float32"), (height, width), interpolation=method,
-                crop_to_aspect_ratio=bool(spec.crop_to_aspect_ratio),
-                data_format="channels_last")
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), "uint8")
-
-    names = [str(f) for f in files]
-    data = tf.data.Dataset.from_tensor_slices(tf.constant(names, dtype=tf.string))
-    data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(DECODE_BATCH)
-    start = 0
-    batches = iter(data)
-    while start < len(files):
-        try:
-            batch = next(batches).numpy()
-        except tf.errors.OpError:
-            raise DataError(_bad_image(names[start:start + DECODE_BATCH], load, tf)) from None
-        out[start:start + len(batch)] = batch
-        start += len(batch)
-    return out
-
-
-def _bad_image(names: list[str], load: object, tf: object) -> str:
-    """The message for the first file of a failed batch that does not decode."""
-    for name in names:
-        try:
-            load(tf.constant(name))
-        except (tf.errors.OpError, ValueError) as exc:
-            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "",
-                            str(getattr(exc, "message", exc)).strip().splitlines()[0])
-            return f"{name}: not a readable image (PNG, JPEG, BMP or GIF): {reason}"
-    return f"{names[0]}: the images from here on could not be decoded."
 
 
 def read_rows(path: str | Path | list[Path], spec: SourceSpec, labelled: bool) -> Table:

@@ -12,7 +12,9 @@ finalizer and the mixed words are summed; the columns' hashes are mixed together
 values hash equal: -0.0 counts as 0.0 and every NaN as one NaN; strings and other Python
 objects hash by their `str`. Unequal rows may share a hash with a probability near
 2^-64 per pair (about 1e-10 for a million rows), which could only add a spurious
-duplicate to the count, never hide one.
+duplicate to the count, never hide one. An image folder's images are compared by their
+files' bytes (a digest taken as the folder is read), not decoded: the same picture saved
+in two encodings is not counted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from kerastrain.data.images import ImageFiles
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table
 
@@ -67,6 +70,8 @@ def _words(chunk: np.ndarray) -> np.ndarray:
 def column_hashes(values: np.ndarray) -> np.ndarray:
     """One 64-bit hash per row of one column, equal for equal rows."""
     n = len(values)
+    if isinstance(values, ImageFiles):  # image files: by their bytes, not decoded
+        return values.row_hashes()
     if values.dtype == object:
         texts = (str(v) if values.ndim == 1 else tuple(map(str, np.ravel(v))) for v in values)
         codes = np.fromiter((hash(t) for t in texts), dtype=np.int64, count=n)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kerastrain.data.filearray import FileArray
+from kerastrain.data.images import ImageFiles
 from kerastrain.errors import DataError, KeyProblem, did_you_mean
 
 MISSING_TOKENS = {"", "na", "nan", "null", "none", "n/a"}
@@ -87,11 +88,14 @@ def fingerprint_columns(table: Table, names: list[str]) -> str:
     SHA-256 (hex) over each column's name, dtype and shape, then its values: numeric
     arrays are hashed straight from their buffer, without a copy (a non-contiguous one, or
     one left in its file, in slices of a few MiB), strings as their text joined by a unit
-    separator."""
+    separator, an image folder's images as their files' digests."""
     digest = hashlib.sha256()
     for name in names:
         values = table.columns[name]
         digest.update(name.encode())
+        if isinstance(values, ImageFiles):
+            digest.update(values.fingerprint())
+            continue
         if values.dtype == object:
             digest.update("\x1f".join(map(str, values)).encode())
             continue

@@ -7,6 +7,7 @@ batches). A pipeline of the tensors themselves (`from_tensor_slices`, `shuffle`,
 `batch`) starts in about 1 ms, so small data is given to Keras that way. It holds the
 arrays once more as tensors and the shuffle buffer once more, so data over
 `SMALL_BYTES` is given as arrays (where an epoch takes seconds, the start-up is noise).
+Streams (`RowStream`, `ImageStream`) give Keras their own batches.
 
 Each iterator of the pipeline draws a new order from the run's seed, the same sequence in
 every process. Keras 3.15 makes two iterators per epoch (the epoch's, and one it makes
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from kerastrain import _keras
+from kerastrain.data.imagestream import ImageStream
 from kerastrain.data.streamed import RowStream
 
 SMALL_BYTES = 64 * 2**20
@@ -36,6 +38,11 @@ def _arrays(part: Any) -> list[np.ndarray]:
     if isinstance(part, (list, tuple)):
         return [np.asarray(v) for v in part]
     return [np.asarray(part)]
+
+
+def is_stream(x: Any) -> bool:
+    """Whether `x` is read as Keras goes (a memory-mapped file's rows, image files)."""
+    return isinstance(x, (RowStream, ImageStream))
 
 
 def is_small(x: Any, y: Any) -> bool:
@@ -58,9 +65,12 @@ def training_input(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int,
     if isinstance(x, RowStream):
         data = x.keras_data(y, batch_size, seed if shuffle else None, skip_epochs)
         return {"x": data, "y": None, "batch_size": None, "shuffle": False}
-    if not is_small(x, y):
+    if isinstance(x, ImageStream):
+        data = x.keras_data(y, batch_size, seed if shuffle else None)
+    elif not is_small(x, y):
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": shuffle}
-    data = _pipeline(x, y, batch_size, seed if shuffle else None)
+    else:
+        data = _pipeline(x, y, batch_size, seed if shuffle else None)
     for _ in range(DRAWS_PER_EPOCH * skip_epochs if shuffle else 0):
         iter(data)  # each iterator draws the next order
     return {"x": data, "y": None, "batch_size": None, "shuffle": False}
@@ -68,7 +78,7 @@ def training_input(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int,
 
 def evaluation_input(x: Any, y: Any, batch_size: int) -> Any:
     """`validation_data` for these rows: a pipeline when small, else the arrays."""
-    if isinstance(x, RowStream):
+    if is_stream(x):
         return x.keras_data(y, batch_size)
     if not is_small(x, y):
         return (x, y)
@@ -78,8 +88,15 @@ def evaluation_input(x: Any, y: Any, batch_size: int) -> Any:
 def scoring_input(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
     """`model.evaluate`'s x, y and batch_size for these rows, given as `fit` validates on
     them: the evaluation Keras traced for one serves the other."""
-    if isinstance(x, RowStream):
+    if is_stream(x):
         return {"x": x.keras_data(y, batch_size)}
     if not is_small(x, y):
         return {"x": x, "y": y, "batch_size": batch_size}
     return {"x": _pipeline(x, y, batch_size, None)}
+
+
+def prediction_input(x: Any, batch_size: int) -> dict[str, Any]:
+    """`model.predict`'s x and batch_size: a stream's batches, else the arrays."""
+    if is_stream(x):
+        return {"x": x.keras_data(None, batch_size)}
+    return {"x": x, "batch_size": batch_size}

@@ -17,7 +17,7 @@ from kerastrain import _keras
 from kerastrain.config.schema import Config, KerasObject, OutputSpec
 from kerastrain.data.streamed import RowStream
 from kerastrain.errors import KeyProblem, TrainingDiverged, did_you_mean
-from kerastrain.models.feed import scoring_input
+from kerastrain.models.feed import is_stream, scoring_input
 from kerastrain.registry import create_object
 from kerastrain.rundir import RunDir, atomic_path
 from kerastrain.training.progress import Progress
@@ -215,6 +215,8 @@ class HeldOutCurves(keras.callbacks.Callback):
         self.one_batch = len(x) <= _ONE_BATCH_ROWS
         if self.one_batch and isinstance(x, RowStream):  # a few rows: read them once
             self.x = x.batch(np.arange(len(x)))
+        elif is_stream(x):   # image files: decoded as Keras goes
+            self.one_batch = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         # test_on_batch skips building a dataset each epoch (evaluate costs ~70 ms)
@@ -224,7 +226,7 @@ class HeldOutCurves(keras.callbacks.Callback):
             self.into.setdefault(f"heldout_{key}", []).append(float(value))
 
     def _rows(self) -> dict[str, Any]:
-        if isinstance(self.x, RowStream):  # read from the file as it goes
+        if is_stream(self.x):  # read from files as it goes
             return scoring_input(self.x, self.y, self.batch_size)
         return {"x": self.x, "y": self.y, "batch_size": self.batch_size}
 

@@ -19,6 +19,8 @@ from kerastrain import _keras
 from kerastrain.config import LoadedConfig
 from kerastrain.config.schema import RuntimeSpec, TrainingSpec
 from kerastrain.data.graphdata import GraphPreprocessor
+from kerastrain.data.images import is_decode_failure
+from kerastrain.data.imagestream import files_named
 from kerastrain.data.leakage import LeakageReport, check_leakage
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
@@ -235,6 +237,8 @@ def probe_scores(model: Any, x: Any, y: Any, rows: int) -> dict[str, float]:
     try:  # as `fit` will be given the validation rows: the evaluation traced here is fit's
         return model.evaluate(**scoring_input(x, y, rows), verbose=0, return_dict=True)
     except Exception as exc:  # Keras raises many types for a shape mismatch
+        if is_decode_failure(exc):  # an image file, not the loss: named by `files_named`
+            raise
         first = " ".join(str(exc).split())[:300]
         raise KeyProblem(("compile", "loss"), "Keras cannot score the model's output against "
                          f"the target with this loss and these metrics: {type(exc).__name__}: "
@@ -262,7 +266,7 @@ def check(loaded: LoadedConfig) -> Checked:
     model, pre = fresh_model(experiment, strategy, fold.fit_rows, free_memory=False, pre=pre)
     probe = fold.fit_rows[: cfg.training.batch_size]
     x, y = experiment.arrays(pre, probe, "training rows")
-    with loaded.at_keys():
+    with loaded.at_keys(), files_named(experiment.table):
         logs = probe_scores(model, x, y, len(probe))
     log_names = list(logs)
     with loaded.at_keys():

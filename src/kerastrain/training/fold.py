@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kerastrain.data.graphdata import GraphPreprocessor
+from kerastrain.data.imagestream import files_named
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
 from kerastrain.experiment import Experiment
@@ -77,13 +78,15 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     epochs = epochs or training.epochs
     progress.fold_begin(label, epochs, backup.resumed_from or 0)
     try:
-        model.fit(
-            **training_input(x_train, y_train, training.batch_size, training.shuffle,
-                             cfg.seed, backup.resumed_from or 0),
-            epochs=epochs, validation_data=validation_data, class_weight=weights,
-            validation_freq=training.validation_freq,
-            validation_batch_size=training.validation_batch_size,
-            callbacks=[*callbacks, backup, EpochProgress(progress, label, epochs)], verbose=0)
+        with files_named(experiment.table):  # an image that does not decode, named
+            model.fit(
+                **training_input(x_train, y_train, training.batch_size, training.shuffle,
+                                 cfg.seed, backup.resumed_from or 0),
+                epochs=epochs, validation_data=validation_data, class_weight=weights,
+                validation_freq=training.validation_freq,
+                validation_batch_size=training.validation_batch_size,
+                callbacks=[*callbacks, backup, EpochProgress(progress, label, epochs)],
+                verbose=0)
         backup.flush()  # until the model's files are written, resume starts from the end
     except BaseException:  # interrupted or failed: every finished epoch stays
         backup.flush()
@@ -93,7 +96,8 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     progress.fold_end(label)
     metrics = {}
     if not refit:
-        metrics["validation"] = evaluate_model(model, x_val, y_val, eval_batch)
+        with files_named(experiment.table):
+            metrics["validation"] = evaluate_model(model, x_val, y_val, eval_batch)
     return FoldResult(model, pre, backup.history(), metrics)
 
 
@@ -102,8 +106,9 @@ def score_test(experiment: Experiment, result: FoldResult) -> dict[str, float] |
     if not len(experiment.plan.test):
         return None
     x_test, y_test = experiment.arrays(result.pre, experiment.plan.test, "test rows")
-    return evaluate_model(result.model, x_test, y_test,
-                          experiment.loaded.config.training.batch_size)
+    with files_named(experiment.table):
+        return evaluate_model(result.model, x_test, y_test,
+                              experiment.loaded.config.training.batch_size)
 
 
 def save_model(model: Any, path: Path) -> None:
