@@ -175,7 +175,8 @@ def concatenate(parts: list[np.ndarray | FileArray]) -> np.ndarray | FileArray:
             len({(p.dtype, p.row_shape) for p in parts}) == 1:
         return FileArray([s for p in parts for s in p.segments], parts[0].dtype,
                          parts[0].row_shape)
-    return np.concatenate([np.asarray(p) for p in parts])
+    # other columns as they are: an image folder's files join without being decoded
+    return np.concatenate([np.asarray(p) if isinstance(p, FileArray) else p for p in parts])
 
 
 def _npy_header(handle: Any, path: str, name: str) -> tuple[np.dtype, tuple[int, ...]]:
