@@ -29,8 +29,43 @@ def _only_run(runs: Path) -> Path:
     return run
 
 
-def _config(tmp_path: Path, scheme: str, epochs: int, **output) -> Path:
+# A callback that waits PACE_ENV seconds after each training step, in a process started
+# with that variable (the fit to be killed or stopped) and nowhere else: its epochs last
+# long enough for a signal to land mid-run on a fast CPU too, and the runs that are not
+# stopped (the resume, the uninterrupted reference, in the same config) train at full
+# speed. It changes no value: every run of the config trains alike.
+PACE_ENV = "KT_TEST_PACE_S"
+_PACE = f"""
+import os, time
+from kerastrain import _keras
+from kerastrain.registry import register
+
+keras = _keras.keras()
+PAUSE = float(os.environ.get({PACE_ENV!r}) or 0)
+
+
+@register("callbacks")
+class Pace(keras.callbacks.Callback):
+    def get_config(self):
+        return dict()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if PAUSE:
+            time.sleep(PAUSE)
+"""
+
+
+def pace_env() -> dict[str, str]:
+    """The environment of a fit whose epochs last at least 0.1 s (10 steps of 8 rows)."""
+    return {**os.environ, PACE_ENV: "0.01"}
+
+
+def _config(tmp_path: Path, scheme: str, epochs: int, paced: bool = False,
+            **output) -> Path:
     config = iris_config(tmp_path / "runs")
+    if paced:
+        config.update(plugins=["kt_pace"], callbacks=[{"type": "Pace"}])
+        (tmp_path / "kt_pace.py").write_text(_PACE)
     config["training"] = {"epochs": epochs, "batch_size": 8}
     if scheme == "kfold":
         config["validation"] = {"scheme": "kfold", "n_splits": 3, "test_split": 0.2}
@@ -74,7 +109,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory):
     def reference(scheme: str) -> Path:
         if scheme not in made:
             tmp = tmp_path_factory.mktemp(f"whole-{scheme}")
-            done = Cli()("fit", _config(tmp, scheme, KILL_EPOCHS), "--json",
+            done = Cli()("fit", _config(tmp, scheme, KILL_EPOCHS, paced=True), "--json",
                          "--set", "runtime.workers=1")  # folds side by side train alike
             assert done.exit_code == 0, done.output
             made[scheme] = Path(json.loads(done.stdout)["run_dir"])
@@ -98,7 +133,10 @@ def assert_same_training(got: Path, want: Path) -> None:
                                                         abs=ATOL), f"{got}: {split} {name}"
 
 
-KILL_EPOCHS = 100  # epochs enough for the throttled backup to be written, on a fast CPU too
+# Epochs enough for the throttled backup to be written before the kill, on a fast CPU too:
+# the killed fit is paced (at least 0.1 s an epoch), and is killed by epoch 15 plus the
+# bound's wait (about 1 s); the resume and the reference are not paced.
+KILL_EPOCHS = 40
 
 
 @pytest.mark.slow  # each: a fit killed by SIGKILL, then resumed, in fresh processes
@@ -112,10 +150,10 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
     goes on from no earlier than the backup had to hold, and ends as the uninterrupted
     run does."""
     rng = random.Random(seed)
-    path = _config(tmp_path, scheme, KILL_EPOCHS, backup_interval_s=interval)
+    path = _config(tmp_path, scheme, KILL_EPOCHS, paced=True, backup_interval_s=interval)
     labels = ["holdout"] if scheme == "holdout" else ["fold 0-0", "fold 0-2"]  # two lanes
     at = rng.randrange(3, 15)
-    proc = start("fit", path)
+    proc = start("fit", path, env=pace_env())
     proc.wait_for(*(f"{label} epoch {at}/{KILL_EPOCHS}" for label in labels))
     while any(_saved_by(proc.lines, label, interval)[0] < 1
               for label in labels):  # until the bound says something of each lane
@@ -160,8 +198,8 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
 
 @pytest.mark.slow  # a fit stopped by SIGTERM, then resumed
 def test_sigterm_is_ctrl_c_recorded_and_resumable(tmp_path: Path, start, uninterrupted) -> None:
-    path = _config(tmp_path, "holdout", KILL_EPOCHS)
-    proc = start("fit", path)
+    path = _config(tmp_path, "holdout", KILL_EPOCHS, paced=True)
+    proc = start("fit", path, env=pace_env())
     proc.wait_for(f"holdout epoch 3/{KILL_EPOCHS}")
     proc.proc.send_signal(signal.SIGTERM)
     code, _, rest = proc.finish(timeout=120)
