@@ -19,7 +19,7 @@ import pytest
 
 from conftest import Cli, iris_config, write_config
 from kerastrain.rundir import RunDir, read_history
-from processes import epochs, info, no_process_left, run, workers
+from processes import add_pace, epochs, info, no_process_left, pace_env, run, workers
 
 RTOL, ATOL = 1e-5, 1e-6  # float round-off between processes, as in test_resume.py
 
@@ -29,43 +29,11 @@ def _only_run(runs: Path) -> Path:
     return run
 
 
-# A callback that waits PACE_ENV seconds after each training step, in a process started
-# with that variable (the fit to be killed or stopped) and nowhere else: its epochs last
-# long enough for a signal to land mid-run on a fast CPU too, and the runs that are not
-# stopped (the resume, the uninterrupted reference, in the same config) train at full
-# speed. It changes no value: every run of the config trains alike.
-PACE_ENV = "KT_TEST_PACE_S"
-_PACE = f"""
-import os, time
-from kerastrain import _keras
-from kerastrain.registry import register
-
-keras = _keras.keras()
-PAUSE = float(os.environ.get({PACE_ENV!r}) or 0)
-
-
-@register("callbacks")
-class Pace(keras.callbacks.Callback):
-    def get_config(self):
-        return dict()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if PAUSE:
-            time.sleep(PAUSE)
-"""
-
-
-def pace_env() -> dict[str, str]:
-    """The environment of a fit whose epochs last at least 0.1 s (10 steps of 8 rows)."""
-    return {**os.environ, PACE_ENV: "0.01"}
-
-
 def _config(tmp_path: Path, scheme: str, epochs: int, paced: bool = False,
             **output) -> Path:
     config = iris_config(tmp_path / "runs")
     if paced:
-        config.update(plugins=["kt_pace"], callbacks=[{"type": "Pace"}])
-        (tmp_path / "kt_pace.py").write_text(_PACE)
+        add_pace(config, tmp_path)
     config["training"] = {"epochs": epochs, "batch_size": 8}
     if scheme == "kfold":
         config["validation"] = {"scheme": "kfold", "n_splits": 3, "test_split": 0.2}
