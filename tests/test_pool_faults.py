@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import iris_config, write_config
-from processes import add_pace, epochs, info, no_process_left, pace_env, run, workers
+from processes import epochs, info, no_process_left, run, workers
 
 STOPS = {"ctrl-c": lambda proc: os.killpg(proc.pid, signal.SIGINT),
          "sigterm": lambda proc: proc.proc.send_signal(signal.SIGTERM)}
@@ -27,10 +28,8 @@ def _manifest(sweep_dir: Path) -> dict[str, dict[str, str]]:
         return {r["trial"]: r for r in csv.DictReader(handle)}
 
 
-def _config(tmp_path: Path, epochs: int, paced: bool = False, **changes) -> Path:
+def _config(tmp_path: Path, epochs: int, **changes) -> Path:
     config = iris_config(tmp_path / "runs", **changes)
-    if paced:
-        add_pace(config, tmp_path)
     config["training"] = {"epochs": epochs, "batch_size": 8}
     config["output"]["plots"] = False
     return write_config(tmp_path / "config.yaml", config)
@@ -84,10 +83,13 @@ SWEEP_EPOCHS = 40
 @pytest.mark.parametrize("how", list(STOPS))
 def test_a_sweep_with_two_jobs_stops_cleanly_and_its_rerun_completes_it(
         tmp_path: Path, start, how: str) -> None:
-    config = _config(tmp_path, SWEEP_EPOCHS, paced=True)
+    config = _config(tmp_path, SWEEP_EPOCHS)
+    settings = yaml.safe_load(config.read_text())
+    settings["training"]["batch_size"] = 1  # ~0.1 s an epoch: more than the relay's lag
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
     args = ("sweep", config, "--grid", "compile.optimizer.learning_rate=0.01,0.02",
             "--jobs", "2")
-    proc = start(*args, env=pace_env())  # >= 0.1 s an epoch: more than the relay's lag
+    proc = start(*args)
     proc.wait_for(f"t001 holdout epoch 2/{SWEEP_EPOCHS}")
     first = int((_trial_run(tmp_path / "runs", "t001") / ".lock").read_text())
     os.kill(first, signal.SIGSTOP)  # t001's worker waits (on a busy machine the second
