@@ -37,8 +37,13 @@ class Cli:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """The slow tests first (in their order): run side by side (`-n 2`), the longest start
-    early and the quick ones fill in at the end."""
+    """The slow tests first (in their order). Side by side (`-n 2`; pyproject.toml's
+    `--dist loadfile --no-loadscope-reorder`), each file's tests run in one worker, so
+    that its module fixtures (trained runs, a server) are made once; the files go out one
+    at a time, in this order, to whichever worker is free: those with the longest tests
+    start early and the quick ones fill in at the end. (xdist's plain `load` gave the
+    first worker the first quarter of this list in one chunk: every slow test, one after
+    another, while the other worker ran out of work.)"""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
@@ -90,12 +95,15 @@ def iris_yaml(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def iris_run(tmp_path_factory) -> Path:
-    """One trained iris run shared by the read-only tests of evaluate and predict."""
-    tmp = tmp_path_factory.mktemp("iris_run")
-    config = write_config(tmp / "iris.yaml", iris_config(tmp / "runs"))
-    result = Cli()("fit", config, "--json")
-    assert result.exit_code == 0, result.output
-    return Path(json.loads(result.stdout)["run_dir"])
+    """One trained iris run shared by the read-only tests of evaluate and predict (trained
+    once per session, by the first worker that needs it)."""
+    def make(tmp: Path) -> str:
+        config = write_config(tmp / "iris.yaml", iris_config(tmp / "runs"))
+        result = Cli()("fit", config, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["run_dir"]
+
+    return Path(shared_by_workers(tmp_path_factory, "iris_run", make))
 
 
 def shared_by_workers(tmp_path_factory: pytest.TempPathFactory, name: str, make):

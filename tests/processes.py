@@ -131,6 +131,44 @@ def workers(pid: int) -> list[int]:
     return found
 
 
+# A callback that waits PACE_ENV seconds after each training step, in a process started
+# with that variable (a fit or sweep to be killed or stopped, `pace_env()`) and nowhere
+# else: its epochs last long enough for a signal to land mid-run on a fast CPU too, and the
+# runs of the same config that are not stopped (the resume, the rerun, an uninterrupted
+# reference) train at full speed. It changes no value: every run of the config trains alike.
+PACE_ENV = "KT_TEST_PACE_S"
+_PACE = f"""
+import os, time
+from kerastrain import _keras
+from kerastrain.registry import register
+
+keras = _keras.keras()
+PAUSE = float(os.environ.get({PACE_ENV!r}) or 0)
+
+
+@register("callbacks")
+class Pace(keras.callbacks.Callback):
+    def get_config(self):
+        return dict()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if PAUSE:
+            time.sleep(PAUSE)
+"""
+
+
+def add_pace(config: dict, folder: Path) -> None:
+    """`config` (to be written into `folder`) with the Pace callback, its plugin beside it."""
+    config.update(plugins=["kt_pace"], callbacks=[{"type": "Pace"}])
+    (folder / "kt_pace.py").write_text(_PACE)
+
+
+def pace_env() -> dict[str, str]:
+    """The environment of a paced process: 0.01 s a step, so an epoch of 10 steps (8 rows
+    each, iris) lasts at least 0.1 s."""
+    return {**os.environ, PACE_ENV: "0.01"}
+
+
 def epochs(path: Path) -> list[int]:
     with open(path, newline="") as handle:
         return [int(row["epoch"]) for row in csv.DictReader(handle)]

@@ -39,10 +39,11 @@ def _fit(config: Path, runs: Path, *overrides: str) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="module")
 def cv_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """configs/diabetes_kfold.yaml as shipped (repeated 4-fold x 3, refit), 3 epochs."""
+    """configs/diabetes_kfold.yaml as shipped (repeated 4-fold x 3, refit), 2 epochs: every
+    fold and the refit are built, trained, scored and saved as with 80."""
     def make(folder: Path) -> list:
         run_dir, data = _fit(ROOT / "configs" / "diabetes_kfold.yaml", folder / "runs",
-                             "training.epochs=3")
+                             "training.epochs=2")
         return [str(run_dir), data]
 
     run_dir, data = shared_by_workers(tmp_path_factory, "cv", make)  # once per session

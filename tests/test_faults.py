@@ -19,7 +19,7 @@ import pytest
 
 from conftest import Cli, iris_config, write_config
 from kerastrain.rundir import RunDir, read_history
-from processes import epochs, info, no_process_left, run, workers
+from processes import add_pace, epochs, info, no_process_left, pace_env, run, workers
 
 RTOL, ATOL = 1e-5, 1e-6  # float round-off between processes, as in test_resume.py
 
@@ -29,8 +29,11 @@ def _only_run(runs: Path) -> Path:
     return run
 
 
-def _config(tmp_path: Path, scheme: str, epochs: int, **output) -> Path:
+def _config(tmp_path: Path, scheme: str, epochs: int, paced: bool = False,
+            **output) -> Path:
     config = iris_config(tmp_path / "runs")
+    if paced:
+        add_pace(config, tmp_path)
     config["training"] = {"epochs": epochs, "batch_size": 8}
     if scheme == "kfold":
         config["validation"] = {"scheme": "kfold", "n_splits": 3, "test_split": 0.2}
@@ -74,7 +77,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory):
     def reference(scheme: str) -> Path:
         if scheme not in made:
             tmp = tmp_path_factory.mktemp(f"whole-{scheme}")
-            done = Cli()("fit", _config(tmp, scheme, KILL_EPOCHS), "--json",
+            done = Cli()("fit", _config(tmp, scheme, KILL_EPOCHS, paced=True), "--json",
                          "--set", "runtime.workers=1")  # folds side by side train alike
             assert done.exit_code == 0, done.output
             made[scheme] = Path(json.loads(done.stdout)["run_dir"])
@@ -98,7 +101,10 @@ def assert_same_training(got: Path, want: Path) -> None:
                                                         abs=ATOL), f"{got}: {split} {name}"
 
 
-KILL_EPOCHS = 100  # epochs enough for the throttled backup to be written, on a fast CPU too
+# Epochs enough for the throttled backup to be written before the kill, on a fast CPU too:
+# the killed fit is paced (at least 0.1 s an epoch), and is killed by epoch 15 plus the
+# bound's wait (about 1 s); the resume and the reference are not paced.
+KILL_EPOCHS = 40
 
 
 @pytest.mark.slow  # each: a fit killed by SIGKILL, then resumed, in fresh processes
@@ -112,10 +118,10 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
     goes on from no earlier than the backup had to hold, and ends as the uninterrupted
     run does."""
     rng = random.Random(seed)
-    path = _config(tmp_path, scheme, KILL_EPOCHS, backup_interval_s=interval)
+    path = _config(tmp_path, scheme, KILL_EPOCHS, paced=True, backup_interval_s=interval)
     labels = ["holdout"] if scheme == "holdout" else ["fold 0-0", "fold 0-2"]  # two lanes
     at = rng.randrange(3, 15)
-    proc = start("fit", path)
+    proc = start("fit", path, env=pace_env())
     proc.wait_for(*(f"{label} epoch {at}/{KILL_EPOCHS}" for label in labels))
     while any(_saved_by(proc.lines, label, interval)[0] < 1
               for label in labels):  # until the bound says something of each lane
@@ -160,8 +166,8 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
 
 @pytest.mark.slow  # a fit stopped by SIGTERM, then resumed
 def test_sigterm_is_ctrl_c_recorded_and_resumable(tmp_path: Path, start, uninterrupted) -> None:
-    path = _config(tmp_path, "holdout", KILL_EPOCHS)
-    proc = start("fit", path)
+    path = _config(tmp_path, "holdout", KILL_EPOCHS, paced=True)
+    proc = start("fit", path, env=pace_env())
     proc.wait_for(f"holdout epoch 3/{KILL_EPOCHS}")
     proc.proc.send_signal(signal.SIGTERM)
     code, _, rest = proc.finish(timeout=120)

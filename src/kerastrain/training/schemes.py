@@ -132,7 +132,7 @@ def train_and_save_fold(task: FoldTask, progress: Progress) -> tuple[History, di
     and saved; its history and scores go back to the parent."""
     loaded = task.experiment.loaded
     with loaded.at_keys():
-        import_plugins(loaded.config.plugins, [loaded.path.resolve().parent])
+        import_plugins(loaded.config.plugins, [Path(p) for p in loaded.config.plugin_path or []])
         configure_runtime(loaded.config.runtime)
         strategy = choose_strategy(loaded.config.runtime)
     place = RunDir(task.run_path).fold(task.fold.name)
