@@ -134,6 +134,22 @@ def test_predict_takes_empty_fields_unseen_categories_and_later_dates(cli: Cli,
     assert all(r["churn"] in ("stay", "leave") for r in out)
 
 
+def test_kept_numeric_ids_come_back_as_written(cli: Cli, messy_run) -> None:
+    """`--keep id` with ids that read as numbers (`00017`, `1042`): the output holds the
+    input's text, not the float the column was parsed as (`17.0`)."""
+    run, tmp = messy_run
+    rows = [r[:-1] for r in messy_rows(6, 3)]
+    ids = ["00017", "1042", "7", "0099", "31", "100000"]
+    for row, given in zip(rows, ids, strict=True):
+        row[0] = given
+    data = write_csv(tmp / "numeric_ids.csv", rows, HEADER[:-1])
+    result = cli("predict", run, data, "--output", tmp / "ids_p.csv", "--keep", "id",
+                 "--overwrite")
+    assert result.exit_code == 0, result.output
+    with open(tmp / "ids_p.csv") as handle:
+        assert [r["id"] for r in csv.DictReader(handle)] == ids
+
+
 def test_a_regression_target_in_its_thousands_trains_and_predicts_in_its_units(
         cli: Cli, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ from kerastrain.data.folders import FILE_COLUMN, FolderTable, read_rows
 from kerastrain.data.graphdata import GraphPreprocessor, load_preprocessor
 from kerastrain.data.imagestream import files_named, model_input
 from kerastrain.data.kinds import markers, missing_mask
-from kerastrain.data.outputs import check_output, write_table
+from kerastrain.data.outputs import check_output, kept_as_written, write_table
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.presplit import load_parts
 from kerastrain.data.sources import bundled_class_names, with_class_names
@@ -220,6 +220,8 @@ def predict(path: str | Path, input_file: str | Path | list[Path], output: str |
     table = read_rows(input_file, loaded_run.loaded.config.data.source, labelled=False)
     pre.check_columns(table, with_target=False)
     kept = {name: table.column(name, "column to keep") for name in keep}
+    if not isinstance(input_file, list):
+        kept = kept_as_written(Path(input_file), kept)
     if isinstance(table, FolderTable):  # samples read from files: each row's file name
         kept = {FILE_COLUMN: np.asarray(table.files, dtype=object), **kept}
     notes = pre.check_values(table, with_target=False)

@@ -39,6 +39,21 @@ def check_output(path: Path, overwrite: bool) -> None:
                         "predictions.")
 
 
+def kept_as_written(path: Path, kept: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The `keep` columns of a CSV/TSV input as its cells' text (an id `00123` stays
+    `00123`, `1000` is not written back as `1000.0`); other inputs' columns as read."""
+    numeric = [n for n, v in kept.items() if v.dtype.kind == "f"]
+    if not numeric or path.suffix.lower() not in (".csv", ".tsv"):
+        return kept
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = [r for r in csv.reader(handle, delimiter=delimiter) if r]
+    header = [h.strip() for h in rows[0]]
+    texts = {n: np.array([r[header.index(n)].strip() for r in rows[1:]], dtype=object)
+             for n in numeric}
+    return {n: texts.get(n, v) for n, v in kept.items()}
+
+
 def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
     """CSV, NPZ or Parquet by extension, written atomically: a failure leaves no file."""
     suffix = path.suffix.lower()
