@@ -328,23 +328,12 @@ def test_a_search_on_a_local_ray(cli, config: Path, tmp_path: Path) -> None:
 
 def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes_the_interrupted_one(
         cli, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kerastrain.training import fold as fold_module
-
-    original, calls = fold_module.EpochBackup, []
-
-    class Interrupting(original):  # Ctrl-C at the start of epoch 2 of the second trial
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            calls.append(self)
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            if epoch == 1 and len(calls) == 2 and calls[1] is self:
-                raise KeyboardInterrupt
+    from test_sweep import _interrupt_second_fit  # Ctrl-C in epoch 2 of the second trial
 
     args = ("sweep", config, "--search", "random", "--trials", "2", "--param", LR,
             "--seed", "0")
     with monkeypatch.context() as patch:
-        patch.setattr(fold_module, "EpochBackup", Interrupting)
+        _interrupt_second_fit(patch)
         assert cli(*args).exit_code == 130
     (sweep_dir,) = (tmp_path / "runs" / "sweeps").iterdir()
     rows = {r["trial"]: r for r in _manifest(sweep_dir)}
