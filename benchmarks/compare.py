@@ -384,13 +384,17 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(work, ignore_errors=True)
     rows = summarize(chosen, runs, args.quick)
     print(table(rows, args.markdown))
-    path = args.json or HERE / "results" / f"compare-{started}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"started": started, "argv": sys.argv, "pairs": args.pairs, "quick": args.quick,
             "gpu": args.gpu, "kerastrain": args.kerastrain, "python": args.python,
             "host": platform.node(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "load_average_start": load, "load_average_end":
             os.getloadavg()}
+    finish(args.json or HERE / "results" / f"compare-{started}.json", meta, rows, runs)
+
+
+def finish(path: Path, meta: dict, rows: list, runs: list) -> None:
+    """The raw numbers saved as JSON at `path` (printed on stderr); exit 1 if a run failed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "summary": rows,
                                 "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
     print(f"raw numbers: {path}", file=sys.stderr)

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -127,13 +125,8 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(work, ignore_errors=True)
     rows = compare.summarize(chosen, runs, args.quick)
     print(compare.table(rows, args.markdown))
-    path = args.json or HERE / "results" / f"images-{started}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"argv": sys.argv, "summary": rows,
-                                "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
-    print(f"raw numbers: {path}", file=sys.stderr)
-    if any(r.returncode for r in runs):
-        sys.exit(1)
+    compare.finish(args.json or HERE / "results" / f"images-{started}.json",
+                   {"argv": sys.argv}, rows, runs)
 
 
 if __name__ == "__main__":
