@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerastrain.data.table import csv_cells
 from kerastrain.errors import UserError
 from kerastrain.rundir import atomic_path
 
@@ -45,11 +46,8 @@ def kept_as_written(path: Path, kept: dict[str, np.ndarray]) -> dict[str, np.nda
     numeric = [n for n, v in kept.items() if v.dtype.kind == "f"]
     if not numeric or path.suffix.lower() not in (".csv", ".tsv"):
         return kept
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = [r for r in csv.reader(handle, delimiter=delimiter) if r]
-    header = [h.strip() for h in rows[0]]
-    texts = {n: np.array([r[header.index(n)].strip() for r in rows[1:]], dtype=object)
+    header, rows = csv_cells(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+    texts = {n: np.array([r[header.index(n)].strip() for r in rows], dtype=object)
              for n in numeric}
     return {n: texts.get(n, v) for n, v in kept.items()}
 

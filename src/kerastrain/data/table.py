@@ -174,6 +174,15 @@ def _check_header(path: Path, header: list[str], delimiter: str) -> None:
 
 
 def read_csv(path: Path, delimiter: str = ",") -> Table:
+    header, rows = csv_cells(path, delimiter)
+    columns, hints = {}, {}
+    for j, name in enumerate(header):
+        columns[name], hints[name] = _parse_column([r[j] for r in rows])
+    return Table(columns, str(path), header_lines=1, numeric_hint=hints)
+
+
+def csv_cells(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
+    """The header (names stripped) and the rows' cells as text, empty lines skipped."""
     text = _read_text(path)
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
@@ -190,10 +199,7 @@ def read_csv(path: Path, delimiter: str = ",") -> Table:
         if len(row) != len(header):
             raise DataError(f"{path}: line {i} has {len(row)} fields; the header has "
                             f"{len(header)}.")
-    columns, hints = {}, {}
-    for j, name in enumerate(header):
-        columns[name], hints[name] = _parse_column([r[j] for r in rows[1:]])
-    return Table(columns, str(path), header_lines=1, numeric_hint=hints)
+    return header, rows[1:]
 
 
 def read_parquet(path: Path) -> Table:
