@@ -23,41 +23,68 @@ from test_tables import HEADER, messy_rows, write_csv
 
 messy_run = test_tables.messy_run   # the trained messy-table run, a module fixture here too
 
-# Loads an export as its consumer does, with no kerastrain on the path: the CSV's rows
-# as the signature's inputs (export.json says each input's column and dtype).
+# Loads exports as their consumer does, in one fresh Python for the module (TensorFlow's
+# import paid once) with no kerastrain on the path: for each request (a line: the export's
+# folder and a CSV), the CSV's rows as the signature's inputs (export.json says each
+# input's column and dtype); the outputs back as a line of JSON.
 CONSUMER = r"""
-import csv, json, math, sys
+import csv, json, math, sys, traceback
 import numpy as np
 import tensorflow as tf
 assert "kerastrain" not in sys.modules
-folder, data = sys.argv[1], sys.argv[2]
-info = json.load(open(folder + "/export.json"))
-rows = list(csv.DictReader(open(data, newline="")))
 def number(text):
     try:
         return float(text)
     except ValueError:
         return math.nan
-inputs = {}
-for spec in info["inputs"]:
-    cells = [row[spec["column"]] for row in rows]
-    inputs[spec["name"]] = (tf.constant([number(c) for c in cells], tf.float32)
-                            if spec["dtype"] == "float32" else tf.constant(cells))
-fn = tf.saved_model.load(folder).signatures["serving_default"]
-out = fn(**inputs)
-assert "kerastrain" not in sys.modules
-print(json.dumps({k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().tolist()]
-                  for k, v in out.items()}))
+def consume(folder, data):
+    info = json.load(open(folder + "/export.json"))
+    rows = list(csv.DictReader(open(data, newline="")))
+    inputs = {}
+    for spec in info["inputs"]:
+        cells = [row[spec["column"]] for row in rows]
+        inputs[spec["name"]] = (tf.constant([number(c) for c in cells], tf.float32)
+                                if spec["dtype"] == "float32" else tf.constant(cells))
+    fn = tf.saved_model.load(folder).signatures["serving_default"]
+    out = fn(**inputs)
+    assert "kerastrain" not in sys.modules
+    return {k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().tolist()]
+            for k, v in out.items()}
+for line in sys.stdin:
+    try:
+        answer = {"out": consume(*json.loads(line))}
+    except BaseException:
+        answer = {"error": traceback.format_exc()}
+    print(json.dumps(answer), flush=True)
 """
 
 
-def consume(folder: Path, data: Path) -> dict:
+@pytest.fixture(scope="module")
+def consume(tmp_path_factory):
+    """`consume(folder, data)`: the export at `folder` run on the CSV `data` by the
+    module's fresh Python (started at the first request)."""
+    started: list[subprocess.Popen] = []
     env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", CONSUMER, str(folder), str(data)],
-                          capture_output=True, text=True, env=env, timeout=300,
-                          cwd=folder.parent)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def ask(folder: Path, data: Path) -> dict:
+        if not started:
+            started.append(subprocess.Popen(
+                [sys.executable, "-c", CONSUMER], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, env=env,
+                cwd=tmp_path_factory.mktemp("consumer")))
+        proc = started[0]
+        proc.stdin.write(json.dumps([str(folder), str(data)]) + "\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        assert line, f"the consumer ended: exit {proc.wait(timeout=60)}"
+        answer = json.loads(line)
+        assert "error" not in answer, answer.get("error", "")[-3000:]
+        return answer["out"]
+
+    yield ask
+    for proc in started:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
 
 
 def predicted(cli: Cli, run: Path, data: Path, tmp: Path) -> list[dict]:
@@ -84,7 +111,7 @@ def iris_run(tmp_path_factory) -> Path:
     return Path(json.loads(result.stdout)["run_dir"])
 
 
-def test_iris_saved_model_in_a_fresh_python_equals_predict(cli: Cli, iris_run: Path,
+def test_iris_saved_model_in_a_fresh_python_equals_predict(cli: Cli, consume, iris_run: Path,
                                                            tmp_path: Path) -> None:
     from sklearn.datasets import load_iris
 
@@ -106,7 +133,7 @@ def test_iris_saved_model_in_a_fresh_python_equals_predict(cli: Cli, iris_run: P
                 "target", classes)
 
 
-def test_messy_table_saved_model_equals_predict(cli: Cli, request, tmp_path: Path) -> None:
+def test_messy_table_saved_model_equals_predict(cli: Cli, consume, request, tmp_path: Path) -> None:
     run, _ = request.getfixturevalue("messy_run")
     rows = [r[:-1] for r in messy_rows(40, 2, year=2031, new=True)]
     rows[0][1:7] = ["", "", "", "", "", ""]                 # every feature empty
@@ -235,7 +262,7 @@ def fit_config(tmp: Path, source: Path, **changes) -> Path:
     return Path(json.loads(result.stdout)["run_dir"])
 
 
-def test_a_two_input_wide_and_deep_model_keeps_its_output_name(cli: Cli,
+def test_a_two_input_wide_and_deep_model_keeps_its_output_name(cli: Cli, consume,
                                                                tmp_path: Path) -> None:
     from sklearn.datasets import load_diabetes
 
@@ -287,7 +314,7 @@ def test_several_inputs_and_outputs_keep_their_names(tmp_path: Path) -> None:
                                    expected[f"department_prob_{j}"], atol=1e-5)
 
 
-def test_a_cross_validation_run_exports_its_refit_model_or_a_folds(cli: Cli,
+def test_a_cross_validation_run_exports_its_refit_model_or_a_folds(cli: Cli, consume,
                                                                   tmp_path: Path) -> None:
     from sklearn.datasets import load_iris
 
@@ -345,7 +372,8 @@ def test_dates_are_read_in_the_graph_as_predict_reads_them() -> None:
     assert read["2024-05-17T08:30+01:00"] == 19860 + 7.5 / 24
 
 
-def test_the_raw_penguins_table_saved_model_equals_predict(cli: Cli, tmp_path: Path) -> None:
+def test_the_raw_penguins_table_saved_model_equals_predict(cli: Cli, consume,
+                                                           tmp_path: Path) -> None:
     resources = pytest.importorskip("importlib.resources")
     pytest.importorskip("palmerpenguins")
     run = fit_config(tmp_path, REPO / "configs" / "penguins.yaml", callbacks=[])

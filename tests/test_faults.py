@@ -143,8 +143,8 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
             continue
         assert due <= _backup_epoch(place) <= last + 1, (label, due, last)
 
-    done = run("resume", run_dir, "--force", "--json")
-    assert done.returncode == 0, done.stderr
+    done = cli("resume", run_dir, "--force", "--json")  # here: TensorFlow is loaded already
+    assert done.exit_code == 0, done.output
     record = info(run_dir)
     assert record["status"] == "completed", record
     (resumed,) = record["resumes"]
@@ -165,7 +165,8 @@ def test_kill_9_at_a_random_epoch_then_resume_completes(
 
 
 @pytest.mark.slow  # a fit stopped by SIGTERM, then resumed
-def test_sigterm_is_ctrl_c_recorded_and_resumable(tmp_path: Path, start, uninterrupted) -> None:
+def test_sigterm_is_ctrl_c_recorded_and_resumable(cli, tmp_path: Path, start,
+                                                 uninterrupted) -> None:
     path = _config(tmp_path, "holdout", KILL_EPOCHS, paced=True)
     proc = start("fit", path, env=pace_env())
     proc.wait_for(f"holdout epoch 3/{KILL_EPOCHS}")
@@ -179,8 +180,8 @@ def test_sigterm_is_ctrl_c_recorded_and_resumable(tmp_path: Path, start, uninter
     kept = epochs(run_dir / "history.csv")
     assert kept == list(range(1, len(kept) + 1)) and len(kept) >= 3  # every finished epoch
     assert _backup_epoch(run_dir) == len(kept)  # written at once, whatever the interval
-    done = run("resume", run_dir, "--json")
-    assert done.returncode == 0, done.stderr
+    done = cli("resume", run_dir, "--json")
+    assert done.exit_code == 0, done.output
     assert info(run_dir)["resumes"][0]["epochs_done"] == len(kept)
     assert_same_training(run_dir, uninterrupted("holdout"))
 

@@ -136,7 +136,7 @@ def _kfold_config(tmp_path: Path) -> Path:
 
 @pytest.mark.slow  # a 3-fold fit in two worker processes stopped, then resumed
 @pytest.mark.parametrize("how", list(STOPS))
-def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, start,
+def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(cli, tmp_path: Path, start,
                                                           how: str) -> None:
     proc = start("fit", _kfold_config(tmp_path))  # the parent trains 0-0 first, a worker 0-2
     proc.wait_for(f"fold 0-0 epoch 2/{FOLD_EPOCHS}", f"fold 0-2 epoch 2/{FOLD_EPOCHS}")
@@ -150,8 +150,8 @@ def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, start
     assert info(run_dir)["status"] == "interrupted"
     assert not (run_dir / "folds" / "0-2" / "metrics.json").exists()  # stopped mid-fold
 
-    done = run("resume", run_dir, "--json")
-    assert done.returncode == 0, done.stderr
+    done = cli("resume", run_dir, "--json")  # here, where TensorFlow is loaded already
+    assert done.exit_code == 0, done.output
     assert info(run_dir)["status"] == "completed"
     for fold in ("0-0", "0-1", "0-2"):  # every epoch once, in order
         assert epochs(run_dir / "folds" / fold / "history.csv") == list(
@@ -159,7 +159,8 @@ def test_a_fit_with_fold_workers_stops_cleanly_and_resumes(tmp_path: Path, start
 
 
 @pytest.mark.slow  # a 3-fold fit in the parent and a worker, the worker killed, then resumed
-def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path, start) -> None:
+def test_a_killed_fold_worker_fails_the_run_resumably(cli, tmp_path: Path,
+                                                       start) -> None:
     proc = start("fit", _kfold_config(tmp_path))  # the parent trains 0-0 first, a worker 0-2
     proc.wait_for(f"fold 0-0 epoch 3/{FOLD_EPOCHS}", f"fold 0-2 epoch 3/{FOLD_EPOCHS}")
     lanes = workers(proc.pid)
@@ -174,8 +175,8 @@ def test_a_killed_fold_worker_fails_the_run_resumably(tmp_path: Path, start) -> 
     record = info(run_dir)
     assert record["status"] == "failed" and "ended without reporting" in record["error"]
 
-    done = run("resume", run_dir, "--json")
-    assert done.returncode == 0, done.stderr
+    done = cli("resume", run_dir, "--json")  # here, where TensorFlow is loaded already
+    assert done.exit_code == 0, done.output
     assert info(run_dir)["status"] == "completed"
     for fold in ("0-0", "0-1", "0-2"):
         assert epochs(run_dir / "folds" / fold / "history.csv") == list(

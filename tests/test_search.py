@@ -310,22 +310,6 @@ def test_each_trial_writes_an_hparams_summary(cli, config: Path, tmp_path: Path)
     assert "hparams" in plugins
 
 
-@pytest.mark.slow  # starts a local Ray (a few seconds) and a TensorFlow per lane
-def test_a_search_on_a_local_ray(cli, config: Path, tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        result = cli("sweep", config, "--search", "tpe", "--trials", "3", "--param", LR,
-                     "--executor", "ray", "--jobs", "2", "--seed", "0", "--json")
-    finally:
-        ray.shutdown()
-    assert result.exit_code == 0, result.output
-    rows = _manifest(Path(json.loads(result.stdout.strip().splitlines()[-1])["sweep_dir"]))
-    assert [r["trial"] for r in rows] == ["t001", "t002", "t003"]
-    assert [r["status"] for r in rows] == ["completed"] * 3
-    assert len({r["run_dir"] for r in rows}) == 3
-
-
 def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes_the_interrupted_one(
         cli, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from test_sweep import _interrupt_second_fit  # Ctrl-C in epoch 2 of the second trial
