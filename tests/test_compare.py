@@ -22,6 +22,7 @@ def _kfold_run(tmp: Path, name: str, learning_rate: float, **validation) -> Path
     config["validation"] = {"scheme": "kfold", "n_splits": 3, "refit": False,
                             "leakage": "ignore", **validation}
     config["output"] = {"runs_dir": str(tmp / "runs"), "plots": False, "checkpoints": False}
+    config["runtime"] = {"workers": 1}  # the folds in this process: no TensorFlow to start
     result = Cli()("fit", write_config(tmp / f"{name}.yaml", config), "--json")
     assert result.exit_code == 0, result.output
     return Path(json.loads(result.stdout)["run_dir"])

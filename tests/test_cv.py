@@ -169,7 +169,7 @@ def test_refit_model_evaluates_and_predicts(cv_run: tuple[Path, dict], tmp_path:
 def test_without_refit_there_is_no_root_model_and_evaluate_says_why(tmp_path: Path) -> None:
     run_dir, data = _fit(ROOT / "configs" / "iris_mlp.yaml", tmp_path, "training.epochs=1",
                          "validation.scheme=kfold", "validation.n_splits=2",
-                         "validation.refit=false")
+                         "validation.refit=false", "runtime.workers=1")
     assert not (run_dir / "model.keras").exists()
     assert len(list((run_dir / "folds").iterdir())) == 2
     info = json.loads((run_dir / "run.json").read_text())

@@ -68,7 +68,8 @@ def test_a_test_file_with_cross_validation_on_the_source(cli: Cli, tmp_path: Pat
     train, _, test = iris_files(tmp_path, (120, 0, 30))
     data = {"source": {"type": "csv", "path": str(train)},
             "test": {"type": "csv", "path": str(test)}}
-    result = cli("fit", config(tmp_path, data, {"scheme": "kfold", "n_splits": 3}))
+    result = cli("fit", config(tmp_path, data, {"scheme": "kfold", "n_splits": 3}),
+                 "--set", "runtime.workers=1")  # the folds here: no TensorFlow to start
     assert result.exit_code == 0, result.output
     _, splits, metrics = run_files(tmp_path)
     assert splits["test"] == list(range(120, 150))
