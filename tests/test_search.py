@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -60,6 +61,38 @@ def test_a_seeded_tpe_search_draws_the_same_trials(config: Path, tmp_path: Path)
     assert first != _draws(config, tmp_path / "c", 8, values)
     assert set(first[0]) == {"compile.optimizer.learning_rate", "model.layers.0.units",
                              "model.layers.0.activation"}
+
+
+def _pruned_search(folder: Path, seed: int) -> list[tuple]:
+    """A seeded TPE + Hyperband study of 16 trials on a copy of the config in `folder`,
+    each trial's curve a function of its params: (params, state, epochs) per trial."""
+    cfg = iris_config(folder / "runs")
+    cfg["training"]["epochs"] = 16
+    folder.mkdir(parents=True)
+    planned = plan_search(write_config(folder / "iris.yaml", cfg), [], [LR, UNITS, ACT],
+                          "tpe", 16, seed, sweep_dir=folder / "s", prune="hyperband")
+    (folder / "s").mkdir()
+    study = open_study(planned.spec)
+    while (got := claim(study, planned.spec)) is not None:
+        trial = optuna.trial.Trial(study, got.trial_id)
+        lr, units = float(got.overrides[LR.split("=")[0]]), int(got.overrides[UNITS.split("=")[0]])
+        final = abs(math.log10(lr) + 2) + units / 100 + (got.overrides[ACT.split("=")[0]] == "tanh")
+        for epoch in range(1, 17):
+            trial.report(final * (1 + 4 / epoch), epoch)
+            if trial.should_prune():
+                study.tell(got.number, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(got.number, final)
+    return [(t.params, t.state.name, t.last_step) for t in study.get_trials()]
+
+
+def test_the_same_seeded_pruned_search_in_another_folder_runs_the_same_trials(
+        tmp_path: Path) -> None:
+    first = _pruned_search(tmp_path / "a", 3)
+    assert first == _pruned_search(tmp_path / "elsewhere" / "b", 3)
+    assert {state for _, state, _ in first} == {"COMPLETE", "PRUNED"}
+    assert first != _pruned_search(tmp_path / "c", 4)
 
 
 def test_search_arguments_that_cannot_be_used(cli, config: Path, tmp_path: Path) -> None:

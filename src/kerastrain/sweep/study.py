@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -122,10 +123,28 @@ def pruner(spec: SearchSpec) -> Any:
         return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 4)),
                                            n_warmup_steps=spec.min_epochs)
     if spec.prune == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=spec.min_epochs,
-                                              max_resource=max(1, spec.epochs),
-                                              reduction_factor=spec.factor)
+        return SeededHyperband(spec.seed, min_resource=spec.min_epochs,
+                               max_resource=max(1, spec.epochs), reduction_factor=spec.factor)
     return optuna.pruners.NopPruner()
+
+
+class SeededHyperband(optuna.pruners.HyperbandPruner):
+    """Optuna's Hyperband with each trial's bracket drawn from the search's seed and the
+    trial's number (Optuna hashes the study's name, which holds the config's path: the same
+    seeded search would prune other trials in another folder). Its brackets are laid out
+    at once (Optuna's wait for the first `prune`, and until then put every trial in
+    bracket 0, so a process's first draw saw the whole study)."""
+
+    def __init__(self, seed: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self._try_initialization(None)  # max_resource is given: the study is not read
+
+    def _get_bracket_id(self, study: Any, trial: Any) -> int:
+        drawn = int(np.random.SeedSequence([self.seed, trial.number, 1]).generate_state(1)[0])
+        n = drawn % self._total_trial_allocation_budget  # brackets in Optuna's shares
+        return next(b for b, edge in enumerate(accumulate(self._trial_allocation_budgets))
+                    if n < edge)
 
 
 def open_study(spec: SearchSpec) -> Any:
