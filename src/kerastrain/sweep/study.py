@@ -131,9 +131,8 @@ def pruner(spec: SearchSpec) -> Any:
 class SeededHyperband(optuna.pruners.HyperbandPruner):
     """Optuna's Hyperband with each trial's bracket drawn from the search's seed and the
     trial's number (Optuna hashes the study's name, which holds the config's path: the same
-    seeded search would prune other trials in another folder). Its brackets are laid out
-    at once (Optuna's wait for the first `prune`, and until then put every trial in
-    bracket 0, so a process's first draw saw the whole study)."""
+    seeded search would prune other trials in another folder), laid out at once (Optuna
+    waits for the first `prune`, and puts every trial in bracket 0 until then)."""
 
     def __init__(self, seed: int, **kwargs: Any):
         super().__init__(**kwargs)
