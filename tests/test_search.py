@@ -112,7 +112,10 @@ def test_search_arguments_that_cannot_be_used(cli, config: Path, tmp_path: Path)
              (("--search", "tpe", "--trials", "2", "--param", LR, "--prune", "hyperband",
                "--min-epochs", "3"), "1 to the config's training.epochs (2)"),
              (("--search", "random", "--trials", "2", "--param", LR, "--startup-trials",
-               "1"), "--search tpe")]
+               "1"), "--search tpe"),
+             (("--search", "tpe", "--trials", "2", "--param", LR, "--budget", "0"),
+              "--budget 0"),
+             (("--grid", "training.epochs=1,2", "--budget", "4"), "--search tpe")]
     for args, message in cases:
         result = cli("sweep", config, *args)
         assert result.exit_code == 2, (args, result.output)
@@ -145,6 +148,34 @@ def test_pruning_and_startup_settings_default_from_the_config_and_can_be_given(
                          prune="hyperband", factor=3).record
     assert record["tuning"] == {"min_epochs": 3, "factor": 3, "startup": 6}  # 30 // 3**2
     assert record["definition"]["factor"] == 3  # another study than the default's
+
+
+def test_a_search_claims_no_trial_once_its_budget_of_epochs_is_spent(
+        config: Path, tmp_path: Path) -> None:
+    planned = plan_search(config, [], [LR], "random", 10, 0, sweep_dir=tmp_path / "s",
+                          budget=5)
+    (tmp_path / "s").mkdir()
+    study = open_study(planned.spec)
+    claimed = 0
+    while (got := claim(study, planned.spec)) is not None:
+        claimed += 1
+        optuna.trial.Trial(study, got.trial_id).set_user_attr("epochs", 2)
+        study.tell(got.number, 0.5)
+    assert claimed == 3  # 2 and 4 epochs are under 5; 6 is not
+    assert planned.record["budget"] == 5
+
+
+def test_the_trial_running_when_the_budget_is_spent_is_pruned(cli, config: Path) -> None:
+    args = ("--search", "random", "--trials", "5", "--param", LR, "--seed", "0",
+            "--set", "training.epochs=3", "--budget", "4", "--json")
+    result = cli("sweep", config, *args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [t["status"] for t in out["trials"]] == ["completed", "pruned"]
+    record = json.loads((Path(out["sweep_dir"]) / "sweep.json").read_text())
+    assert record["epochs_spent"] == 4  # 3, then 1 of the second trial's 3
+    info = json.loads((Path(out["trials"][1]["run_dir"]) / "run.json").read_text())
+    assert info["pruned"]["epoch"] == 1
 
 
 def test_a_pruned_trial_is_recorded_with_its_epochs(cli, config: Path) -> None:

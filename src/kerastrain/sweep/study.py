@@ -50,6 +50,7 @@ class SearchSpec:
     min_epochs: int  # the first epoch a trial can be pruned at (`--min-epochs`)
     factor: int  # Hyperband's reduction factor (`--reduction-factor`)
     startup: int  # TPE's random start-up trials (`--startup-trials`)
+    budget: int | None = None  # epochs the search may spend in all (`--budget`)
 
 
 def lock_file(storage: str) -> str | None:
@@ -260,7 +261,7 @@ def claim(study: Any, spec: SearchSpec) -> Claim | None:
         waiting = any(t.state == TrialState.WAITING for t in trials)
         fresh = [t for t in trials if "retry_of" not in t.user_attrs
                  and not t.user_attrs.get("surplus")]
-        if not waiting and len(fresh) >= spec.trials:
+        if not waiting and (len(fresh) >= spec.trials or spent_up(trials, spec)):
             return None
         trial = study.ask()
         attrs = trial.user_attrs
@@ -286,4 +287,13 @@ def work_left(study: Any, spec: SearchSpec) -> bool:
         trials = study.get_trials(deepcopy=False)
     fresh = [t for t in trials if "retry_of" not in t.user_attrs
              and not t.user_attrs.get("surplus")]
-    return any(t.state == TrialState.WAITING for t in trials) or len(fresh) < spec.trials
+    return any(t.state == TrialState.WAITING for t in trials) or (
+        len(fresh) < spec.trials and not spent_up(trials, spec))
+
+
+def spent_up(trials: list[Any], spec: SearchSpec) -> bool:
+    """Whether the trials have trained the search's `--budget` of epochs: each finished
+    one its epochs, each running one the epochs it has reported so far."""
+    return spec.budget is not None and sum(
+        int(t.user_attrs.get("epochs") or 0) if t.state.is_finished() else (t.last_step or 0)
+        for t in trials) >= spec.budget
