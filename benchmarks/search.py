@@ -1,12 +1,14 @@
 """Search that learns (issue 18): on the digits MLP over learning rate, units and dropout,
 kerastrain's TPE search with Hyperband pruning against a 27-point grid (target: within 1%
-of the grid's best validation loss, spending at most a third of its epochs), one search per
+of the grid's best validation loss, spending at most a third of its epochs: each search
+runs with `--budget` a third of the grid's epochs unless --no-budget), one search per
 seed, each beside Keras Tuner's Hyperband on the same space with the same seed; then two
 `kerastrain sweep --storage` processes sharing one SQLite study (target: N trials
 together, none twice).
 
     python benchmarks/search.py                 # 15 epochs, 20 TPE trials, seeds 0-4
-    python benchmarks/search.py --seeds 0,1 --search-args "--reduction-factor 3"
+    python benchmarks/search.py --search-args "--min-epochs 4"   # the target's settings
+    python benchmarks/search.py --seeds 0,1 --no-budget --search-args "--reduction-factor 3"
     python benchmarks/search.py --skip-tuner    # without Keras Tuner (the [bench] extra)
 
 The grid runs through the CLI (`--jobs` lanes), each search through the CLI one trial at a
@@ -187,6 +189,9 @@ def main() -> None:
                         "for the search (e.g. '--min-epochs 2 --reduction-factor 3')")
     parser.add_argument("--tuner-factors", default="3,4", help="Keras Tuner's Hyperband "
                         "factors, one run each (15 epochs: 3 spends 166, 4 spends 91)")
+    parser.add_argument("--no-budget", dest="budget", action="store_false",
+                        help="run the searches without --budget (a third of the grid's "
+                        "epochs, by default)")
     parser.add_argument("--skip-tuner", action="store_true")
     parser.add_argument("--skip-shared", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
@@ -210,6 +215,7 @@ def main() -> None:
         # spends, do not depend on which trial ends first.
         search, took = sweep([str(cfg), "--search", "tpe", "--trials", str(args.trials),
                               "--prune", args.prune, "--seed", str(seed), "--jobs", "1",
+                              *(["--budget", str(budget // 3)] if args.budget else []),
                               *shlex.split(args.search_args),
                               *[part for key, dist in SPACE.items()
                                 for part in ("--param", f"{key}={dist}")]])
