@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -62,6 +63,38 @@ def test_a_seeded_tpe_search_draws_the_same_trials(config: Path, tmp_path: Path)
                              "model.layers.0.activation"}
 
 
+def _pruned_search(folder: Path, seed: int) -> list[tuple]:
+    """A seeded TPE + Hyperband study of 16 trials on a copy of the config in `folder`,
+    each trial's curve a function of its params: (params, state, epochs) per trial."""
+    cfg = iris_config(folder / "runs")
+    cfg["training"]["epochs"] = 16
+    folder.mkdir(parents=True)
+    planned = plan_search(write_config(folder / "iris.yaml", cfg), [], [LR, UNITS, ACT],
+                          "tpe", 16, seed, sweep_dir=folder / "s", prune="hyperband")
+    (folder / "s").mkdir()
+    study = open_study(planned.spec)
+    while (got := claim(study, planned.spec)) is not None:
+        trial = optuna.trial.Trial(study, got.trial_id)
+        lr, units = float(got.overrides[LR.split("=")[0]]), int(got.overrides[UNITS.split("=")[0]])
+        final = abs(math.log10(lr) + 2) + units / 100 + (got.overrides[ACT.split("=")[0]] == "tanh")
+        for epoch in range(1, 17):
+            trial.report(final * (1 + 4 / epoch), epoch)
+            if trial.should_prune():
+                study.tell(got.number, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(got.number, final)
+    return [(t.params, t.state.name, t.last_step) for t in study.get_trials()]
+
+
+def test_the_same_seeded_pruned_search_in_another_folder_runs_the_same_trials(
+        tmp_path: Path) -> None:
+    first = _pruned_search(tmp_path / "a", 3)
+    assert first == _pruned_search(tmp_path / "elsewhere" / "b", 3)
+    assert {state for _, state, _ in first} == {"COMPLETE", "PRUNED"}
+    assert first != _pruned_search(tmp_path / "c", 4)
+
+
 def test_search_arguments_that_cannot_be_used(cli, config: Path, tmp_path: Path) -> None:
     cases = [(("--search", "tpe", "--param", LR), "--trials N"),
              (("--search", "tpe", "--trials", "2"), "--param"),
@@ -79,7 +112,10 @@ def test_search_arguments_that_cannot_be_used(cli, config: Path, tmp_path: Path)
              (("--search", "tpe", "--trials", "2", "--param", LR, "--prune", "hyperband",
                "--min-epochs", "3"), "1 to the config's training.epochs (2)"),
              (("--search", "random", "--trials", "2", "--param", LR, "--startup-trials",
-               "1"), "--search tpe")]
+               "1"), "--search tpe"),
+             (("--search", "tpe", "--trials", "2", "--param", LR, "--budget", "0"),
+              "--budget 0"),
+             (("--grid", "training.epochs=1,2", "--budget", "4"), "--search tpe")]
     for args, message in cases:
         result = cli("sweep", config, *args)
         assert result.exit_code == 2, (args, result.output)
@@ -112,6 +148,34 @@ def test_pruning_and_startup_settings_default_from_the_config_and_can_be_given(
                          prune="hyperband", factor=3).record
     assert record["tuning"] == {"min_epochs": 3, "factor": 3, "startup": 6}  # 30 // 3**2
     assert record["definition"]["factor"] == 3  # another study than the default's
+
+
+def test_a_search_claims_no_trial_once_its_budget_of_epochs_is_spent(
+        config: Path, tmp_path: Path) -> None:
+    planned = plan_search(config, [], [LR], "random", 10, 0, sweep_dir=tmp_path / "s",
+                          budget=5)
+    (tmp_path / "s").mkdir()
+    study = open_study(planned.spec)
+    claimed = 0
+    while (got := claim(study, planned.spec)) is not None:
+        claimed += 1
+        optuna.trial.Trial(study, got.trial_id).set_user_attr("epochs", 2)
+        study.tell(got.number, 0.5)
+    assert claimed == 3  # 2 and 4 epochs are under 5; 6 is not
+    assert planned.record["budget"] == 5
+
+
+def test_the_trial_running_when_the_budget_is_spent_is_pruned(cli, config: Path) -> None:
+    args = ("--search", "random", "--trials", "5", "--param", LR, "--seed", "0",
+            "--set", "training.epochs=3", "--budget", "4", "--json")
+    result = cli("sweep", config, *args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [t["status"] for t in out["trials"]] == ["completed", "pruned"]
+    record = json.loads((Path(out["sweep_dir"]) / "sweep.json").read_text())
+    assert record["epochs_spent"] == 4  # 3, then 1 of the second trial's 3
+    info = json.loads((Path(out["trials"][1]["run_dir"]) / "run.json").read_text())
+    assert info["pruned"]["epoch"] == 1
 
 
 def test_a_pruned_trial_is_recorded_with_its_epochs(cli, config: Path) -> None:

@@ -78,6 +78,10 @@ def sweep(
             "--startup-trials", metavar="N",
             help="Random trials before TPE models the scores (default trials // 3, from 2 "
                  "to 10).")] = None,
+        budget: Annotated[int | None, typer.Option(
+            "--budget", metavar="EPOCHS",
+            help="Stop the search when its trials have trained this many epochs in all "
+                 "(the trial running then is pruned).")] = None,
         storage: Annotated[str | None, typer.Option(
             help="The study's database URL, shared by every process on it (default: "
                  "sqlite:///<sweep dir>/study.db).")] = None,
@@ -122,12 +126,12 @@ def sweep(
             run_search(config, set_ or [], param or [], search.value, trials, seed, metric,
                        sweep_dir, storage, prune.value, jobs, bool(grid) or bool(random),
                        executor, address, dry_run, quiet, json_, _render_result,
-                       (min_epochs, reduction_factor, startup_trials))
+                       (min_epochs, reduction_factor, startup_trials, budget))
             return
         if trials or storage or prune != Prune.none or any(
-                v is not None for v in (min_epochs, reduction_factor, startup_trials)):
-            raise UserError("--trials, --storage, --prune, --min-epochs, --reduction-factor "
-                            "and --startup-trials are for --search tpe|random.")
+                v is not None for v in (min_epochs, reduction_factor, startup_trials, budget)):
+            raise UserError("--trials, --storage, --prune, --min-epochs, --reduction-factor, "
+                            "--startup-trials and --budget are for --search tpe|random.")
         from kerastrain.sweep.run import execute, plan
 
         planned = plan(config, set_ or [], grid or [], random, param or [], seed, metric,

@@ -17,7 +17,16 @@ from kerastrain.errors import RunPruned
 from kerastrain.runs import metric_key
 from kerastrain.sweep.manifest import Row, SweepDir, run_status, tagged_runs, trial_metric
 from kerastrain.sweep.space import parsed
-from kerastrain.sweep.study import Claim, SearchSpec, claim, claiming, label, latest, open_study
+from kerastrain.sweep.study import (
+    Claim,
+    SearchSpec,
+    claim,
+    claiming,
+    label,
+    latest,
+    open_study,
+    spent_up,
+)
 from kerastrain.sweep.trial import TrialSpec, run_trial
 from kerastrain.training.progress import Progress
 
@@ -41,10 +50,11 @@ class Lane:
 class Reporting(Progress):
     """A trial's events on their way to the display; each epoch's validation metric of
     the first model it trains (the hold-out model, or the first fold of a cross-validation
-    run) is reported to the trial, and the pruner asked whether to go on."""
+    run) is reported to the trial, and the pruner asked whether to go on; a trial before
+    its last epoch stops (pruned) when the search's trials have spent its `--budget`."""
 
-    def __init__(self, inner: Progress, trial: Any, key: str, prune: bool):
-        self.inner, self.trial, self.key, self.prune = inner, trial, key, prune
+    def __init__(self, inner: Progress, trial: Any, key: str, search: SearchSpec):
+        self.inner, self.trial, self.key, self.search = inner, trial, key, search
         self.first: str | None = None
         self.epochs = 0
 
@@ -59,7 +69,10 @@ class Reporting(Progress):
             return
         value = float(logs[self.key])
         self.trial.report(value, epoch)
-        if self.prune and self.trial.should_prune():
+        if self.search.prune != "none" and self.trial.should_prune():
+            raise RunPruned(epoch, self.key, value)
+        if self.search.budget is not None and epoch < epochs and spent_up(
+                self.trial.study.get_trials(deepcopy=False), self.search):
             raise RunPruned(epoch, self.key, value)
 
     def fold_end(self, label: str) -> None:
@@ -101,8 +114,7 @@ def search_lane(lane: Lane, progress: Progress) -> int:
         spec = _spec(lane, got)
         trial = optuna.trial.Trial(study, got.trial_id)
         trial.set_user_attr("overrides", got.overrides)
-        reporting = Reporting(progress, trial, _log_key(lane.metric),
-                              lane.search.prune != "none")
+        reporting = Reporting(progress, trial, _log_key(lane.metric), lane.search)
         try:
             result = run_trial(spec, reporting)
         except KeyboardInterrupt as exc:

@@ -91,9 +91,11 @@ def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
                 prune: str = "none", jobs: int = 1, command: list[str] | None = None,
                 executor: str = "local", address: str | None = None,
                 min_epochs: int | None = None, factor: int | None = None,
-                startup: int | None = None) -> SearchSweep:
+                startup: int | None = None, budget: int | None = None) -> SearchSweep:
     """Every check before a search trains; the sweep directory is named, not written.
-    `min_epochs`, `factor`, `startup`: the pruner's and TPE's settings (`tuning`)."""
+    `min_epochs`, `factor`, `startup`: the pruner's and TPE's settings (`tuning`);
+    `budget`: the epochs its trials may spend in all (not part of its definition, as
+    `trials`: a rerun with a larger one continues the study)."""
     if search not in SEARCHES:
         raise SweepError(f"--search {search!r}: use grid, random or tpe.")
     if prune not in PRUNERS:
@@ -103,6 +105,9 @@ def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
                          "more).")
     if jobs < 1:
         raise SweepError(f"--jobs {jobs}: give 1 or more trials to run side by side.")
+    if budget is not None and budget < 1:
+        raise SweepError(f"--budget {budget}: give the epochs the search may spend, 1 or "
+                         "more.")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise SweepError("--executor ray needs Ray: pip install 'kerastrain[ray]'")
     if address and executor != "ray":
@@ -153,10 +158,11 @@ def plan_search(config: Path, fixed: list[str], params: list[str], search: str,
     direction = "minimize" if metric_direction(name)[0] == "lower" else "maximize"
     spec = SearchSpec(storage, f"{base.config.name}-{sid}", tuple(drawn), search, prune,
                       int(seed), trials, direction, int(base.config.training.epochs),
-                      lock_file(storage), **tuned)
+                      lock_file(storage), **tuned, budget=budget)
     record = {"id": sid, "definition": definition, "seed": seed, "command": command or [],
               "config": str(config), "set": list(fixed), "params": list(params),
-              "search": search, "trials": trials, "prune": prune, "tuning": tuned,
+              "search": search, "trials": trials, "budget": budget, "prune": prune,
+              "tuning": tuned,
               "metric": metric,
               "direction": direction, "storage": storage, "study": spec.study, "jobs": jobs,
               "executor": executor, "address": address, "runs_dir": str(runs_dir)}

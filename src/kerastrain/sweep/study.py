@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ class SearchSpec:
     min_epochs: int  # the first epoch a trial can be pruned at (`--min-epochs`)
     factor: int  # Hyperband's reduction factor (`--reduction-factor`)
     startup: int  # TPE's random start-up trials (`--startup-trials`)
+    budget: int | None = None  # epochs the search may spend in all (`--budget`)
 
 
 def lock_file(storage: str) -> str | None:
@@ -122,10 +124,27 @@ def pruner(spec: SearchSpec) -> Any:
         return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 4)),
                                            n_warmup_steps=spec.min_epochs)
     if spec.prune == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=spec.min_epochs,
-                                              max_resource=max(1, spec.epochs),
-                                              reduction_factor=spec.factor)
+        return SeededHyperband(spec.seed, min_resource=spec.min_epochs,
+                               max_resource=max(1, spec.epochs), reduction_factor=spec.factor)
     return optuna.pruners.NopPruner()
+
+
+class SeededHyperband(optuna.pruners.HyperbandPruner):
+    """Optuna's Hyperband with each trial's bracket drawn from the search's seed and the
+    trial's number (Optuna hashes the study's name, which holds the config's path: the same
+    seeded search would prune other trials in another folder), laid out at once (Optuna
+    waits for the first `prune`, and puts every trial in bracket 0 until then)."""
+
+    def __init__(self, seed: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self._try_initialization(None)  # max_resource is given: the study is not read
+
+    def _get_bracket_id(self, study: Any, trial: Any) -> int:
+        drawn = int(np.random.SeedSequence([self.seed, trial.number, 1]).generate_state(1)[0])
+        n = drawn % self._total_trial_allocation_budget  # brackets in Optuna's shares
+        return next(b for b, edge in enumerate(accumulate(self._trial_allocation_budgets))
+                    if n < edge)
 
 
 def open_study(spec: SearchSpec) -> Any:
@@ -242,7 +261,7 @@ def claim(study: Any, spec: SearchSpec) -> Claim | None:
         waiting = any(t.state == TrialState.WAITING for t in trials)
         fresh = [t for t in trials if "retry_of" not in t.user_attrs
                  and not t.user_attrs.get("surplus")]
-        if not waiting and len(fresh) >= spec.trials:
+        if not waiting and (len(fresh) >= spec.trials or spent_up(trials, spec)):
             return None
         trial = study.ask()
         attrs = trial.user_attrs
@@ -268,4 +287,13 @@ def work_left(study: Any, spec: SearchSpec) -> bool:
         trials = study.get_trials(deepcopy=False)
     fresh = [t for t in trials if "retry_of" not in t.user_attrs
              and not t.user_attrs.get("surplus")]
-    return any(t.state == TrialState.WAITING for t in trials) or len(fresh) < spec.trials
+    return any(t.state == TrialState.WAITING for t in trials) or (
+        len(fresh) < spec.trials and not spent_up(trials, spec))
+
+
+def spent_up(trials: list[Any], spec: SearchSpec) -> bool:
+    """Whether the trials have trained the search's `--budget` of epochs: each finished
+    one its epochs, each running one the epochs it has reported so far."""
+    return spec.budget is not None and sum(
+        int(t.user_attrs.get("epochs") or 0) if t.state.is_finished() else (t.last_step or 0)
+        for t in trials) >= spec.budget
