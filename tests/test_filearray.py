@@ -83,6 +83,24 @@ def test_whole_column_passes_read_a_block_at_a_time(tmp_path: Path, monkeypatch)
         check_column(mapped, "x", numeric=True)
 
 
+def test_the_checks_read_a_clean_column_once(tmp_path: Path, monkeypatch) -> None:
+    """No missing value and no infinity is told in one pass over the file's rows; a
+    column that holds one is still found and named at its row."""
+    x = shards(tmp_path, 1)
+    monkeypatch.setattr(filearray, "BLOCK_BYTES", 100)
+    read = []
+    real = FileArray.read
+    monkeypatch.setattr(FileArray, "read", lambda self, rows: read.append(len(rows)) or
+                        real(self, rows))
+    check_column(Table({"x": open_npy(tmp_path / "x0.npy", "x")}, "x0.npy"), "x", numeric=True)
+    assert sum(read) == len(x)
+    x[11, 0, 1] = np.nan
+    np.save(tmp_path / "x1.npy", x)
+    with pytest.raises(DataError, match="missing value at row 11 "):
+        check_column(Table({"x": open_npy(tmp_path / "x1.npy", "x")}, "x1.npy"), "x",
+                     numeric=True)
+
+
 def test_npz_members_are_read_in_place(tmp_path: Path) -> None:
     x = np.arange(60, dtype=np.float64).reshape(20, 3)
     y = np.arange(20, dtype=np.int64)
