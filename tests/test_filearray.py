@@ -83,6 +83,18 @@ def test_whole_column_passes_read_a_block_at_a_time(tmp_path: Path, monkeypatch)
         check_column(mapped, "x", numeric=True)
 
 
+def test_leakage_ids_hash_each_block_in_steps(tmp_path: Path, monkeypatch) -> None:
+    """A file's rows are hashed a block at a time, each block in steps of rows that need
+    not divide it: the ids are the array's."""
+    from kerastrain.data import leakage
+
+    x = shards(tmp_path, 1)
+    monkeypatch.setattr(filearray, "BLOCK_BYTES", 5 * 48)   # blocks of 5 rows of 48 bytes
+    monkeypatch.setattr(leakage, "_CHUNK_WORDS", 12)        # steps of 2 rows
+    mapped = Table({"x": open_npy(tmp_path / "x0.npy", "x")}, "x0.npy")
+    np.testing.assert_array_equal(row_ids(mapped, ["x"]), row_ids(Table({"x": x}), ["x"]))
+
+
 def test_the_checks_read_a_clean_column_once(tmp_path: Path, monkeypatch) -> None:
     """No missing value and no infinity is told in one pass over the file's rows; a
     column that holds one is still found and named at its row."""
