@@ -281,3 +281,27 @@ def test_reading_every_row_leaves_the_process_memory_as_it_was(tmp_path: Path) -
     before = _resident_mib()
     assert sum(float(mapped[k:k + 1024].sum()) for k in range(0, rows, 1024)) == total
     assert _resident_mib() - before > 48
+
+
+def test_a_file_opened_by_two_threads_at_once_keeps_one_descriptor(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """The fingerprint's thread and the checks may open a file at the same moment: the
+    descriptor stored first is the one kept, and the other is closed, not leaked."""
+    shards(tmp_path, 1)
+    path = str(tmp_path / "x0.npy")
+    real_open, closed = os.open, []
+    first = real_open(path, os.O_RDONLY)
+
+    def racing(name, flags):   # the other thread stores its descriptor meanwhile
+        filearray._fds.setdefault(name, first)
+        return real_open(name, flags)
+
+    real_close = os.close
+    monkeypatch.setattr(filearray.os, "open", racing)
+    monkeypatch.setattr(filearray.os, "close", lambda fd: closed.append(fd) or real_close(fd))
+    filearray._forget(path)
+    try:
+        assert filearray._descriptor(path) == first
+        assert len(closed) == 1 and closed[0] != first
+    finally:
+        filearray._forget(path)
