@@ -222,3 +222,32 @@ def test_a_runs_dir_that_cannot_be_made_is_refused_at_its_line(cli: Cli, tmp_pat
     refused(cli("validate", iris_yaml(tmp_path), "--set", f"output.runs_dir={blocker}"),
             f"--set output.runs_dir={blocker}  output.runs_dir: {blocker}: cannot make a run "
             "directory there (a file is in the way")
+
+
+def test_the_fingerprint_hashed_beside_the_checks_is_the_same(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """`fit` hashes the data fingerprint in a thread while the checks go on (`hash_ahead`);
+    the digest is the one hashed in line, and a failure in the thread surfaces where the
+    fingerprint is read."""
+    from conftest import iris_config, write_config
+    from kerastrain.config import load_config
+    from kerastrain.data import table as table_module
+    from kerastrain.errors import DataError
+    from kerastrain.training import check as check_module
+
+    loaded = load_config(write_config(tmp_path / "c.yaml", iris_config(tmp_path / "runs")))
+    ahead = check_module.check(loaded, hash_ahead=True)
+    assert ahead.hashing is not None
+    inline = check_module.check(loaded)
+    assert inline.hashing is None
+    experiment = inline.experiment
+    expected = table_module.fingerprint_columns(experiment.table, experiment.used_columns)
+    assert ahead.fingerprint == inline.fingerprint == expected
+
+    def cut_short(*args):
+        raise DataError("x.npy: the file ends before its last row")
+
+    monkeypatch.setattr("kerastrain.experiment.fingerprint_columns", cut_short)
+    failing = check_module.check(loaded, hash_ahead=True)
+    with pytest.raises(DataError, match="ends before its last row"):
+        assert failing.fingerprint

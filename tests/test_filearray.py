@@ -83,6 +83,36 @@ def test_whole_column_passes_read_a_block_at_a_time(tmp_path: Path, monkeypatch)
         check_column(mapped, "x", numeric=True)
 
 
+def test_leakage_ids_hash_each_block_in_steps(tmp_path: Path, monkeypatch) -> None:
+    """A file's rows are hashed a block at a time, each block in steps of rows that need
+    not divide it: the ids are the array's."""
+    from kerastrain.data import leakage
+
+    x = shards(tmp_path, 1)
+    monkeypatch.setattr(filearray, "BLOCK_BYTES", 5 * 48)   # blocks of 5 rows of 48 bytes
+    monkeypatch.setattr(leakage, "_CHUNK_WORDS", 12)        # steps of 2 rows
+    mapped = Table({"x": open_npy(tmp_path / "x0.npy", "x")}, "x0.npy")
+    np.testing.assert_array_equal(row_ids(mapped, ["x"]), row_ids(Table({"x": x}), ["x"]))
+
+
+def test_the_checks_read_a_clean_column_once(tmp_path: Path, monkeypatch) -> None:
+    """No missing value and no infinity is told in one pass over the file's rows; a
+    column that holds one is still found and named at its row."""
+    x = shards(tmp_path, 1)
+    monkeypatch.setattr(filearray, "BLOCK_BYTES", 100)
+    read = []
+    real = FileArray.read
+    monkeypatch.setattr(FileArray, "read", lambda self, rows: read.append(len(rows)) or
+                        real(self, rows))
+    check_column(Table({"x": open_npy(tmp_path / "x0.npy", "x")}, "x0.npy"), "x", numeric=True)
+    assert sum(read) == len(x)
+    x[11, 0, 1] = np.nan
+    np.save(tmp_path / "x1.npy", x)
+    with pytest.raises(DataError, match="missing value at row 11 "):
+        check_column(Table({"x": open_npy(tmp_path / "x1.npy", "x")}, "x1.npy"), "x",
+                     numeric=True)
+
+
 def test_npz_members_are_read_in_place(tmp_path: Path) -> None:
     x = np.arange(60, dtype=np.float64).reshape(20, 3)
     y = np.arange(20, dtype=np.int64)
@@ -251,3 +281,27 @@ def test_reading_every_row_leaves_the_process_memory_as_it_was(tmp_path: Path) -
     before = _resident_mib()
     assert sum(float(mapped[k:k + 1024].sum()) for k in range(0, rows, 1024)) == total
     assert _resident_mib() - before > 48
+
+
+def test_a_file_opened_by_two_threads_at_once_keeps_one_descriptor(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """The fingerprint's thread and the checks may open a file at the same moment: the
+    descriptor stored first is the one kept, and the other is closed, not leaked."""
+    shards(tmp_path, 1)
+    path = str(tmp_path / "x0.npy")
+    real_open, closed = os.open, []
+    first = real_open(path, os.O_RDONLY)
+
+    def racing(name, flags):   # the other thread stores its descriptor meanwhile
+        filearray._fds.setdefault(name, first)
+        return real_open(name, flags)
+
+    real_close = os.close
+    monkeypatch.setattr(filearray.os, "open", racing)
+    monkeypatch.setattr(filearray.os, "close", lambda fd: closed.append(fd) or real_close(fd))
+    filearray._forget(path)
+    try:
+        assert filearray._descriptor(path) == first
+        assert len(closed) == 1 and closed[0] != first
+    finally:
+        filearray._forget(path)

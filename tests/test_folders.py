@@ -288,3 +288,32 @@ def test_images_are_keras_image_dataset_from_directory_rounded(tmp_path: Path,
     np.testing.assert_array_equal(table.columns["image"], np.round(pixels))
     assert [CLASSES[i] for i in labels] == list(table.columns["label"])
     assert table.files[:2] == ["circle/000.png", "circle/001.png"]
+
+
+def test_files_are_listed_and_scanned_in_path_order(tmp_path: Path, monkeypatch) -> None:
+    """Files sort as paths do, part by part ('x/b' before 'x-a'), each thread reads a run
+    of files, and the first bad file in that order is the one named."""
+    from kerastrain.config.schema import SourceSpec
+    from kerastrain.data import folders, images
+    from kerastrain.errors import DataError
+
+    image_folder(tmp_path / "data", per_class=4)
+    for name in ("x-a.png", "x/b.png", "x/c/d.png", "X.png"):
+        (tmp_path / "data" / CLASSES[0] / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / CLASSES[0] / name).write_bytes(
+            next((tmp_path / "data" / CLASSES[0]).glob("*.png")).read_bytes())
+    spec = SourceSpec(type="image_folder", path=str(tmp_path / "data"))
+    files, labels = folders.class_files(tmp_path / "data", spec)
+    assert files == sorted(files) and len(files) == len(set(files)) == len(labels)
+    assert [f.name for f in files if f.name in ("x-a.png", "b.png", "d.png")] == \
+        ["b.png", "d.png", "x-a.png"]
+    monkeypatch.setattr(images, "SCAN_RUN", 3)
+    monkeypatch.setattr(images, "SCAN_BATCH", 2)
+    digests = images.scan(files)
+    assert [bytes(d) for d in digests] == [images._digest(f) for f in files]
+    table = folders.read_folder(spec.model_copy(update={"path": str(tmp_path / "data") + "/"}))
+    assert table.files == [str(f.relative_to(tmp_path / "data")) for f in files]
+    for bad in (files[7], files[4]):
+        bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match=f"{files[4]}: not a readable image"):
+        images.scan(files)

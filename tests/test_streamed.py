@@ -46,10 +46,14 @@ def test_a_streamed_run_equals_the_in_memory_run(cli: Cli, tmp_path: Path) -> No
         run_numbers(cli, tmp_path, "memory", False, False)
 
 
-def test_rows_are_read_as_training_goes(tmp_path: Path) -> None:
+def test_rows_are_read_as_training_goes(tmp_path: Path, monkeypatch) -> None:
     """The training input of a mapped source is a RowStream; each batch it gives is the
-    preprocessing of those rows, as the in-memory arrays hold them."""
+    preprocessing of those rows, as the in-memory arrays hold them. Each pass (epoch) is
+    in the order Keras's PyDataset gave earlier releases: NumPy permutations from the seed,
+    the first epoch on the second drawn (Keras ended an epoch before the first), a resumed
+    run (`skip_epochs`) on those of the epochs it continues."""
     from kerastrain.config import load_config
+    from kerastrain.data import streamed
     from kerastrain.data.streamed import RowStream
     from kerastrain.experiment import load_experiment
 
@@ -63,12 +67,35 @@ def test_rows_are_read_as_training_goes(tmp_path: Path) -> None:
     stream, labels = experiment.arrays(pre, rows, "training rows")
     assert isinstance(stream, RowStream)
     whole = pre.transform_x(experiment.table, rows)
-    batches = stream.keras_data(labels, 500, shuffle_seed=1)
-    first, _ = batches[0]
-    np.testing.assert_array_equal(first, whole[batches.order[:500]])
-    seen = np.sort(np.concatenate([batches.order[i * 500:(i + 1) * 500]
-                                   for i in range(len(batches))]))
-    np.testing.assert_array_equal(seen, np.arange(len(rows)))
+    rng = np.random.default_rng(1)
+    orders = [rng.permutation(len(rows)) for _ in range(4)]
+    monkeypatch.setattr(streamed, "CHUNK_BATCHES", 3)  # the last chunk and batch are short
+    data = stream.keras_data(labels, 50, shuffle_seed=1)
+    resumed = stream.keras_data(labels, 50, shuffle_seed=1, skip_epochs=1)
+    for batches, order in ((data, orders[1]), (data, orders[2]), (resumed, orders[2])):
+        got = list(batches.as_numpy_iterator())
+        assert len(got) == len(batches) == -(-len(rows) // 50)
+        assert [len(b) for b, _ in got] == [len(c) for c in np.array_split(
+            order, range(50, len(rows), 50))]
+        np.testing.assert_array_equal(np.concatenate([b for b, _ in got]), whole[order])
+        np.testing.assert_array_equal(np.concatenate([t for _, t in got]), labels[order])
+    # Keras's fit reads each epoch's pass once, to the end: epoch k is on draw k + 2
+    from kerastrain import _keras
+
+    passes = []
+    chunks = streamed.Epochs.chunks
+    monkeypatch.setattr(streamed.Epochs, "chunks", lambda self: passes.append(
+        self.order.copy()) or chunks(self))
+    keras = _keras.keras()
+    model = keras.Sequential([keras.Input((whole.shape[1],)), keras.layers.Dense(2)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=4)
+    model.fit(stream.keras_data(labels, 50, shuffle_seed=1), epochs=3, verbose=0,
+              validation_data=stream.keras_data(labels, 50))
+    shuffled = [order for order in passes if not np.array_equal(order, np.arange(len(rows)))]
+    assert len(shuffled) == 3 and len(passes) == 6
+    for got, order in zip(shuffled, orders[1:], strict=True):
+        np.testing.assert_array_equal(got, order)
 
 
 SCHEMES = {"holdout": {"validation_split": 0.25},

@@ -155,11 +155,15 @@ class FileArray:
 
 
 def _descriptor(path: str) -> int:
+    """The file's shared descriptor (threads read at once: the data fingerprint is hashed
+    beside the checks; the first descriptor stored is kept, another one closed)."""
     if path not in _fds:
         try:
-            _fds[path] = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
             raise DataError(f"{path}: cannot open it: {exc.strerror or exc}.") from None
+        if _fds.setdefault(path, fd) != fd:
+            os.close(fd)
     return _fds[path]
 
 

@@ -38,7 +38,8 @@ DEFAULT_SIZE = (256, 256)
 DECODE_BATCH = 256   # files decoded per batch outside training (statistics, a few rows)
 DIGEST_BYTES = 16
 READERS = 8          # threads reading files (I/O and hashing release the GIL)
-SCAN_BATCH = 1024    # files handed to them at a time
+SCAN_RUN = 64        # files a thread reads in one task
+SCAN_BATCH = 32      # tasks handed to them at a time
 EXACT_AT_SCALE_1 = ("bilinear", "nearest", "area")   # resizing to the same size: identity
 OP_NAMES = ("read_image_file", "decode_image_file")   # in a failed op's message
 
@@ -71,15 +72,22 @@ def _digest(path: Path) -> bytes:
     return hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
 
 
+def _digests(files: list[Path]) -> bytes:
+    return b"".join(map(_digest, files))
+
+
 def scan(files: list[Path]) -> np.ndarray:
     """Every file's digest, (files, 16) uint8; a `DataError` for the first file (in the
-    given order) that cannot be read or is no image."""
+    given order) that cannot be read or is no image. Each thread is handed a run of
+    `SCAN_RUN` files (a future per file cost more than reading it)."""
     out = np.empty((len(files), DIGEST_BYTES), dtype=np.uint8)
+    runs = [files[start:start + SCAN_RUN] for start in range(0, len(files), SCAN_RUN)]
     with ThreadPoolExecutor(READERS) as pool:
-        for start in range(0, len(files), SCAN_BATCH):   # a few futures alive at a time
-            digests = b"".join(pool.map(_digest, files[start:start + SCAN_BATCH]))
-            out[start:start + SCAN_BATCH] = np.frombuffer(digests, np.uint8).reshape(
-                -1, DIGEST_BYTES)
+        for start in range(0, len(runs), SCAN_BATCH):   # a few futures alive at a time
+            digests = b"".join(pool.map(_digests, runs[start:start + SCAN_BATCH]))
+            first = start * SCAN_RUN
+            out[first:first + len(digests) // DIGEST_BYTES] = np.frombuffer(
+                digests, np.uint8).reshape(-1, DIGEST_BYTES)
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from kerastrain.data.filearray import FileArray
 from kerastrain.data.images import ImageFiles
 from kerastrain.data.splits import SplitPlan
 from kerastrain.data.table import Table
@@ -80,9 +81,11 @@ def column_hashes(values: np.ndarray) -> np.ndarray:
     salts = _salts(max(row_words, 1))
     step = max(1, _CHUNK_WORDS // max(row_words, 1))
     out = np.empty(n, dtype=np.uint64)
-    for start in range(0, n, step):
-        mixed = _fmix(_words(values[start:start + step]) ^ salts)
-        mixed.sum(axis=1, dtype=np.uint64, out=out[start:start + step])
+    blocks = values.blocks() if isinstance(values, FileArray) else [(0, values)]
+    for first, block in blocks:   # a file's rows read a few MiB at a time, not 512 KiB
+        for start in range(0, len(block), step):
+            mixed = _fmix(_words(block[start:start + step]) ^ salts)
+            mixed.sum(axis=1, dtype=np.uint64, out=out[first + start:first + start + len(mixed)])
     return out
 
 

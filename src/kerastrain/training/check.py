@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,7 +25,6 @@ from kerastrain.data.imagestream import files_named
 from kerastrain.data.leakage import LeakageReport, check_leakage
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
-from kerastrain.data.table import fingerprint_columns
 from kerastrain.data.values import label_order, label_value, labels
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, check_names, load_experiment
@@ -54,6 +54,7 @@ class Checked:
     leakage: LeakageReport | None = None
     dtype_policy: dict[str, Any] = field(default_factory=dict)
     first_model: tuple[Any, Preprocessor | GraphPreprocessor] | None = None
+    hashing: Future | None = None  # the fingerprint being hashed (`check(hash_ahead=True)`)
 
     def take_model(self, fold: Fold) -> tuple[Any, Preprocessor | GraphPreprocessor] | None:
         """The model the checks built (and its preprocessing), for the plan's first fold,
@@ -66,7 +67,7 @@ class Checked:
     def fingerprint(self) -> str:
         """The SHA-256 of the columns the run uses (once per run): `resume` and `evaluate`
         check the data is unchanged."""
-        return fingerprint_columns(self.experiment.table, self.experiment.used_columns)
+        return (self.hashing or self.experiment.fingerprint_ahead()).result()
 
 
 def check_runs_dir(runs_dir: str) -> None:
@@ -246,15 +247,16 @@ def probe_scores(model: Any, x: Any, y: Any, rows: int) -> dict[str, float]:
                          "target and the last layer.") from None
 
 
-def check(loaded: LoadedConfig) -> Checked:
+def check(loaded: LoadedConfig, hash_ahead: bool = False) -> Checked:
     """Every check `fit` makes before training; a `ConfigError` (file, line, key) for the
-    first stage that fails."""
+    first stage that fails. `hash_ahead`: the fingerprint is hashed beside the checks."""
     cfg = loaded.config
     check_names(loaded)
     with loaded.at_keys():
         check_runs_dir(cfg.output.runs_dir)
         configure_runtime(cfg.runtime)
     experiment = load_experiment(loaded)
+    hashing = experiment.fingerprint_ahead() if hash_ahead else None
     fold = experiment.plan.folds[0]
     pre = experiment.preprocessor(fold.fit_rows)  # the values of the training rows first
     with loaded.at_keys():
@@ -294,4 +296,4 @@ def check(loaded: LoadedConfig) -> Checked:
                        task={t.output: t.task for t in experiment.graph.targets},
                        classes=pre.output_classes)
     return Checked(experiment, strategy, log_names, int(model.count_params()), summary,
-                   leakage, describe(model), (model, pre))
+                   leakage, describe(model), (model, pre), hashing)

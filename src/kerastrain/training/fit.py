@@ -44,7 +44,7 @@ def fit(loaded: LoadedConfig, progress: Progress | None = None,
     `pool`: the run's `fold_pool`, when the caller opened it before loading TensorFlow."""
     progress = progress or Progress()
     with nullcontext(pool) if pool is not None else fold_pool(loaded.config) as pool:
-        checked = check(loaded)
+        checked = check(loaded, hash_ahead=True)
         run = RunDir.create(loaded.config.output.runs_dir, loaded.config.name)
         with run.lock():
             started = time.time()

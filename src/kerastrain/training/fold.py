@@ -28,6 +28,7 @@ from kerastrain.training.callbacks import (
 )
 from kerastrain.training.check import Checked, class_weight, fresh_model
 from kerastrain.training.progress import Progress
+from kerastrain.training.scores import LastLogs, logged_scores
 from kerastrain.training.strategy import StrategyChoice
 
 
@@ -76,6 +77,8 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     callbacks.append(StopOnNaN())
     backup = EpochBackup(place, list(callbacks), heldout, cfg.output.backup_interval_s)
     epochs = epochs or training.epochs
+    last = LastLogs()
+    watching = [*callbacks, backup, EpochProgress(progress, label, epochs)]
     progress.fold_begin(label, epochs, backup.resumed_from or 0)
     try:
         with files_named(experiment.table):  # an image that does not decode, named
@@ -85,8 +88,7 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
                 epochs=epochs, validation_data=validation_data, class_weight=weights,
                 validation_freq=training.validation_freq,
                 validation_batch_size=training.validation_batch_size,
-                callbacks=[*callbacks, backup, EpochProgress(progress, label, epochs)],
-                verbose=0)
+                callbacks=[*watching, last], verbose=0)
         backup.flush()  # until the model's files are written, resume starts from the end
     except BaseException:  # interrupted or failed: every finished epoch stays
         backup.flush()
@@ -95,9 +97,10 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
         raise
     progress.fold_end(label)
     metrics = {}
-    if not refit:
+    if not refit:  # Keras's last val_* logs where they are the scores (`scores.py`)
+        logged = None if len(fold.inner) else logged_scores(model, last, watching, strategy)
         with files_named(experiment.table):
-            metrics["validation"] = evaluate_model(model, x_val, y_val, eval_batch)
+            metrics["validation"] = logged or evaluate_model(model, x_val, y_val, eval_batch)
     return FoldResult(model, pre, backup.history(), metrics)
 
 

@@ -115,7 +115,7 @@ def resume(run_dir: str | Path, progress: Progress | None = None,
 
 def _resume(run: RunDir, info: dict[str, Any], loaded: LoadedConfig, progress: Progress,
             command: list[str] | None, pool: WorkerPool) -> dict[str, Any]:
-    checked = check(loaded)
+    checked = check(loaded, hash_ahead=True)
     _check_same_data(checked, run, info)
     where = resume_point(checked, run, progress)
     for warning in checked.summary["warnings"]:
