@@ -142,6 +142,20 @@ def test_ctrl_c_reaches_each_worker_once_and_its_clean_up_finishes(tmp_path: Pat
             os.kill(pid, 0)
 
 
+def test_an_error_before_any_work_ends_the_idle_workers_at_once() -> None:
+    """An error in the parent before it hands out work (a config the checks refuse): its
+    workers hold nothing to save and end at once, even one that cannot answer Ctrl-C
+    (here stopped; in life, one still loading TensorFlow, whose exit can hang a minute)."""
+    began = time.monotonic()
+    with pytest.raises(ValueError, match="refused"):
+        with WorkerPool(2, warm=False) as pool:
+            procs = pool.procs
+            os.kill(procs[0].pid, signal.SIGSTOP)
+            raise ValueError("refused by the checks")
+    assert time.monotonic() - began < 20  # not the minute interrupted workers may take
+    assert not [p for p in procs if p.is_alive()]
+
+
 @pytest.mark.slow  # two 3-fold runs, one serial, one in two worker processes
 def test_folds_side_by_side_make_the_serial_run(cli, tmp_path: Path) -> None:
     made = {}

@@ -141,12 +141,15 @@ class WorkerPool:
         self._wait(time.monotonic() + _IDLE_S)
 
     def _interrupt(self) -> None:
-        """Ctrl-C for every worker (the terminal sends it to them too; a SIGTERM to this
-        process does not), then wait for them to leave their backups."""
+        """Ctrl-C for every worker holding an item (the terminal sends it to them too; a
+        SIGTERM to this process does not), then wait for them to leave their backups. A
+        worker holding none has nothing to save and ends at once (killed: one still
+        starting, as when the checks refuse a config, can take a minute to exit from the
+        middle of loading TensorFlow)."""
         for worker in self.live:
             if worker.proc.is_alive():
                 try:
-                    os.kill(worker.proc.pid, signal.SIGINT)
+                    os.kill(worker.proc.pid, signal.SIGINT if worker.held else signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         self._wait(time.monotonic() + _STOP_S)
