@@ -141,11 +141,9 @@ class WorkerPool:
         self._wait(time.monotonic() + _IDLE_S)
 
     def _interrupt(self) -> None:
-        """Ctrl-C for every worker holding an item (the terminal sends it to them too; a
-        SIGTERM to this process does not), then wait for them to leave their backups. A
-        worker holding none has nothing to save and ends at once (killed: one still
-        starting, as when the checks refuse a config, can take a minute to exit from the
-        middle of loading TensorFlow)."""
+        """Ctrl-C for every worker holding an item (a SIGTERM here reaches no worker),
+        then wait for their backups. One holding none is killed: one still loading
+        TensorFlow (the checks refused the config) can take a minute to exit."""
         for worker in self.live:
             if worker.proc.is_alive():
                 try:
