@@ -130,9 +130,8 @@ class WorkerPool:
         self.live.append(_Worker(proc, task_out, result_in))
 
     def close(self) -> None:
-        """Stop the workers. They are idle (every item has ended and its files are written),
-        so one that has not left within `_IDLE_S` (seen rarely: a minute's wait in an
-        interpreter that loaded TensorFlow) is killed."""
+        """Stop the workers. They are idle (every item ended, its files written): one not
+        gone within `_IDLE_S` (an interpreter that loaded TensorFlow may hang) is killed."""
         for worker in self.live:
             try:
                 worker.tasks.send(None)
