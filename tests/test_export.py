@@ -28,7 +28,7 @@ messy_run = test_tables.messy_run   # the trained messy-table run, a module fixt
 # folder and a CSV), the CSV's rows as the signature's inputs (export.json says each
 # input's column and dtype); the outputs back as a line of JSON.
 CONSUMER = r"""
-import csv, json, math, sys, traceback
+import csv, json, math, os, sys, traceback
 import numpy as np
 import tensorflow as tf
 assert "kerastrain" not in sys.modules
@@ -56,6 +56,7 @@ for line in sys.stdin:
     except BaseException:
         answer = {"error": traceback.format_exc()}
     print(json.dumps(answer), flush=True)
+os._exit(0)  # an interpreter that loaded TensorFlow can hang in its shutdown
 """
 
 
@@ -67,6 +68,8 @@ def consume(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
     def ask(folder: Path, data: Path) -> dict:
+        if started and started[0].poll() is not None:  # ended (a test stopped mid-request)
+            started.clear()
         if not started:
             started.append(subprocess.Popen(
                 [sys.executable, "-c", CONSUMER], stdin=subprocess.PIPE,
@@ -75,7 +78,12 @@ def consume(tmp_path_factory):
         proc = started[0]
         proc.stdin.write(json.dumps([str(folder), str(data)]) + "\n")
         proc.stdin.flush()
-        line = proc.stdout.readline()
+        line = ""
+        try:
+            line = proc.stdout.readline()
+        finally:  # an answer not read (the test's time ran out): no later test reads it
+            if not line:
+                proc.kill()
         assert line, f"the consumer ended: exit {proc.wait(timeout=60)}"
         answer = json.loads(line)
         assert "error" not in answer, answer.get("error", "")[-3000:]
@@ -84,7 +92,10 @@ def consume(tmp_path_factory):
     yield ask
     for proc in started:
         proc.stdin.close()
-        assert proc.wait(timeout=60) == 0
+        try:
+            assert proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
 
 
 def predicted(cli: Cli, run: Path, data: Path, tmp: Path) -> list[dict]:

@@ -79,13 +79,22 @@ def test_rows_are_read_as_training_goes(tmp_path: Path, monkeypatch) -> None:
             order, range(50, len(rows), 50))]
         np.testing.assert_array_equal(np.concatenate([b for b, _ in got]), whole[order])
         np.testing.assert_array_equal(np.concatenate([t for _, t in got]), labels[order])
+    # a chunk holds at most CHUNK_BYTES of model input (here two batches' worth)
+    sizes: list[int] = []
+    chunks = streamed.Epochs.chunks
+    monkeypatch.setattr(streamed, "CHUNK_BYTES", 100 * whole[:1].nbytes)
+    monkeypatch.setattr(streamed.Epochs, "chunks", lambda self: (
+        sizes.append(len(c[0])) or c for c in chunks(self)))
+    got = list(stream.keras_data(labels, 50, shuffle_seed=1).as_numpy_iterator())
+    assert sizes[0] == 100 and sum(sizes) == len(rows) == sum(len(b) for b, _ in got)
+    monkeypatch.setattr(streamed.Epochs, "chunks", chunks)
     # Keras's fit reads each epoch's pass once, to the end: epoch k is on draw k + 2
     from kerastrain import _keras
 
     passes = []
-    chunks = streamed.Epochs.chunks
-    monkeypatch.setattr(streamed.Epochs, "chunks", lambda self: passes.append(
-        self.order.copy()) or chunks(self))
+    next_order = streamed.Epochs.next_order
+    monkeypatch.setattr(streamed.Epochs, "next_order", lambda self: passes.append(
+        next_order(self).copy()) or passes[-1])
     keras = _keras.keras()
     model = keras.Sequential([keras.Input((whole.shape[1],)), keras.layers.Dense(2)])
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

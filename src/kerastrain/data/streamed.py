@@ -10,12 +10,13 @@ the same order, so the history and scores are the same to the bit; with shufflin
 epoch's order is a NumPy permutation drawn from the run's seed (the in-memory path draws
 its order in tf.data), so the numbers differ as another seed's do.
 
-The rows are read `CHUNK_BATCHES` batches at a time, in one call into Python, and tf.data
-cuts the chunk into the batches (`rebatch`): Keras's `PyDataset`, a call per batch through
-its enqueuer and `from_generator`, cost about 0.6 ms a batch, 4 s of CPU per epoch of
-216,000 rows, more than reading them. A pass over the pipeline is an epoch: it reads the
-order drawn for it, and once read to the end it draws the next (as `PyDataset.on_epoch_end`
-did: the same orders in the same sequence, so a run's numbers are unchanged).
+The rows are read up to `CHUNK_BATCHES` batches (and `CHUNK_BYTES` of input) at a time,
+in one call into Python, and tf.data cuts the chunk into the batches (`rebatch`): Keras's
+`PyDataset`, a call per batch through its enqueuer and `from_generator`, cost about 0.6 ms
+a batch, 4 s of CPU per epoch of 216,000 rows, more than reading them. A pass over the
+pipeline is an epoch: the first reads the order drawn at the start, each later one draws
+its own as it starts (the orders `PyDataset.on_epoch_end` drew, in the same sequence, so a
+run's numbers are unchanged; a pass Keras stops reading early does not repeat its order).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from kerastrain.data.table import Table
 
 STREAM_ROWS = 4096  # fewer rows (a probe, a small fold) are transformed into arrays
 QUEUE = 8           # batches read ahead of training at most (and one chunk)
-CHUNK_BATCHES = 32  # batches read in one call
+CHUNK_BATCHES = 32  # batches read in one call, at most
+CHUNK_BYTES = 16 << 20  # model input read in one call, at most (one batch if wider)
 TRIM_EVERY = 8      # chunks between hand-backs of freed heap memory (glibc's malloc_trim)
 
 
@@ -70,8 +72,9 @@ class RowStream:
         each pass in a new order when `shuffle_seed` is given (the first `skip_epochs`
         orders skipped)."""
         tf = _keras.tf()
-        epochs = Epochs(self, y, batch_size, shuffle_seed, skip_epochs)
         x = self.batch(np.arange(1))
+        per_chunk = max(1, min(CHUNK_BATCHES, CHUNK_BYTES // max(1, batch_size * x.nbytes)))
+        epochs = Epochs(self, y, batch_size, shuffle_seed, skip_epochs, per_chunk)
         spec = tf.TensorSpec((None, *x.shape[1:]), x.dtype)
         if y is not None:
             spec = (spec, tf.TensorSpec((None, *y.shape[1:]), y.dtype))
@@ -82,24 +85,34 @@ class RowStream:
 
 class Epochs:
     """The passes over a stream's rows: each in its order (the rows' own, or a NumPy
-    permutation from the seed, a new one drawn after each pass read to the end),
-    `CHUNK_BATCHES` batches at a time."""
+    permutation from the seed, a new one drawn as each pass after the first starts),
+    `per_chunk` batches at a time."""
 
     def __init__(self, stream: RowStream, y: np.ndarray | None, batch_size: int,
-                 seed: int | None, skip: int) -> None:
+                 seed: int | None, skip: int, per_chunk: int = CHUNK_BATCHES) -> None:
         self.stream, self.y, self.batch_size = stream, y, batch_size
+        self.per_chunk = per_chunk
         self.rng = None if seed is None else np.random.default_rng(seed)
         self.order = np.arange(len(stream))
         for _ in range(skip + 2 if self.rng is not None else 0):  # as the PyDataset drew
             self.order = self.rng.permutation(len(stream))  # (Keras's fit ends an epoch first)
+        self.passes = 0
         self.chunks_read = 0
 
     def __len__(self) -> int:
         return math.ceil(len(self.stream) / self.batch_size)
 
+    def next_order(self) -> np.ndarray:
+        """The order of the pass starting now: drawn as it starts (not once the previous
+        pass was read to its end, which Keras may stop short of), the first's at the start."""
+        if self.rng is not None and self.passes:
+            self.order = self.rng.permutation(len(self.order))
+        self.passes += 1
+        return self.order
+
     def chunks(self) -> Iterator[Any]:
-        """One pass: the batches of the current order, `CHUNK_BATCHES` at a time."""
-        order, step = self.order, self.batch_size * CHUNK_BATCHES
+        """One pass: the batches of its order, `per_chunk` at a time."""
+        order, step = self.next_order(), self.batch_size * self.per_chunk
         for start in range(0, len(order), step):
             self.chunks_read += 1
             if self.chunks_read % TRIM_EVERY == 0 and _trimmer() is not None:
@@ -107,8 +120,6 @@ class Epochs:
             positions = order[start:start + step]
             x = self.stream.batch(positions)
             yield x if self.y is None else (x, self.y[positions])
-        if self.rng is not None:
-            self.order = self.rng.permutation(len(order))
 
 
 _classes: dict[str, Any] = {}

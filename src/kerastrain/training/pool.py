@@ -14,9 +14,8 @@ travel back to the parent's `Progress`, so one display shows every worker.
 
 A worker that dies fails only the item it had started (`Outcome.error` a `WorkerDied`;
 one it had not started yet goes to another worker); a new worker takes its place while
-items wait. Ctrl-C (or a SIGTERM the command line turns into one)
-interrupts every worker once: each leaves its backup, as a serial run would, and the
-parent raises `KeyboardInterrupt`.
+items wait. Ctrl-C (or a SIGTERM the command line turns into one) interrupts every worker
+once: each leaves its backup, as a serial run would, and the parent raises it.
 """
 
 from __future__ import annotations
@@ -245,12 +244,13 @@ class WorkerPool:
         for worker in self.live:
             while len(worker.held) < depth and todo:
                 index = todo.pop() if from_back else todo.popleft()
+                worker.held.append(index)  # before it is sent (a Ctrl-C may come between)
                 try:
                     worker.tasks.send((index, fn, items[index]))
                 except OSError:  # it died idle: the item waits for another worker
+                    worker.held.pop()
                     todo.append(index) if from_back else todo.appendleft(index)
                     break
-                worker.held.append(index)
 
     def _read(self, worker: _Worker, ready: list[Any],
               progress: Progress) -> tuple[Outcome | None, bool]:
