@@ -21,10 +21,11 @@ def run_search(config: Path, fixed: list[str], params: list[str], search: str, t
                prune: str, jobs: int, gridded: bool, executor: Any, address: str | None,
                dry_run: bool, quiet: bool, json_: bool,
                render: Callable[[Any, bool, bool], None],
-               tuning: tuple[int | None, ...] = (None, None, None, None)) -> None:
+               tuning: tuple[int | None, ...] = (None, None, None),
+               budget: int | None = None) -> None:
     """Check, run and report a search (`render`: the sweep's final table; `tuning`:
-    --min-epochs, --reduction-factor, --startup-trials, --budget); exit 1 when a trial
-    failed, 130 interrupted."""
+    --min-epochs, --reduction-factor, --startup-trials); exit 1 when a trial failed, 130
+    interrupted."""
     if gridded:
         raise UserError(f"--search {search} draws from --param; --grid and --random are for "
                         "--search grid (the default) and the plain random draw.")
@@ -33,7 +34,8 @@ def run_search(config: Path, fixed: list[str], params: list[str], search: str, t
     from kerastrain.sweep.search import execute_search, plan_search
 
     planned = plan_search(config, fixed, params, search, trials, seed, metric, sweep_dir,
-                          storage, prune, jobs, sys.argv, executor.value, address, *tuning)
+                          storage, prune, jobs, sys.argv, executor.value, address, *tuning,
+                          budget=budget)
     if dry_run:
         if json_:
             print_json({"sweep_dir": str(planned.dir.path), "study": planned.spec.study,

@@ -126,7 +126,7 @@ def sweep(
             run_search(config, set_ or [], param or [], search.value, trials, seed, metric,
                        sweep_dir, storage, prune.value, jobs, bool(grid) or bool(random),
                        executor, address, dry_run, quiet, json_, _render_result,
-                       (min_epochs, reduction_factor, startup_trials, budget))
+                       (min_epochs, reduction_factor, startup_trials), budget)
             return
         if trials or storage or prune != Prune.none or any(
                 v is not None for v in (min_epochs, reduction_factor, startup_trials, budget)):

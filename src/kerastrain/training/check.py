@@ -25,6 +25,7 @@ from kerastrain.data.imagestream import files_named
 from kerastrain.data.leakage import LeakageReport, check_leakage
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
+from kerastrain.data.table import fingerprint_columns
 from kerastrain.data.values import label_order, label_value, labels
 from kerastrain.errors import KeyProblem
 from kerastrain.experiment import Experiment, check_names, load_experiment
@@ -65,9 +66,9 @@ class Checked:
 
     @cached_property
     def fingerprint(self) -> str:
-        """The SHA-256 of the columns the run uses (once per run): `resume` and `evaluate`
-        check the data is unchanged."""
-        return (self.hashing or self.experiment.fingerprint_ahead()).result()
+        """The SHA-256 of the columns the run uses, for `resume` and `evaluate` to check."""
+        return self.hashing.result() if self.hashing else fingerprint_columns(
+            self.experiment.table, self.experiment.used_columns)
 
 
 def check_runs_dir(runs_dir: str) -> None:
