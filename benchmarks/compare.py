@@ -69,6 +69,7 @@ class Run:
     tree_rss_mib: float
     returncode: int
     argv: list[str]
+    cpu_s: float = 0.0   # the child's own user + system CPU seconds (not its children's)
 
 
 @dataclass
@@ -108,9 +109,9 @@ def _tree_rss_kib(root: int) -> int:
 
 
 def measure(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, int,
-                                                                                 int, int]:
-    """Run `argv` to its end: (wall seconds, ru_maxrss KiB, sampled tree peak KiB, exit code).
-    Its output goes to `log`."""
+                                                                                 int, int, float]:
+    """Run `argv` to its end: (wall seconds, ru_maxrss KiB, sampled tree peak KiB, exit code,
+    its user + system CPU seconds). Its output goes to `log`."""
     sampled = [0]
     done = threading.Event()
     with open(log, "wb") as out:
@@ -126,7 +127,8 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple
         wall = time.perf_counter() - start
         done.set()
         child.returncode = os.waitstatus_to_exitcode(status)
-    return wall, int(usage.ru_maxrss), sampled[0], child.returncode
+    return (wall, int(usage.ru_maxrss), sampled[0], child.returncode,
+            usage.ru_utime + usage.ru_stime)
 
 
 # -- the comparisons ------------------------------------------------------------------------
@@ -235,12 +237,12 @@ def run_all(chosen: list[Comparison], pairs: int, work: Path) -> list[Run]:
         for round_ in range(pairs):
             for variant in comparison.variants:
                 log = logs / f"{comparison.name}-{len(runs)}.log"
-                wall, maxrss, tree, code = measure(variant.argv, variant.env, work, log)
+                wall, maxrss, tree, code, cpu = measure(variant.argv, variant.env, work, log)
                 runs.append(Run(comparison.name, variant.label, round_, round(wall, 3),
                                 round(maxrss / 1024, 1), round(tree / 1024, 1), code,
-                                variant.argv))
+                                variant.argv, round(cpu, 2)))
                 print(f"{comparison.name:<6} round {round_ + 1}/{pairs}  {variant.label:<26} "
-                      f"{wall:7.2f} s  {max(maxrss, tree) / 1024:7.0f} MiB"
+                      f"{wall:7.2f} s  {max(maxrss, tree) / 1024:7.0f} MiB  {cpu:6.1f} CPU-s"
                       + ("" if code == 0 else f"  exit {code}: see {log}"), file=sys.stderr)
                 if code != 0:
                     tail = log.read_text(errors="replace").splitlines()[-15:]

@@ -99,10 +99,11 @@ def run(variants: list[tuple[str, list[str], dict]], pairs: int, work: Path) -> 
         for label, argv, env in variants:
             log = work / "logs" / f"{len(runs)}.log"
             log.parent.mkdir(exist_ok=True)
-            wall, maxrss, tree, code = compare.measure(argv, env, work, log)
+            wall, maxrss, tree, code, cpu = compare.measure(argv, env, work, log)
             peak = max(maxrss, tree) / 1024
             runs.append({"label": label, "round": round_, "wall_s": round(wall, 2),
-                         "peak_mib": round(peak, 1), "code": code, "argv": argv})
+                         "peak_mib": round(peak, 1), "cpu_s": round(cpu, 2), "code": code,
+                         "argv": argv})
             print(f"round {round_ + 1}/{pairs}  {label:<34} {wall:7.2f} s  {peak:7.0f} MiB"
                   + ("" if code == 0 else f"  exit {code}: see {log}"), file=sys.stderr)
     return runs

@@ -16,14 +16,17 @@ sys.modules["bench_compare"] = compare
 _spec.loader.exec_module(compare)
 
 
-def test_measure_reports_wall_time_peak_memory_and_exit_code(tmp_path: Path) -> None:
-    # The sampler looks every 0.2 s: a child holding 200 MiB for 1 s is seen several times.
+def test_measure_reports_wall_time_peak_memory_cpu_and_exit_code(tmp_path: Path) -> None:
+    # The sampler looks every 0.2 s: a child holding 200 MiB for 1 s is seen several times;
+    # it spins 0.5 s of CPU and sleeps 1 s.
     script = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); " \
+             "t = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n" \
              "time.sleep(1.0); raise SystemExit(3)"
-    wall, maxrss_kib, tree_kib, code = compare.measure([sys.executable, "-c", script], {},
-                                                      tmp_path, tmp_path / "log")
+    wall, maxrss_kib, tree_kib, code, cpu = compare.measure(
+        [sys.executable, "-c", script], {}, tmp_path, tmp_path / "log")
     assert code == 3
-    assert 1.0 <= wall < 30
+    assert 1.5 <= wall < 30
+    assert 0.5 <= cpu < wall - 0.9
     assert maxrss_kib > 200 * 1024
     assert 200 * 1024 < tree_kib < 2 * maxrss_kib  # the tree's peak: the child and no more
 

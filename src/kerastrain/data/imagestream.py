@@ -9,7 +9,9 @@ the in-memory path's `NumericColumns` layer, checked once on the 256 values a pi
 take: where the same arithmetic in float32 gives its float64 results on all 256 to the
 bit (`numeric: none` with `rescale: 1/255` does), the pipeline computes in float32, else
 in the layer's float64. The decoded images are never held whole, so memory does not grow
-with the number of files.
+with the number of files. While a model trains, the stream keeps its decoded images on
+disk and its pipeline reads them back, a batch at a time, from the second pass on
+(`imagecache.py`).
 
 The numbers are the in-memory path's: tf.data's `shuffle` draws its order from the seed
 and the number of elements alone, so the shuffled paths come in the order in which the
@@ -23,11 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kerastrain import _keras
+from kerastrain.data.imagecache import KeptImages, kept_folder, kept_images
 from kerastrain.data.images import ImageFiles, decoder, is_decode_failure
 from kerastrain.data.layers import numeric_layer
 from kerastrain.data.preprocess import Preprocessor
@@ -42,6 +46,7 @@ class ImageStream:
         self.files = files if rows is None else files.take(rows)
         layer = numeric_layer(pre.features, pre.rescale)
         self.scale = _float32_form(layer) or layer
+        self._kept: tuple[Path | None, KeptImages | None] | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -52,20 +57,35 @@ class ImageStream:
         reshuffled on every iteration when `shuffle_seed` is given."""
         tf = _keras.tf()
         paths = tf.constant(list(self.files.paths), dtype=tf.string)
-        data = tf.data.Dataset.from_tensor_slices(paths if y is None else (paths, y))
-        if shuffle_seed is not None:
+        rows = np.arange(len(self), dtype=np.int64)
+        data = tf.data.Dataset.from_tensor_slices((paths, rows) if y is None else
+                                                  (paths, rows, y))
+        if shuffle_seed is not None:  # the order depends on the seed and length alone
             data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
-        load, scale = decoder(self.files.decoding), self.scale
-
-        def image(path: Any) -> Any:
-            return scale(load(path))
-
+        load, scale, kept = decoder(self.files.decoding), self.scale, self._kept_images()
+        auto = tf.data.AUTOTUNE
+        if kept is not None:  # a batch at a time, its images read back once kept
+            images = kept.batch_images(load)
+            data = data.batch(batch_size)
+            if y is None:
+                data = data.map(lambda path, row: scale(images(path, row)), auto)
+            else:
+                data = data.map(lambda path, row, target: (scale(images(path, row)), target),
+                                auto)
+            return data.prefetch(auto)
         if y is None:
-            data = data.map(image, num_parallel_calls=tf.data.AUTOTUNE)
+            data = data.map(lambda path, row: scale(load(path)), auto)
         else:
-            data = data.map(lambda path, target: (image(path), target),
-                            num_parallel_calls=tf.data.AUTOTUNE)
-        return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+            data = data.map(lambda path, row, target: (scale(load(path)), target), auto)
+        return data.batch(batch_size).prefetch(auto)
+
+    def _kept_images(self) -> KeptImages | None:
+        """Where this stream keeps its decoded images while training (`imagecache.py`),
+        one file for all its pipelines; None outside training."""
+        folder = kept_folder()
+        if self._kept is None or self._kept[0] != folder:
+            self._kept = (folder, kept_images(len(self), self.files.shape[1:]))
+        return self._kept[1]
 
 
 def _float32_form(layer: Any) -> Callable[[Any], Any] | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kerastrain.data.graphdata import GraphPreprocessor
+from kerastrain.data.imagecache import decoded_images
 from kerastrain.data.imagestream import files_named
 from kerastrain.data.preprocess import Preprocessor
 from kerastrain.data.splits import Fold
@@ -65,11 +66,10 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
             callbacks += run_callbacks(cfg.output, place)
         weights = class_weight(training, experiment.task, pre.classes, y_train)
     eval_batch = training.validation_batch_size or training.batch_size
-    validation_data = None
+    steer = None
     heldout: dict[str, list[float]] = {}
     if not refit:
         steer = experiment.arrays(pre, fold.steer_rows, "validation rows")
-        validation_data = evaluation_input(*steer, eval_batch)
         x_val, y_val = (steer if not len(fold.inner) else
                         experiment.arrays(pre, fold.validation, "validation rows"))
         if len(fold.inner):
@@ -80,12 +80,13 @@ def train_fold(experiment: Experiment, strategy: StrategyChoice, fold: Fold, pla
     last = LastLogs()
     watching = [*callbacks, backup, EpochProgress(progress, label, epochs)]
     progress.fold_begin(label, epochs, backup.resumed_from or 0)
-    try:
-        with files_named(experiment.table):  # an image that does not decode, named
+    try:  # an image that does not decode, named; decoded images kept for later epochs
+        with files_named(experiment.table), decoded_images(not strategy.distributes):
             model.fit(
                 **training_input(x_train, y_train, training.batch_size, training.shuffle,
                                  cfg.seed, backup.resumed_from or 0),
-                epochs=epochs, validation_data=validation_data, class_weight=weights,
+                epochs=epochs, class_weight=weights,
+                validation_data=evaluation_input(*steer, eval_batch) if steer else None,
                 validation_freq=training.validation_freq,
                 validation_batch_size=training.validation_batch_size,
                 callbacks=[*watching, last], verbose=0)

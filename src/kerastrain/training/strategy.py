@@ -17,6 +17,11 @@ class StrategyChoice:
     name: str
     devices: list[str]
 
+    @property
+    def distributes(self) -> bool:
+        """Whether Keras copies the input pipelines to several replicas."""
+        return self.name not in ("default (no distribution)", "OneDeviceStrategy")
+
 
 def _tpu_resolver(tf: Any) -> Any | None:
     if not (os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")
