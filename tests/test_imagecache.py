@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -77,34 +75,43 @@ def test_nothing_is_kept_without_room(tmp_path: Path, monkeypatch: pytest.Monkey
                         lambda path: usage._replace(free=2 * needed - 1))
     with imagecache.decoded_images():
         _batches(stream.keras_data(y, 5))
-        assert not list(imagecache.kept_folder().iterdir())
+        assert not list(imagecache.kept_folder().glob("*.u8"))
     monkeypatch.setattr(imagecache.shutil, "disk_usage",
                         lambda path: usage._replace(free=2 * needed))
     with imagecache.decoded_images():
         _batches(stream.keras_data(y, 5))
-        assert stream._kept[1].kept.all()
+        assert stream._kept[1].kept.all() and len(list(imagecache.kept_folder().glob("*.u8"))) == 1
     with imagecache.decoded_images(enabled=False):
         assert imagecache.kept_folder() is None
 
 
 def test_a_killed_process_folder_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A folder whose lock is free (its process was killed) is removed by the next
+    training; one whose lock a live process holds (here another open of it) is not."""
+    import fcntl
+    import shutil
+
     from kerastrain.data import imagecache
 
     where = Path(tempfile.gettempdir())
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
-    dead = where / f"{imagecache.PREFIX}{ended.stdout.strip()}-test"
-    alive = where / f"{imagecache.PREFIX}{os.getppid()}-test"
-    for folder in (dead, alive):
-        (folder / "0").mkdir(parents=True, exist_ok=True)
+    left, live = (Path(tempfile.mkdtemp(prefix=imagecache.PREFIX, dir=where))
+                  for _ in range(2))
+    for folder in (left, live):
+        (folder / imagecache.LOCK).touch()
+        (folder / "0.u8").write_bytes(b"x")
+    held = os.open(live / imagecache.LOCK, os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
     try:
         with imagecache.decoded_images():
-            imagecache.kept_folder()
-        assert not dead.exists() and alive.exists()
+            made = imagecache.kept_folder()
+            assert not left.exists() and live.exists() and made.exists()
+            with imagecache.decoded_images():   # a second training beside it: its lock
+                imagecache.kept_folder()          # held by this process, it stays
+                assert made.exists()
+        assert not made.exists()
     finally:
-        for folder in (dead, alive):
-            if folder.exists():
-                __import__("shutil").rmtree(folder)
+        os.close(held)
+        shutil.rmtree(live, ignore_errors=True)
 
 
 def test_a_fit_keeps_its_images_and_leaves_no_folder(cli: Cli, tmp_path: Path,

@@ -12,8 +12,10 @@ is decoded (as ever) and its images written there. The first pass costs what it 
 the stream's own order, so every number is what decoding gives. The file is read with
 `pread` into each batch's own array, never mapped, so memory does not grow with it.
 
-The folder is `$TMPDIR/kerastrain-decoded-<pid>-*`, removed when training ends; a folder
-left by a process that no longer runs (killed) is removed by the next one. Nothing is
+The folder is `$TMPDIR/kerastrain-decoded-*`, removed when training ends; the process
+training holds a lock on it (`flock`, which the system releases however the process
+ends), so a folder whose lock is free was left by a killed process, and the next one to
+train removes it. Nothing is
 kept when the decoded images would take more than half the free space there, or under a
 distribution strategy (`train_fold`: the pipeline calls back into this process's Python,
 which a dataset copied to replicas elsewhere could not).
@@ -21,12 +23,13 @@ which a dataset copied to replicas elsewhere could not).
 
 from __future__ import annotations
 
+import fcntl
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,19 @@ import numpy as np
 from kerastrain import _keras
 
 PREFIX = "kerastrain-decoded-"
-_ACTIVE: list[list[Any]] = []  # per training in progress: its folder, then its files
+LOCK = ".lock"   # held (flock) by the process training, released however it ends
+
+
+@dataclass
+class _Training:
+    """A training in progress: its folder once made (with its lock) and its files."""
+
+    folder: Path | None = None
+    lock: int = -1
+    kept: list[KeptImages] = field(default_factory=list)
+
+
+_ACTIVE: list[_Training] = []
 
 
 @contextmanager
@@ -45,28 +60,32 @@ def decoded_images(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    made: list[Any] = []
-    _ACTIVE.append(made)
+    training = _Training()
+    _ACTIVE.append(training)
     try:
         yield
     finally:
-        _ACTIVE.remove(made)
-        for kept in made[1:]:
+        _ACTIVE.remove(training)
+        for kept in training.kept:
             kept.close()
-        if made:
-            shutil.rmtree(made[0], ignore_errors=True)
+        if training.folder is not None:
+            shutil.rmtree(training.folder, ignore_errors=True)
+            os.close(training.lock)
 
 
 def kept_folder() -> Path | None:
     """The folder of the training in progress (made now), None outside `decoded_images`."""
     if not _ACTIVE:
         return None
-    made = _ACTIVE[-1]
-    if not made:
+    training = _ACTIVE[-1]
+    if training.folder is None:
         where = Path(tempfile.gettempdir())
         _remove_stale(where)
-        made.append(Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=where)))
-    return made[0]
+        folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=where))
+        training.lock = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(training.lock, fcntl.LOCK_EX)
+        training.folder = folder
+    return training.folder
 
 
 class KeptImages:
@@ -133,23 +152,22 @@ def kept_images(count: int, shape: tuple[int, ...]) -> KeptImages | None:
     if count * int(np.prod(shape)) > shutil.disk_usage(folder).free // 2:
         return None
     kept = KeptImages(folder, count, shape)
-    _ACTIVE[-1].append(kept)
+    _ACTIVE[-1].kept.append(kept)
     return kept
 
 
 def _remove_stale(where: Path) -> None:
-    """The folders of processes that no longer run (a kill -9 leaves its folder)."""
+    """The folders whose lock no process holds: their process ended without removing
+    them (a kill -9)."""
     for folder in where.glob(f"{PREFIX}*"):
-        found = re.match(rf"{PREFIX}(\d+)-", folder.name)
-        if found and not _running(int(found.group(1))):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        try:
+            lock = os.open(folder / LOCK, os.O_RDWR)
+        except OSError:
+            continue   # no lock yet (being made) or not ours
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue   # a live process trains with it
+        finally:
+            os.close(lock)
+        shutil.rmtree(folder, ignore_errors=True)
