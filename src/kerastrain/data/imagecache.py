@@ -15,10 +15,9 @@ the stream's own order, so every number is what decoding gives. The file is read
 The folder is `$TMPDIR/kerastrain-decoded-*`, removed when training ends; the process
 training holds a lock on it (`flock`, which the system releases however the process
 ends), so a folder whose lock is free was left by a killed process, and the next one to
-train removes it. Nothing is
-kept when the decoded images would take more than half the free space there, or under a
-distribution strategy (`train_fold`: the pipeline calls back into this process's Python,
-which a dataset copied to replicas elsewhere could not).
+train removes it. Nothing is kept when the decoded images would take more than half the
+free space there, or under a distribution strategy (`train_fold`: the pipeline calls back
+into this process's Python, which a dataset copied to replicas elsewhere could not).
 """
 
 from __future__ import annotations
@@ -131,11 +130,11 @@ class KeptImages:
                 return tf.numpy_function(self.read, [rows], tf.uint8, stateful=True)
 
             def decoded() -> Any:
-                images = tf.map_fn(load, paths, fn_output_signature=spec)
-                written = tf.numpy_function(self.write, [images, rows], tf.bool,
+                batch = tf.map_fn(load, paths, fn_output_signature=spec)
+                written = tf.numpy_function(self.write, [batch, rows], tf.bool,
                                             stateful=True)
                 with tf.control_dependencies([written]):
-                    return tf.identity(images)
+                    return tf.identity(batch)
 
             kept = tf.numpy_function(self.all_kept, [rows], tf.bool, stateful=True)
             return tf.ensure_shape(tf.cond(kept, read_back, decoded), (None, *self.shape))

@@ -63,21 +63,18 @@ class ImageStream:
         if shuffle_seed is not None:  # the order depends on the seed and length alone
             data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
         load, scale, kept = decoder(self.files.decoding), self.scale, self._kept_images()
-        auto = tf.data.AUTOTUNE
         if kept is not None:  # a batch at a time, its images read back once kept
-            images = kept.batch_images(load)
             data = data.batch(batch_size)
-            if y is None:
-                data = data.map(lambda path, row: scale(images(path, row)), auto)
-            else:
-                data = data.map(lambda path, row, target: (scale(images(path, row)), target),
-                                auto)
-            return data.prefetch(auto)
-        if y is None:
-            data = data.map(lambda path, row: scale(load(path)), auto)
+            images = kept.batch_images(load)
         else:
-            data = data.map(lambda path, row, target: (scale(load(path)), target), auto)
-        return data.batch(batch_size).prefetch(auto)
+            def images(path: Any, row: Any) -> Any:
+                return load(path)
+        auto = tf.data.AUTOTUNE
+        if y is None:
+            data = data.map(lambda path, row: scale(images(path, row)), auto)
+        else:
+            data = data.map(lambda path, row, target: (scale(images(path, row)), target), auto)
+        return (data if kept is not None else data.batch(batch_size)).prefetch(auto)
 
     def _kept_images(self) -> KeptImages | None:
         """Where this stream keeps its decoded images while training (`imagecache.py`),
