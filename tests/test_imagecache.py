@@ -86,8 +86,8 @@ def test_nothing_is_kept_without_room(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_a_killed_process_folder_is_removed_by_the_next(tmp_path: Path) -> None:
-    """A folder whose lock is free (its process was killed) is removed by the next
-    training; one whose lock a live process holds (here another open of it) is not."""
+    """A folder whose lock is free (its process was killed) is removed when the next
+    training starts; one whose lock a live process holds (here another open of it) is not."""
     import fcntl
     import shutil
 
@@ -102,9 +102,10 @@ def test_a_killed_process_folder_is_removed_by_the_next(tmp_path: Path) -> None:
     held = os.open(live / imagecache.LOCK, os.O_RDWR)
     fcntl.flock(held, fcntl.LOCK_EX)
     try:
-        with imagecache.decoded_images():
+        with imagecache.decoded_images():   # any training, of images or not
+            assert not left.exists() and live.exists()
             made = imagecache.kept_folder()
-            assert not left.exists() and live.exists() and made.exists()
+            assert made.exists()
             with imagecache.decoded_images():   # a second training beside it: its lock
                 imagecache.kept_folder()          # held by this process, it stays
                 assert made.exists()

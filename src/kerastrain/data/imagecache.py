@@ -14,10 +14,11 @@ the stream's own order, so every number is what decoding gives. The file is read
 
 The folder is `$TMPDIR/kerastrain-decoded-*`, removed when training ends; the process
 training holds a lock on it (`flock`, which the system releases however the process
-ends), so a folder whose lock is free was left by a killed process, and the next one to
-train removes it. Nothing is kept when the decoded images would take more than half the
-free space there, or under a distribution strategy (`train_fold`: the pipeline calls back
-into this process's Python, which a dataset copied to replicas elsewhere could not).
+ends), so a folder whose lock is free was left by a killed process, and the next
+training removes it (of images or not). Nothing is kept when the decoded images would
+take more than half the free space there, or under a distribution strategy
+(`train_fold`: the pipeline calls back into this process's Python, which a dataset copied
+to replicas elsewhere could not).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def decoded_images(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
+    _remove_stale(Path(tempfile.gettempdir()))   # whatever this training reads
     training = _Training()
     _ACTIVE.append(training)
     try:
@@ -78,9 +80,7 @@ def kept_folder() -> Path | None:
         return None
     training = _ACTIVE[-1]
     if training.folder is None:
-        where = Path(tempfile.gettempdir())
-        _remove_stale(where)
-        folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=where))
+        folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=tempfile.gettempdir()))
         training.lock = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(training.lock, fcntl.LOCK_EX)
         training.folder = folder
