@@ -7,7 +7,7 @@ seed, each beside Keras Tuner's Hyperband on the same space with the same seed; 
 together, none twice).
 
     python benchmarks/search.py                 # 15 epochs, 20 TPE trials, seeds 0-4
-    python benchmarks/search.py --search-args "--min-epochs 4"   # the target's settings
+    python benchmarks/search.py --search-args "--min-epochs 4"   # another first rung
     python benchmarks/search.py --seeds 0,1 --no-budget --search-args "--reduction-factor 3"
     python benchmarks/search.py --skip-tuner    # without Keras Tuner (the [bench] extra)
 
