@@ -60,7 +60,7 @@ def decoded_images(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    _remove_stale(Path(tempfile.gettempdir()))   # whatever this training reads
+    _remove_stale(Path(tempfile.gettempdir()))   # killed runs', whatever this one reads
     training = _Training()
     _ACTIVE.append(training)
     try:
@@ -81,8 +81,10 @@ def kept_folder() -> Path | None:
     training = _ACTIVE[-1]
     if training.folder is None:
         folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=tempfile.gettempdir()))
-        training.lock = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        # locked before it takes the name another process looks for: never seen free
+        training.lock = os.open(folder / f"{LOCK}.new", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(training.lock, fcntl.LOCK_EX)
+        os.rename(folder / f"{LOCK}.new", folder / LOCK)
         training.folder = folder
     return training.folder
 
@@ -94,9 +96,8 @@ class KeptImages:
     def __init__(self, folder: Path, count: int, shape: tuple[int, ...]) -> None:
         self.shape, self.size = shape, int(np.prod(shape))
         self.kept = np.zeros(count, dtype=bool)
-        handle, self.path = tempfile.mkstemp(dir=folder, suffix=".u8")
-        self.fd = handle
-        os.ftruncate(handle, count * self.size)
+        self.fd, self.path = tempfile.mkstemp(dir=folder, suffix=".u8")
+        os.ftruncate(self.fd, count * self.size)
 
     def close(self) -> None:
         os.close(self.fd)
